@@ -1,0 +1,64 @@
+"""The ``covidx-us`` command line: one sub-command per module, each module owning its own arguments.
+
+A command module defines ``add_parser(subparsers) -> argparse.ArgumentParser`` whose parser sets
+``func=run`` where ``run(args) -> int`` is the exit code. This file only wires them together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from processing.errors import CovidxError
+
+# (sub-command, module defining add_parser). Order is the order of ``covidx-us --help``.
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("catalogue", "processing.catalogue_cli"),
+    ("download", "processing.download_cli"),
+    ("clean", "processing.clean_cli"),
+    ("build", "processing.build_cli"),
+    ("push", "processing.hub"),
+    ("demo", "processing.demo"),
+    ("report", "processing.report"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="covidx-us",
+        description="Rebuild the COVIDx-US lung-ultrasound benchmark as a Hugging Face dataset.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for _name, module_name in COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:  # a real missing dependency, not a command still being written
+                raise
+            continue
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except CovidxError as exc:
+        print(f"covidx-us {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"covidx-us {args.command}: interrupted; completed work is kept and a rerun resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Progress bars for long steps: tqdm on a terminal, silent otherwise (logs and CI stay readable)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+
+
+def enabled() -> bool:
+    """Bars show on an interactive stderr unless COVIDX_US_PROGRESS=0; COVIDX_US_PROGRESS=1 forces them."""
+    forced = os.environ.get("COVIDX_US_PROGRESS")
+    if forced is not None:
+        return forced not in ("", "0", "false", "no")
+    return sys.stderr.isatty()
+
+
+def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it", leave: bool = True):
+    """Wrap ``iterable`` in a tqdm bar labelled ``desc`` (disabled when :func:`enabled` is False)."""
+    return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=not enabled(), dynamic_ncols=True)

@@ -1,0 +1,34 @@
+"""Shared test fixtures. Tests read ../shared in place (read-only) and skip cleanly when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+REFERENCE_RELEASE = SHARED / "reference" / "covidx_us"
+REALDATA = SHARED / "realdata"
+
+# Never reach the real Hub from tests; a non-local name fails fast instead of retrying.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("COVIDX_US_PROGRESS", "0")
+
+
+@pytest.fixture(scope="session")
+def reference_release() -> Path:
+    """The upstream release files at the pinned commit, as laid out upstream (read-only)."""
+    if not (REFERENCE_RELEASE / "utils" / "video_metadata.csv").is_file():
+        pytest.skip("../shared/reference/covidx_us is not available")
+    return REFERENCE_RELEASE
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """The folder of real LUS clips with MANIFEST.csv (read-only)."""
+    if not (REALDATA / "MANIFEST.csv").is_file():
+        pytest.skip("../shared/realdata is not available")
+    return REALDATA
