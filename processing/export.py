@@ -1,0 +1,254 @@
+"""Write built configs as a folder in the Hugging Face Hub's own layout, with its dataset card.
+
+Layout (what ``push_to_hub`` writes, so stock ``load_dataset(folder, config)`` and ``streaming=True`` read it and
+``upload_folder`` uploads it as is)::
+
+    DIR/README.md                                   YAML: configs (data_files per split), dataset_info; then the card
+    DIR/<config>/<split>-00000-of-00001.parquet     Parquet shards with the media bytes embedded
+
+The folder is written in a temporary folder beside DIR and swapped in at the end: a failed export never leaves a
+half-written DIR, and an earlier export stays in place until the new one is complete. An export holds exactly the
+configs it was given (an older DIR is replaced whole).
+
+This module must not run the pipeline, download anything or talk to the Hub; it only writes what it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+from datasets.info import DatasetInfo, DatasetInfosDict
+from datasets.splits import SplitDict, SplitInfo
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCardData
+
+from processing.errors import CovidxError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_SHARD_BYTES = 500 * 1024**2
+
+# Per source: (display name, licence of its clips as the upstream README states it; ../shared ORIGIN.md).
+SOURCE_LICENCES: dict[str, tuple[str, str]] = {
+    "butterfly": ("Butterfly Network", "none stated"),
+    "grepmed": ("GrepMed", "none stated"),
+    "litfl": ("Life in the Fast Lane (LITFL)", "CC BY-NC-SA 4.0"),
+    "pocusatlas": ("The POCUS Atlas", "CC BY-NC 4.0"),
+    "radio": ("Radiopaedia", "CC BY-NC-SA 3.0"),
+    "core": ("CoreUltrasound", "none stated"),
+    "uf": ("University of Florida", "none stated"),
+    "paper": ("Publications' supplementary material", "none stated"),
+    "clarius": ("Clarius", "none stated"),
+}
+
+CITATION = """@article{ebadi2021covidxus,
+  title   = {{COVIDx-US} -- An Open-Access Benchmark Dataset of Ultrasound Imaging Data for {AI}-Driven {COVID-19} Analytics},
+  author  = {Ebadi, Ashkan and Xi, Pengcheng and MacLean, Alexander and Tremblay, St{\\'e}phane and Kohli, Sonny and Wong, Alexander},
+  journal = {arXiv preprint arXiv:2103.10003},
+  year    = {2021},
+  note    = {Published in Frontiers in Bioscience-Landmark (2022); data and scripts: https://github.com/nrc-cnrc/COVID-US}
+}"""
+
+
+class ExportError(CovidxError):
+    """The export cannot be written (empty build, bad output folder...)."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a build came from; written into the dataset card."""
+
+    release_version: str
+    release_commit: str | None  # the pinned upstream commit; None for a custom release
+    official: bool  # False for --custom-release builds: not the official COVIDx-US
+    parameters: Mapping[str, object] = field(default_factory=dict)  # per config name: its parameters
+    manifest_sha256: str | None = None  # digest of the download manifest
+    missing_videos: tuple[str, ...] = ()  # clips left out because they could not be had (--allow-missing)
+
+    def release_text(self) -> str:
+        if not self.official:
+            return f"custom release {self.release_version}: not the official COVIDx-US"
+        commit = self.release_commit or "unknown commit"
+        return f"official COVIDx-US v{self.release_version} (nrc-cnrc/COVID-US commit {commit})"
+
+
+def shard_paths(split: str, num_shards: int) -> list[str]:
+    """File names of a split's shards, as ``push_to_hub`` names them."""
+    return [f"{split}-{i:05d}-of-{num_shards:05d}.parquet" for i in range(num_shards)]
+
+
+def _write_config(ds_dict: datasets.DatasetDict, config_dir: Path, max_shard_bytes: int) -> dict[str, SplitInfo]:
+    config_dir.mkdir(parents=True)
+    splits: dict[str, SplitInfo] = {}
+    for split, ds in ds_dict.items():
+        nbytes = int(ds.data.nbytes)
+        num_shards = max(1, math.ceil(nbytes / max_shard_bytes)) if len(ds) else 1
+        num_shards = min(num_shards, max(1, len(ds)))
+        for index, name in enumerate(shard_paths(split, num_shards)):
+            ds.shard(num_shards=num_shards, index=index, contiguous=True).to_parquet(str(config_dir / name))
+        splits[split] = SplitInfo(name=split, num_bytes=nbytes, num_examples=len(ds))
+    return splits
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _source_counts(ds_dict: datasets.DatasetDict) -> Counter[str]:
+    """Clips per source (each video counted once, whatever its number of frames)."""
+    pairs: set[tuple[str, str]] = set()
+    for ds in ds_dict.values():
+        if "source" in ds.column_names and "video_id" in ds.column_names:
+            pairs.update(zip(ds["video_id"], ds["source"], strict=True))
+    return Counter(source for _video, source in pairs)
+
+
+def _size_category(n: int) -> str:
+    """The Hub's size_categories bucket for n examples."""
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < limit:
+            return name
+    return "1M<n<10M"
+
+
+def card_text(
+    infos: Mapping[str, DatasetInfo],
+    sources: Mapping[str, int],
+    provenance: Provenance,
+    default_config: str | None = None,
+) -> str:
+    """The README.md (YAML header + prose) for the given per-config infos."""
+    card_data = DatasetCardData(
+        pretty_name="COVIDx-US (rebuilt)",
+        license="other",
+        license_name="per-source",
+        license_details="Clips keep their source's licence; see 'Licences' below.",
+        task_categories=["image-classification", "video-classification"],
+        tags=["medical", "ultrasound", "lung-ultrasound", "covid-19"],
+        size_categories=[_size_category(sum(s.num_examples for i in infos.values() for s in i.splits.values()))],
+    )
+    DatasetInfosDict({name: info for name, info in infos.items()}).to_dataset_card_data(card_data)
+    configs = {
+        name: {"data_files": [{"split": s, "path": f"{name}/{s}-*"} for s in info.splits]}
+        for name, info in infos.items()
+    }
+    if default_config in configs:
+        configs[default_config]["default"] = True
+    MetadataConfigs(configs).to_dataset_card_data(card_data)
+
+    lines = [
+        "# COVIDx-US, rebuilt",
+        "",
+        "Lung-ultrasound (LUS) clips of the COVIDx-US benchmark (COVID-19, pneumonia, normal, other), downloaded from",
+        "their public sources and cleaned (crop to the ultrasound sector, inpainting of overlays) by `covidx-us build`.",
+        "Splits are grouped by patient (clips the upstream errata say are the same count as one) and stratified by class.",
+        "",
+        "## Configs",
+        "",
+        "| config | split | examples |",
+        "|---|---|---|",
+    ]
+    for name, info in infos.items():
+        for split, split_info in info.splits.items():
+            lines.append(f"| {name} | {split} | {split_info.num_examples} |")
+    lines += ["", "```python", "from datasets import load_dataset", ""]
+    first = next(iter(infos), "frames-4class")
+    lines += [f'ds = load_dataset("path/to/this/folder", "{first}")', "```", ""]
+    lines += [
+        "## Licences",
+        "",
+        "The clips are not covered by this project's licence: each keeps its source's terms, as stated by the",
+        "upstream COVIDx-US README. Where none is stated, ask the source before any use beyond research.",
+        "",
+        "| source | clips in this build | licence |",
+        "|---|---|---|",
+    ]
+    for source, (display, licence) in SOURCE_LICENCES.items():
+        if sources.get(source):
+            lines.append(f"| {display} (`{source}`) | {sources[source]} | {licence} |")
+    lines += [
+        "",
+        "The release files (labels, crop and mask metadata) come from nrc-cnrc/COVID-US under GNU AGPL-3.0.",
+        "",
+        "## Provenance",
+        "",
+        f"- Release: {provenance.release_text()}",
+        f"- Download manifest sha256: {provenance.manifest_sha256 or 'not recorded'}",
+    ]
+    if provenance.missing_videos:
+        lines.append(
+            f"- Missing videos left out ({len(provenance.missing_videos)}): " + ", ".join(provenance.missing_videos)
+        )
+    lines += ["- Parameters:", "", "```json", json.dumps(provenance.parameters, indent=2, sort_keys=True, default=str)]
+    lines += ["```", "", "## Citation", "", "```bibtex", CITATION, "```", ""]
+    return f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines)
+
+
+def export_hub_folder(
+    builds: Mapping[str, datasets.DatasetDict],
+    output_dir: Path | str,
+    provenance: Provenance,
+    *,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    default_config: str | None = None,
+) -> Path:
+    """Write ``builds`` (config name -> DatasetDict) as a Hub-layout folder at ``output_dir``, atomically.
+
+    Returns ``output_dir``. Raises :class:`ExportError` when there is nothing to export.
+    """
+    output_dir = Path(output_dir).absolute()
+    if not builds or not any(len(ds) for dd in builds.values() for ds in dd.values()):
+        raise ExportError(f"nothing to export to {output_dir}: the build holds no examples")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    try:
+        infos: dict[str, DatasetInfo] = {}
+        sources: Counter[str] = Counter()
+        for name, ds_dict in builds.items():
+            splits = _write_config(ds_dict, tmp / name, max_shard_bytes)
+            features = next(iter(ds_dict.values())).features
+            info = DatasetInfo(
+                features=features,
+                splits=SplitDict({k: v for k, v in splits.items()}),
+                download_size=_folder_size(tmp / name),
+                dataset_size=sum(s.num_bytes for s in splits.values()),
+                config_name=name,
+            )
+            infos[name] = info
+            for source, n in _source_counts(ds_dict).items():
+                sources[source] = max(sources[source], n)
+        (tmp / "README.md").write_text(card_text(infos, sources, provenance, default_config), encoding="utf-8")
+        _swap_in(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("exported %s to %s", ", ".join(builds), output_dir)
+    return output_dir
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Replace ``target`` by the folder ``new``; the old one is kept until the new one is in place."""
+    if not target.exists():
+        os.replace(new, target)
+        return
+    if not target.is_dir():
+        raise ExportError(f"output {target} exists and is not a folder")
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old.rmdir()
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,170 @@
+"""Specification of processing.export: a Hub-layout folder that stock `datasets` loads offline, written atomically."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import datasets
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from PIL import Image
+
+from processing import export
+from processing.export import ExportError, Provenance, export_hub_folder
+
+LABELS = ["covid", "pneumonia", "normal", "other"]
+
+
+def _png(value: int, w: int = 6, h: int = 4) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((h, w, 3), value, np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _frames(n: int, first_video: int, source: str) -> datasets.Dataset:
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=LABELS),
+            "video_id": datasets.Value("string"),
+            "frame_index": datasets.Value("int32"),
+            "source": datasets.Value("string"),
+        }
+    )
+    return datasets.Dataset.from_dict(
+        {
+            "image": [{"bytes": _png(10 * i), "path": None} for i in range(n)],
+            "label": [i % 4 for i in range(n)],
+            "video_id": [f"{first_video + i // 2}_{source}_covid" for i in range(n)],
+            "frame_index": [i % 2 for i in range(n)],
+            "source": [source] * n,
+        },
+        features=features,
+    )
+
+
+def _videos() -> datasets.Dataset:
+    features = datasets.Features(
+        {"video": datasets.Video(), "label": datasets.ClassLabel(names=LABELS), "video_id": datasets.Value("string")}
+    )
+    return datasets.Dataset.from_dict(
+        {"video": [{"bytes": b"\x00\x00\x00\x18ftypmp42", "path": "1_grepmed_covid.mp4"}], "label": [0],
+         "video_id": ["1_grepmed_covid"]},
+        features=features,
+    )
+
+
+BUILDS = {
+    "frames-4class": datasets.DatasetDict(train=_frames(6, 1, "litfl"), test=_frames(2, 20, "pocusatlas")),
+    "videos-4class": datasets.DatasetDict(train=_videos()),
+}
+PROVENANCE = Provenance("1.5", "caf3aca8", True, {"frames-4class": {"seed": 0}}, manifest_sha256="ab" * 32)
+
+
+def _front_matter(readme: str) -> dict:
+    assert readme.startswith("---\n")
+    return yaml.safe_load(readme.split("---\n")[1])
+
+
+def test_layout_is_config_split_shards_plus_card(tmp_path):
+    out = export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE)
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == [
+        "README.md",
+        "frames-4class/test-00000-of-00001.parquet",
+        "frames-4class/train-00000-of-00001.parquet",
+        "videos-4class/train-00000-of-00001.parquet",
+    ]
+    meta = _front_matter((out / "README.md").read_text())
+    configs = {c["config_name"]: c for c in meta["configs"]}
+    assert configs["frames-4class"]["data_files"] == [
+        {"split": "train", "path": "frames-4class/train-*"},
+        {"split": "test", "path": "frames-4class/test-*"},
+    ]
+    infos = {i["config_name"]: i for i in meta["dataset_info"]}
+    assert {s["name"]: s["num_examples"] for s in infos["frames-4class"]["splits"]} == {"train": 6, "test": 2}
+    assert [f["name"] for f in infos["videos-4class"]["features"]] == ["video", "label", "video_id"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
+
+
+def test_large_splits_are_sharded_like_push_to_hub(tmp_path):
+    out = export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE, max_shard_bytes=200)
+    shards = sorted(p.name for p in (out / "frames-4class").glob("train-*"))
+    assert len(shards) > 1
+    assert shards == export.shard_paths("train", len(shards))
+    assert sum(pq.read_metadata(out / "frames-4class" / s).num_rows for s in shards) == 6
+
+
+def test_images_are_embedded_bytes_not_paths(tmp_path):
+    out = export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE)
+    table = pq.read_table(out / "frames-4class" / "train-00000-of-00001.parquet")
+    images = table.column("image").to_pylist()
+    assert [im["bytes"] for im in images] == [_png(10 * i) for i in range(6)]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_stock_load_dataset_reads_the_folder_offline_from_its_parent(tmp_path, monkeypatch, streaming):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE)
+    monkeypatch.chdir(tmp_path)
+    ds = datasets.load_dataset("covidx_us", "frames-4class", streaming=streaming, cache_dir=str(tmp_path / "cache"))
+    rows = list(ds["test"])
+    assert [r["video_id"] for r in rows] == ["20_pocusatlas_covid", "20_pocusatlas_covid"]
+    assert [r["label"] for r in rows] == [0, 1]
+    assert np.asarray(rows[1]["image"]).tolist() == np.full((4, 6, 3), 10, np.uint8).tolist()
+    assert ds["train"].features["label"].names == LABELS
+
+
+def test_video_bytes_load_without_a_decoder(tmp_path, monkeypatch):
+    export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE)
+    monkeypatch.chdir(tmp_path)
+    ds = datasets.load_dataset("covidx_us", "videos-4class", split="train", cache_dir=str(tmp_path / "cache"))
+    assert isinstance(ds.features["video"], datasets.Video)
+    row = ds.cast_column("video", datasets.Video(decode=False))[0]
+    assert row["video"]["bytes"] == b"\x00\x00\x00\x18ftypmp42"
+
+
+def test_card_names_licences_citation_and_provenance(tmp_path):
+    out = export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE)
+    card = (out / "README.md").read_text()
+    assert "| The POCUS Atlas (`pocusatlas`) | 1 | CC BY-NC 4.0 |" in card
+    assert "| Life in the Fast Lane (LITFL) (`litfl`) | 3 | CC BY-NC-SA 4.0 |" in card
+    assert "Radiopaedia" not in card  # no clip of that source in this build
+    assert "arXiv:2103.10003" in card and "Ebadi, Ashkan" in card
+    assert "commit caf3aca8" in card and "ab" * 32 in card
+    custom = Provenance("1.5", None, False, {}, None, missing_videos=("7_litfl_covid",))
+    card = (export_hub_folder(BUILDS, tmp_path / "c2", custom) / "README.md").read_text()
+    assert "custom release 1.5: not the official COVIDx-US" in card
+    assert "Missing videos left out (1): 7_litfl_covid" in card
+
+
+def test_a_failed_export_leaves_the_previous_one_untouched(tmp_path, monkeypatch):
+    out = export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real = export._write_config
+
+    def fail_on_videos(ds_dict, config_dir, max_shard_bytes):
+        if config_dir.name == "videos-4class":
+            raise OSError("disk full")
+        return real(ds_dict, config_dir, max_shard_bytes)
+
+    monkeypatch.setattr(export, "_write_config", fail_on_videos)
+    with pytest.raises(OSError, match="disk full"):
+        export_hub_folder({"frames-binary": BUILDS["frames-4class"], **BUILDS}, out, PROVENANCE)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(os.listdir(tmp_path)) == ["covidx_us"]
+
+
+def test_a_failed_first_export_leaves_no_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "_write_config", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_empty_build_is_refused(tmp_path):
+    with pytest.raises(ExportError, match="no examples"):
+        export_hub_folder({"frames-4class": datasets.DatasetDict(train=_frames(0, 1, "litfl"))}, tmp_path / "x", PROVENANCE)
