@@ -1,0 +1,246 @@
+"""Clip I/O: read mp4, gif, avi, mov and wmv frame by frame, and write lossless cropped/clean videos.
+
+Reading decodes one frame at a time with PyAV (FFmpeg), so memory stays bounded whatever the clip length.
+Frame numbers count decoded frames from 0; timestamps are seconds from the first frame, taken from the
+stream's presentation times (GIF frame durations are honoured because FFmpeg's GIF demuxer reads them).
+This module knows containers and codecs; it must not know about crops, masks or the release.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from processing.errors import ClipError
+
+log = logging.getLogger(__name__)
+
+#: Containers the reader is tested on (by file extension); others FFmpeg knows are tried too.
+CONTAINERS = ("mp4", "gif", "avi", "mov", "wmv")
+
+#: Output videos: H.264 in RGB with qp 0 is mathematically lossless (frames decode bit-exact), keeps odd sizes
+#: (no chroma subsampling) and is read by every FFmpeg-based reader (torchcodec, PyAV, OpenCV, datasets.Video).
+VIDEO_CODEC = "libx264rgb"
+VIDEO_SUFFIX = ".mp4"
+_TIME_BASE = Fraction(1, 90000)  # MPEG's 90 kHz clock: exact for every common frame rate and for GIF centiseconds
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What a full decode of a clip found. ``frame_count`` is counted, never taken from the header."""
+
+    path: Path
+    container: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration: float
+    timestamps: tuple[float, ...] = ()  # seconds from the first frame, one per decoded frame
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: ``index`` counts from 0 in decode order, ``image`` is RGB uint8 ``(H, W, 3)``."""
+
+    index: int
+    timestamp: float
+    image: np.ndarray
+
+
+def _open(path: Path):
+    if not path.is_file():
+        raise ClipError(f"clip {path} does not exist")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise ClipError(f"clip {path} cannot be opened as a video: {exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise ClipError(f"clip {path} has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # frame threading: same frames, faster decode
+    return container, stream
+
+
+def _decoded(path: Path) -> Iterator[tuple[av.VideoFrame, float | None, float | None]]:
+    """Yield ``(frame, time, duration)`` for every decoded frame, turning FFmpeg failures into ClipError.
+
+    FFmpeg stops quietly at the end of a truncated file, so truncation is checked explicitly: fewer packets than
+    the container's index lists (mp4, mov, avi), or a GIF without its trailer byte.
+    """
+    container, stream = _open(path)
+    try:
+        tb = stream.time_base
+        listed = stream.frames or 0
+        packets = 0
+        for packet in container.demux(stream):
+            if packet.size:
+                packets += 1
+            for frame in packet.decode():
+                time = float(frame.pts * tb) if frame.pts is not None and tb is not None else None
+                duration = float(frame.duration * tb) if frame.duration and tb is not None else None
+                yield frame, time, duration
+        if listed and packets < listed and container.format.name.split(",")[0] in ("mov", "avi"):
+            raise ClipError(f"clip {path} is truncated: its index lists {listed} frames, the file holds {packets}")
+        if path.suffix.lower() == ".gif" and _tail(path) != b"\x3b":
+            raise ClipError(f"clip {path} is truncated: the GIF has no trailer byte")
+    except av.FFmpegError as exc:
+        raise ClipError(f"clip {path} is unreadable or truncated: {exc}") from exc
+    finally:
+        container.close()
+
+
+def _tail(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1)
+
+
+def _nominal_fps(path: Path) -> float | None:
+    container, stream = _open(path)
+    try:
+        for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+            if rate and 0 < float(rate) < 1000:
+                return float(rate)
+        return None
+    finally:
+        container.close()
+
+
+class _Timeline:
+    """Turn presentation times into seconds from the first frame, strictly increasing.
+
+    A frame without a pts (or with one not after its predecessor) is placed 1/fps after the previous frame.
+    probe_clip and iter_frames share this so their timestamps agree exactly.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.step = 1 / fps
+        self.origin: float | None = None
+        self.previous: float | None = None
+
+    def stamp(self, time: float | None) -> float:
+        if time is not None and self.origin is None:
+            self.origin = time if self.previous is None else time - (self.previous + self.step)
+        if time is None or self.origin is None:
+            value = 0.0 if self.previous is None else self.previous + self.step
+        else:
+            value = time - self.origin
+            if self.previous is not None and value <= self.previous:
+                value = self.previous + self.step
+        value = round(value, 9)
+        self.previous = value
+        return value
+
+
+def probe_clip(path: Path | str) -> ClipInfo:
+    """Decode the whole clip once (without keeping frames) and report its true size, frame count and timing.
+
+    Raises :class:`ClipError` naming the clip when it cannot be opened, fails mid-stream or has no frame.
+    """
+    path = Path(path)
+    nominal = _nominal_fps(path)
+    times: list[float | None] = []
+    width = height = 0
+    last_duration: float | None = None
+    for frame, time, duration in _decoded(path):
+        if not times:
+            width, height = frame.width, frame.height
+        times.append(time)
+        last_duration = duration
+    if not times:
+        raise ClipError(f"clip {path} has zero decodable frames")
+    fps = nominal or 25.0
+    timeline = _Timeline(fps)
+    stamps = [timeline.stamp(t) for t in times]
+    if last_duration is None:
+        last_duration = 1 / fps
+    duration = stamps[-1] + last_duration
+    if nominal is None or path.suffix.lower() == ".gif":
+        # GIFs carry per-frame delays, not a rate: report the mean rate over the clip.
+        fps = len(stamps) / duration if duration > 0 else fps
+    return ClipInfo(
+        path=path,
+        container=path.suffix.lower().lstrip(".") or "unknown",
+        width=width,
+        height=height,
+        fps=round(fps, 6),
+        frame_count=len(stamps),
+        duration=round(duration, 6),
+        timestamps=tuple(stamps),
+    )
+
+
+def iter_frames(path: Path | str) -> Iterator[Frame]:
+    """Yield the clip's frames one at a time as RGB uint8 arrays; timestamps as :func:`probe_clip` reports them.
+
+    Raises :class:`ClipError` naming the clip on unreadable data (frames already yielded stay valid).
+    """
+    path = Path(path)
+    timeline = _Timeline(_nominal_fps(path) or 25.0)
+    index = -1
+    for index, (frame, time, _duration) in enumerate(_decoded(path)):
+        yield Frame(index=index, timestamp=timeline.stamp(time), image=frame.to_ndarray(format="rgb24"))
+    if index < 0:
+        raise ClipError(f"clip {path} has zero decodable frames")
+
+
+class VideoWriter:
+    """Write RGB frames to a lossless H.264 ``.mp4`` with explicit presentation times.
+
+    Use as a context manager; ``write(image, timestamp)`` takes the source timestamp in seconds so a clip with
+    deleted frames keeps its original timing (a gap, not a jump in speed). ``fps`` is the nominal rate recorded.
+    """
+
+    def __init__(self, path: Path, width: int, height: int, fps: float, preset: str = "faster") -> None:
+        self.path = Path(path)
+        self._container = av.open(str(self.path), mode="w", format="mp4")
+        rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
+        self._stream = self._container.add_stream(VIDEO_CODEC, rate=rate)
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = "rgb24"
+        self._stream.options = {"qp": "0", "preset": preset}
+        self._stream.codec_context.time_base = _TIME_BASE
+        self._last_pts = -1
+        self.frames = 0
+
+    def write(self, image: np.ndarray, timestamp: float) -> None:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        pts = max(round(timestamp / _TIME_BASE), self._last_pts + 1)  # strictly increasing, as muxers require
+        frame.pts, frame.time_base = pts, _TIME_BASE
+        self._last_pts = pts
+        self._container.mux(self._stream.encode(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._container is None:
+            return
+        try:
+            self._container.mux(self._stream.encode(None))
+        finally:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_video(path: Path, frames: Sequence[np.ndarray], timestamps: Sequence[float], fps: float) -> None:
+    """Write a short list of frames (tests, small outputs); streaming callers use :class:`VideoWriter`."""
+    if not frames:
+        raise ClipError(f"video {path}: no frames to write")
+    height, width = frames[0].shape[:2]
+    with VideoWriter(path, width, height, fps) as writer:
+        for image, stamp in zip(frames, timestamps, strict=True):
+            writer.write(image, stamp)
+

@@ -1,0 +1,126 @@
+"""Clip reading: every container, true frame counts, timestamps, GIF durations, and clear errors."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from processing.clips import ClipInfo, VideoWriter, iter_frames, probe_clip
+from processing.errors import ClipError
+from tests.clipfactory import flat_frames, write_clip, write_gif
+
+KINDS = ["mp4", "mov", "avi", "xvid.avi", "wmv"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_probe_counts_sizes_and_rate_for_each_container(tmp_path: Path, kind: str) -> None:
+    path = write_clip(tmp_path / f"clip.{kind.split('.')[-1]}", flat_frames(10), fps=10, kind=kind)
+    info = probe_clip(path)
+    assert isinstance(info, ClipInfo)
+    assert (info.width, info.height, info.frame_count) == (64, 48, 10)
+    assert info.fps == pytest.approx(10)
+    assert info.timestamps == pytest.approx([i / 10 for i in range(10)])
+    assert info.duration == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_iter_frames_yields_every_frame_in_order_as_rgb(tmp_path: Path, kind: str) -> None:
+    written = flat_frames(10)
+    path = write_clip(tmp_path / f"clip.{kind.split('.')[-1]}", written, fps=10, kind=kind)
+    frames = list(iter_frames(path))
+    assert [f.index for f in frames] == list(range(10))
+    for frame, original in zip(frames, written, strict=True):
+        assert frame.image.dtype == np.uint8 and frame.image.shape == (48, 64, 3)
+        assert np.abs(frame.image.astype(int) - original.astype(int)).mean() < 4  # lossy codecs, flat levels
+
+
+def test_iter_frames_streams_one_frame_at_a_time(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "clip.mp4", flat_frames(10))
+    frames = iter_frames(path)
+    first = next(frames)
+    assert first.index == 0 and first.timestamp == 0.0
+    frames.close()  # closing early releases the decoder
+
+
+def test_gif_timestamps_follow_uneven_frame_durations(tmp_path: Path) -> None:
+    durations = [100, 200, 50, 300, 120]
+    written = flat_frames(5)
+    path = write_gif(tmp_path / "clip.gif", written, durations)
+    info = probe_clip(path)
+    expected = np.cumsum([0, *durations[:-1]]) / 1000
+    assert info.timestamps == pytest.approx(expected)
+    assert info.duration == pytest.approx(sum(durations) / 1000)
+    assert info.fps == pytest.approx(5 / (sum(durations) / 1000))
+    frames = list(iter_frames(path))
+    assert [f.timestamp for f in frames] == pytest.approx(expected)
+    for frame, original in zip(frames, written, strict=True):
+        assert np.array_equal(frame.image, original)  # few grey levels: the GIF palette is exact
+
+
+@pytest.mark.parametrize("suffix,cut", [("mp4", 0.6), ("avi", 0.5), ("gif", 0.8), ("mov", 0.9)])
+def test_truncated_clip_raises_clip_error_naming_it(tmp_path: Path, suffix: str, cut: float) -> None:
+    whole = tmp_path / f"whole.{suffix}"
+    if suffix == "gif":
+        write_gif(whole, flat_frames(6), [100] * 6)
+    else:
+        write_clip(whole, flat_frames(20), options={"movflags": "faststart"} if suffix == "mp4" else None)
+    data = whole.read_bytes()
+    broken = tmp_path / f"broken.{suffix}"
+    broken.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(ClipError, match="broken"):
+        probe_clip(broken)
+
+
+def test_not_a_video_raises_clip_error_naming_it(tmp_path: Path) -> None:
+    page = tmp_path / "error_page.mp4"
+    page.write_text("<html>404 Not Found</html>")
+    with pytest.raises(ClipError, match="error_page.mp4"):
+        probe_clip(page)
+
+
+def test_missing_clip_raises_clip_error(tmp_path: Path) -> None:
+    with pytest.raises(ClipError, match="nothere.mp4"):
+        probe_clip(tmp_path / "nothere.mp4")
+
+
+def test_zero_frame_clip_raises_clip_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height = 64, 48
+    with pytest.raises(ClipError, match="empty.mp4"):
+        probe_clip(path)
+
+
+def test_video_writer_is_lossless_keeps_odd_size_and_timestamps(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (47, 65, 3), dtype=np.uint8) for _ in range(5)]
+    stamps = [0.0, 0.1, 0.5, 0.6, 1.25]  # a gap, as when frames were deleted
+    with VideoWriter(tmp_path / "out.mp4", 65, 47, fps=10) as writer:
+        for image, stamp in zip(images, stamps, strict=True):
+            writer.write(image, stamp)
+    info = probe_clip(tmp_path / "out.mp4")
+    assert (info.width, info.height, info.frame_count) == (65, 47, 5)
+    decoded = list(iter_frames(tmp_path / "out.mp4"))
+    assert [f.timestamp for f in decoded] == pytest.approx(stamps)
+    for frame, image in zip(decoded, images, strict=True):
+        assert np.array_equal(frame.image, image)
+
+
+REAL = ["butterfly__Reg_Butterfly_Normal_Lung_A_lines.avi", "litfl__Reg_liftl_pneucase3_clip1.mp4",
+        "pocusatlas__Reg-Atlas-alines.gif", "radiopaedia__Reg-NormalLungs.mp4"]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_clip_probe_matches_manifest(realdata: Path, name: str) -> None:
+    rows = {r["file"]: r for r in csv.DictReader(open(realdata / "MANIFEST.csv", encoding="utf-8"))}
+    row = rows[f"videos/{name}"]
+    info = probe_clip(realdata / "videos" / name)
+    assert (info.width, info.height) == (int(row["width"]), int(row["height"]))
+    assert info.frame_count == int(row["n_frames"])
+    assert info.fps == pytest.approx(float(row["fps"]), abs=0.01)
+    assert sum(1 for _ in iter_frames(realdata / "videos" / name)) == info.frame_count
