@@ -1,0 +1,163 @@
+"""Push an exported Hub-layout folder to a Hugging Face dataset repo, private by default, and make sure it is.
+
+``push_to_hub(private=True)`` and ``create_repo(private=True, exist_ok=True)`` leave an existing public repo public, so
+privacy is checked with ``repo_info`` and fixed with ``update_repo_settings`` *before* any file is uploaded, and checked
+again afterwards. The token comes from the usual login (``hf auth login``) or ``HF_TOKEN``; it is never printed,
+logged, put in an error message or written to a file.
+
+Also the ``covidx-us push`` sub-command. This module must not build or export anything: it uploads a folder as is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from processing.errors import CovidxError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT = Path("covidx_us")
+
+
+class HubError(CovidxError):
+    """The push failed: no token, no export folder, a Hub error, or a repo whose privacy cannot be set."""
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repo_id: str
+    url: str
+    private: bool
+    commit_url: str | None
+    files: tuple[str, ...]  # paths uploaded, relative to the folder
+
+
+class _Redact(logging.Filter):
+    """Replace a secret in every log record that passes through a handler."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret in message:
+            record.msg, record.args = message.replace(self.secret, "***"), None
+        return True
+
+
+@contextlib.contextmanager
+def _redacted_logs(secret: str) -> Iterator[None]:
+    handlers = list(logging.getLogger().handlers)
+    redact = _Redact(secret)
+    for handler in handlers:
+        handler.addFilter(redact)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(redact)
+
+
+def _scrub(text: str, token: str) -> str:
+    return text.replace(token, "***") if token else text
+
+
+def check_export_folder(folder: Path) -> tuple[str, ...]:
+    """The files of an export folder, relative paths sorted; :class:`HubError` if it is not one."""
+    if not (folder / "README.md").is_file():
+        raise HubError(f"{folder} is not an export folder (no README.md); run `covidx-us build --output {folder}` first")
+    files = tuple(sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()))
+    if not any(f.endswith(".parquet") for f in files):
+        raise HubError(f"{folder} holds no Parquet shard; run `covidx-us build --output {folder}` first")
+    return files
+
+
+def push_folder(
+    repo_id: str,
+    folder: Path | str = DEFAULT_OUTPUT,
+    *,
+    private: bool = True,
+    token: str | None = None,
+    endpoint: str | None = None,
+    commit_message: str = "Upload COVIDx-US build (covidx-us push)",
+) -> PushResult:
+    """Upload ``folder`` to the dataset repo ``repo_id`` with the wanted visibility (private by default).
+
+    ``token`` defaults to the saved login or ``HF_TOKEN``; ``endpoint`` to ``HF_ENDPOINT`` (the real Hub otherwise).
+    """
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    folder = Path(folder)
+    files = check_export_folder(folder)
+    if repo_id.count("/") > 1 or not repo_id.strip("/"):
+        raise HubError(f"invalid repo id {repo_id!r}; expected NAME or NAMESPACE/NAME")
+    token = token or get_token()
+    if not token:
+        raise HubError("no Hugging Face token: log in with `hf auth login` or set HF_TOKEN")
+    api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
+    want = "private" if private else "public"
+    with _redacted_logs(token):
+        try:
+            url = str(api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
+            if "/" not in repo_id:
+                repo_id = f"{api.whoami()['name']}/{repo_id}"
+            _ensure_visibility(api, repo_id, private)
+            log.info("uploading %d files from %s to %s (%s)", len(files), folder, repo_id, want)
+            commit = api.upload_folder(
+                repo_id=repo_id, repo_type="dataset", folder_path=folder, commit_message=commit_message
+            )
+            actual = bool(api.repo_info(repo_id, repo_type="dataset").private)
+        except OfflineModeIsEnabled:
+            raise HubError("cannot push: offline mode is on (unset HF_HUB_OFFLINE)") from None
+        except HfHubHTTPError as exc:
+            raise HubError(f"push to {repo_id} failed: {_scrub(str(exc), token)}") from None  # the original may carry request details
+    if actual != private:
+        raise HubError(f"{repo_id} is {'private' if actual else 'public'} after the upload; wanted {want}")
+    return PushResult(repo_id, url, actual, getattr(commit, "commit_url", None), files)
+
+
+def _ensure_visibility(api: object, repo_id: str, private: bool) -> None:
+    """Make ``repo_id`` private (or public) if it is not; verify; raise :class:`HubError` if the Hub did not follow."""
+    info = api.repo_info(repo_id, repo_type="dataset")  # type: ignore[attr-defined]
+    if bool(info.private) == private:
+        return
+    log.warning("%s exists and is %s; making it %s", repo_id, "private" if info.private else "public",
+                "private" if private else "public")
+    api.update_repo_settings(repo_id, repo_type="dataset", private=private)  # type: ignore[attr-defined]
+    if bool(api.repo_info(repo_id, repo_type="dataset").private) != private:  # type: ignore[attr-defined]
+        raise HubError(f"{repo_id} could not be made {'private' if private else 'public'}; nothing was uploaded")
+
+
+# -- covidx-us push
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "push",
+        help="upload an exported folder to a Hugging Face dataset repo (private by default)",
+        description="Upload DIR (written by `covidx-us build`) as a dataset repo. Private unless --public; the "
+        "repo's visibility is verified and fixed. Token: `hf auth login` or HF_TOKEN.",
+    )
+    parser.add_argument("repo_id", metavar="REPO_ID", help="NAMESPACE/NAME (or NAME for your own namespace)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
+                        help=f"the export folder to upload (default: ./{DEFAULT_OUTPUT})")
+    visibility = parser.add_mutually_exclusive_group()
+    visibility.add_argument("--private", dest="private", action="store_true", default=True,
+                            help="make the repo private (default)")
+    visibility.add_argument("--public", dest="private", action="store_false", help="make the repo public")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    result = push_folder(args.repo_id, args.output, private=args.private)
+    print(f"pushed {len(result.files)} files to {result.url} ({'private' if result.private else 'public'})")
+    return 0

@@ -1,0 +1,153 @@
+"""Specification of processing.hub against a loopback fake Hub: the real huggingface_hub client code runs.
+
+conftest.py sets HF_HUB_OFFLINE=1 for every test; the ``online`` fixture lifts it for these tests only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import datasets
+import huggingface_hub.constants
+import pytest
+from fakehub import FakeHub
+
+from processing import cli
+from processing.export import Provenance, export_hub_folder
+from processing.hub import HubError, push_folder
+
+TOKEN = "hf_RecognisableSecretToken0123456789"
+
+
+@pytest.fixture
+def export_dir(tmp_path):
+    ds = datasets.Dataset.from_dict(
+        {"video_id": ["1_litfl_covid", "2_litfl_normal"], "source": ["litfl", "litfl"], "label": [0, 2]},
+        features=datasets.Features(
+            {"video_id": datasets.Value("string"), "source": datasets.Value("string"),
+             "label": datasets.ClassLabel(names=["covid", "pneumonia", "normal", "other"])}
+        ),
+    )
+    return export_hub_folder(
+        {"frames-4class": datasets.DatasetDict(train=ds)}, tmp_path / "covidx_us", Provenance("1.5", "c0ffee", True)
+    )
+
+
+@pytest.fixture
+def hub(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # no saved login of the machine leaks in
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    with FakeHub(token=TOKEN) as fake:
+        monkeypatch.setenv("HF_ENDPOINT", fake.url)
+        yield fake
+
+
+def _uploaded(hub, repo_id="tester/covidx-us"):
+    return sorted(hub.repo(repo_id).files)
+
+
+def test_push_creates_a_private_repo_and_uploads_the_folder(hub, export_dir):
+    result = push_folder("tester/covidx-us", export_dir)
+    repo = hub.repo("tester/covidx-us")
+    assert repo.private and result.private
+    assert _uploaded(hub) == ["README.md", "frames-4class/train-00000-of-00001.parquet"]
+    assert repo.files["README.md"] == (export_dir / "README.md").read_bytes()
+    assert b"config_name: frames-4class" in repo.files["README.md"]
+    assert repo.files["frames-4class/train-00000-of-00001.parquet"] == (
+        export_dir / "frames-4class" / "train-00000-of-00001.parquet"
+    ).read_bytes()
+    assert result.files == tuple(_uploaded(hub))
+    create = next(r for r in hub.requests if r.path == "/api/repos/create")
+    assert b'"visibility":"private"' in create.body.replace(b" ", b"")
+
+
+def test_an_existing_public_repo_is_made_private_before_any_upload(hub, export_dir):
+    hub.add_repo("tester/covidx-us", private=False)
+    push_folder("tester/covidx-us", export_dir)
+    assert hub.repo("tester/covidx-us").private
+    paths = [(r.method, r.path) for r in hub.requests]
+    settings = paths.index(("PUT", "/api/datasets/tester/covidx-us/settings"))
+    commit = paths.index(("POST", "/api/datasets/tester/covidx-us/commit/main"))
+    assert settings < commit
+
+
+def test_public_is_honoured_when_asked(hub, export_dir):
+    hub.add_repo("tester/covidx-us", private=True)
+    assert push_folder("tester/covidx-us", export_dir, private=False).private is False
+    assert hub.repo("tester/covidx-us").private is False
+
+
+def test_a_repo_that_stays_public_gets_nothing_uploaded(hub, export_dir):
+    hub.add_repo("tester/covidx-us", private=False)
+    hub.fail_settings = True
+    with pytest.raises(HubError, match="could not be made private; nothing was uploaded"):
+        push_folder("tester/covidx-us", export_dir)
+    assert _uploaded(hub) == []
+    assert not any("/commit/" in r.path for r in hub.requests)
+
+
+def test_a_bare_name_goes_to_the_users_namespace(hub, export_dir):
+    result = push_folder("covidx-us", export_dir)
+    assert result.repo_id == "tester/covidx-us" and hub.repo("tester/covidx-us").private
+
+
+def test_no_token_is_a_clear_error(hub, export_dir, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN")
+    with pytest.raises(HubError, match="hf auth login.*HF_TOKEN"):
+        push_folder("tester/covidx-us", export_dir)
+    assert hub.requests == []
+
+
+def test_a_wrong_token_error_does_not_show_the_token(hub, export_dir):
+    with pytest.raises(HubError) as err:
+        push_folder("tester/covidx-us", export_dir, token="hf_WrongTokenAlsoSecret999")
+    assert "hf_WrongTokenAlsoSecret999" not in str(err.value) and "401" in str(err.value)
+
+
+def test_a_folder_that_is_not_an_export_is_refused(hub, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HubError, match="no README.md"):
+        push_folder("tester/covidx-us", tmp_path / "empty")
+    (tmp_path / "empty" / "README.md").write_text("# x\n")
+    with pytest.raises(HubError, match="no Parquet shard"):
+        push_folder("tester/covidx-us", tmp_path / "empty")
+
+
+def test_cli_push_never_shows_or_writes_the_token(hub, export_dir, tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.DEBUG)
+    assert cli.main(["-v", "push", "tester/covidx-us", "--output", str(export_dir)]) == 0
+    # a failing push too: the repo cannot be made public
+    hub.fail_settings = True
+    assert cli.main(["-v", "push", "tester/covidx-us", "--output", str(export_dir), "--public"]) == 2
+    out, err = capsys.readouterr()
+    assert "private" in out and "could not be made public" in err
+    assert any(r.method == "POST" and "/commit/" in r.path for r in hub.requests)
+    assert all(r.headers.get("authorization", r.headers.get("Authorization")) == f"Bearer {TOKEN}"
+               for r in hub.requests if r.path.startswith("/api/datasets"))
+    assert TOKEN not in out + err + caplog.text
+    for root, _dirs, files in os.walk(tmp_path):
+        for name in files:
+            assert TOKEN.encode() not in open(os.path.join(root, name), "rb").read(), name
+    for data in hub.repo("tester/covidx-us").files.values():
+        assert TOKEN.encode() not in data
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not os.environ.get("HF_TOKEN") or not os.environ.get("COVIDX_US_LIVE_REPO"),
+                    reason="set HF_TOKEN and COVIDX_US_LIVE_REPO (a scratch dataset repo) to push to the real Hub")
+def test_live_push_is_private(export_dir, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    result = push_folder(os.environ["COVIDX_US_LIVE_REPO"], export_dir, endpoint="https://huggingface.co")
+    assert result.private
+
+
+def test_offline_mode_is_named_instead_of_a_network_error(hub, export_dir, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubError, match="offline mode is on"):
+        push_folder("tester/covidx-us", export_dir)
+    assert hub.requests == []
