@@ -1,0 +1,284 @@
+"""The per-clip pipeline: probe -> crop -> select frames -> mask -> inpaint -> write images and videos.
+
+I/O lives here, pixels are done by the pure functions of crop.py, masks.py, inpaint.py; frame choice by
+frames.py. One clip is streamed frame by frame (bounded memory). Outputs follow the release layout under
+``out_root``::
+
+    data/video/original/<id><ext>                        copy of the source clip
+    data/video/cropped/<id>_prc.mp4                      every source frame, cropped
+    data/video/clean/<id>_prc_<probe>_clean.mp4          every kept (not deleted) frame, cropped and inpainted
+    data/image/clean/<id>_prc_<probe>_clean_frame<N>.png selected frames (N = source frame number)
+
+Videos are lossless H.264 (see clips.VIDEO_CODEC) with the source fps and the source timestamps, so deleted
+frames leave a gap in time rather than speeding the clip up. Every file is written to a temporary name and
+renamed; frames go to a staging folder moved into place only after the whole clip succeeded, so a failure
+leaves no partial output (and the previous run's outputs for that clip stay). No HTTP, no ``datasets``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from processing.clips import VIDEO_SUFFIX, ClipInfo, VideoWriter, iter_frames, probe_clip
+from processing.crop import check_window, crop
+from processing.errors import ClipError, CovidxError, check_choice
+from processing.fileutil import atomic_write
+from processing.frames import is_deleted, select_frames
+from processing.inpaint import METHODS, inpaint
+from processing.masks import MaskSet, find_mask
+from processing.windows import Window
+
+if TYPE_CHECKING:
+    from processing.catalogue import Video
+
+log = logging.getLogger(__name__)
+
+IMAGE_FORMATS = {"png": ".png", "jpeg": ".jpg"}
+STAGES = ("probe", "decode", "crop", "inpaint", "encode", "write")
+
+
+@dataclass(frozen=True)
+class ProcessingOptions:
+    """How clips are processed. Validated on construction; errors list the valid values."""
+
+    max_frames: int | None = None  # evenly spaced, deterministic
+    sample_hz: float | None = None  # e.g. 3.0 (POCOVID)
+    inpaint: str = "ns"  # "ns" | "telea"
+    image_format: str = "png"  # "png" | "jpeg"
+    jpeg_quality: int = 95
+    write_videos: bool = True  # data/video/{original,cropped,clean}
+    mask_dirs: tuple[Path, ...] = ()  # user override folders, searched before the release masks
+
+    def __post_init__(self) -> None:
+        check_choice("inpaint", self.inpaint, tuple(METHODS))
+        check_choice("image_format", self.image_format, tuple(IMAGE_FORMATS))
+        if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
+            raise CovidxError(f"invalid max_frames {self.max_frames!r}: must be a positive integer or None")
+        if self.sample_hz is not None and not self.sample_hz > 0:
+            raise CovidxError(f"invalid sample_hz {self.sample_hz!r}: must be a positive number or None")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise CovidxError(f"invalid jpeg_quality {self.jpeg_quality!r}: must be 1..100")
+        object.__setattr__(self, "mask_dirs", tuple(Path(p) for p in self.mask_dirs))
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """What to do with one clip; from a catalogue Video (:func:`plan_for_video`) or from ``covidx-us clean``."""
+
+    clip_id: str
+    probe: str
+    window: Window | None = None
+    main_mask: Path | None = None
+    frame_masks: Mapping[int, Path] = field(default_factory=dict)
+    deleted: tuple[tuple[int, int], ...] = ()
+    tight: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.clip_id or "/" in self.clip_id or self.clip_id.startswith("."):
+            raise CovidxError(f"invalid clip_id {self.clip_id!r}: must be a plain file-name stem")
+
+
+def mask_name(video_id: str, probe: str, frame: int) -> str:
+    """Release mask file name: ``<id>_prc_<probe>_frame<N>_mask.jpg``."""
+    return f"{video_id}_prc_{probe}_frame{frame}_mask.jpg"
+
+
+def plan_for_video(video: Video, release_mask_dir: Path, options: ProcessingOptions, clip: ClipInfo) -> ClipPlan:
+    """The plan for a catalogue video: its crop rule applied to the clip's real size, its masks resolved (user
+    mask folders first, then the release's ``data/mask``), its deleted ranges and tightness.
+
+    Raises :class:`ClipError` naming the video and file when a mask the release lists cannot be found.
+    """
+    plan = video.masks
+    try:
+        window = video.crop_rule.window(clip.width, clip.height)
+    except CovidxError as exc:
+        raise ClipError(f"video {video.id} ({clip.path}): {exc}") from exc
+
+    def resolve(name: str) -> Path:
+        found = find_mask(name, options.mask_dirs, release_mask_dir)
+        if found is None:
+            dirs = [str(d) for d in (*options.mask_dirs, release_mask_dir)]
+            raise ClipError(f"video {video.id}: mask {name} not found in {', '.join(dirs)}")
+        return found
+
+    main_mask = None
+    frame_masks: dict[int, Path] = {}
+    if plan.needs_mask:
+        if plan.main_mask:
+            main_mask = resolve(plan.main_mask)
+        for first, last in plan.frame_masks:
+            for n in range(first, last + 1):
+                frame_masks[n] = resolve(mask_name(video.id, video.probe, n))
+    return ClipPlan(
+        clip_id=video.id,
+        probe=video.probe,
+        window=window,
+        main_mask=main_mask,
+        frame_masks=frame_masks,
+        deleted=tuple(plan.deleted),
+        tight=bool(plan.tight),
+    )
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    index: int  # source frame number
+    timestamp: float  # seconds from the clip's first frame
+    path: Path  # the written image
+    masked: bool  # inpainted
+
+
+@dataclass(frozen=True)
+class ProcessingRecord:
+    clip_id: str
+    frames_read: int
+    frames_kept: int  # frames written as images
+    frames_deleted: int  # frames in the deleted ranges
+    frames_masked: int  # written images that were inpainted
+    source_size: tuple[int, int]  # (w, h)
+    crop_size: tuple[int, int]  # (w, h)
+    fps: float
+    frames: tuple[FrameRecord, ...]
+    clean_video: Path | None
+    timings: Mapping[str, float]  # seconds per stage: probe, decode, crop, inpaint, encode, write
+    cropped_video: Path | None = None
+    original_video: Path | None = None
+
+
+def output_paths(out_root: Path, plan: ClipPlan, source: Path) -> dict[str, Path]:
+    """Where the outputs of ``plan`` go under ``out_root``."""
+    video = Path(out_root) / "data" / "video"
+    return {
+        "original": video / "original" / f"{plan.clip_id}{source.suffix.lower()}",
+        "cropped": video / "cropped" / f"{plan.clip_id}_prc{VIDEO_SUFFIX}",
+        "clean": video / "clean" / f"{plan.clip_id}_prc_{plan.probe}_clean{VIDEO_SUFFIX}",
+        "images": Path(out_root) / "data" / "image" / "clean",
+    }
+
+
+def frame_name(plan: ClipPlan, index: int, image_format: str) -> str:
+    return f"{plan.clip_id}_prc_{plan.probe}_clean_frame{index}{IMAGE_FORMATS[image_format]}"
+
+
+def _save_image(image: np.ndarray, path: Path, options: ProcessingOptions) -> None:
+    picture = Image.fromarray(image)
+    if options.image_format == "jpeg":
+        picture.save(path, format="JPEG", quality=options.jpeg_quality)
+    else:
+        picture.save(path, format="PNG", compress_level=1)  # lossless; level 1 is ~5x faster than 6
+
+
+def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOptions) -> ProcessingRecord:
+    """Process one clip as ``plan`` says and write its outputs under ``out_root`` (see the module docstring).
+
+    Raises :class:`ClipError` naming the clip for an unreadable clip, a window outside the frame or a mask of the
+    wrong size; nothing of this clip is written then.
+    """
+    path, out_root = Path(path), Path(out_root)
+    timings = dict.fromkeys(STAGES, 0.0)
+    clock = time.perf_counter()
+    info = probe_clip(path)
+    timings["probe"] = time.perf_counter() - clock
+
+    if plan.window is not None:
+        check_window(plan.window, info.width, info.height, path)
+    crop_size = plan.window.size if plan.window is not None else (info.width, info.height)
+    masks = MaskSet(path, crop_size, plan.main_mask, plan.frame_masks, plan.tight)
+    selected = set(
+        select_frames(info.timestamps, deleted=plan.deleted, sample_hz=options.sample_hz,
+                      max_frames=options.max_frames)
+    )
+    deleted_count = sum(is_deleted(i, plan.deleted) for i in range(info.frame_count))
+    outputs = output_paths(out_root, plan, path)
+    outputs["images"].mkdir(parents=True, exist_ok=True)
+
+    records: list[FrameRecord] = []
+    frames_read = 0
+    with contextlib.ExitStack() as stack:
+        staging = Path(stack.enter_context(
+            tempfile.TemporaryDirectory(prefix=f".{plan.clip_id}.tmp-", dir=outputs["images"])
+        ))
+        writers: dict[str, VideoWriter] = {}
+        temps: dict[str, Path] = {}
+        if options.write_videos:
+            for kind in ("cropped", "clean"):
+                temps[kind] = stack.enter_context(atomic_write(outputs[kind]))
+                writers[kind] = stack.enter_context(VideoWriter(temps[kind], *crop_size, info.fps))
+        clock = time.perf_counter()
+        for frame in iter_frames(path):
+            now = time.perf_counter()
+            timings["decode"] += now - clock
+            frames_read += 1
+            keep = not is_deleted(frame.index, plan.deleted)
+            wanted = frame.index in selected
+            image = crop(frame.image, plan.window)
+            clock = time.perf_counter()
+            timings["crop"] += clock - now
+            if writers:
+                writers["cropped"].write(image, frame.timestamp)
+            now = time.perf_counter()
+            timings["encode"] += now - clock
+            if keep and (wanted or writers):
+                mask = masks.for_frame(frame.index)
+                clean = inpaint(image, mask, options.inpaint) if mask is not None else image
+                clock = time.perf_counter()
+                timings["inpaint"] += clock - now
+                if writers:
+                    writers["clean"].write(clean, frame.timestamp)
+                now = time.perf_counter()
+                timings["encode"] += now - clock
+                if wanted:
+                    name = frame_name(plan, frame.index, options.image_format)
+                    _save_image(np.ascontiguousarray(clean), staging / name, options)
+                    records.append(FrameRecord(frame.index, frame.timestamp, outputs["images"] / name,
+                                               mask is not None and bool(mask.any())))
+                timings["write"] += time.perf_counter() - now
+            clock = time.perf_counter()
+        if frames_read != info.frame_count:
+            raise ClipError(f"clip {path}: decoded {frames_read} frames, the probe counted {info.frame_count}")
+        for writer in writers.values():
+            writer.close()  # flush inside the stack so a failing flush still discards the temp files
+        clock = time.perf_counter()
+        if options.write_videos:
+            with atomic_write(outputs["original"]) as tmp:
+                shutil.copyfile(path, tmp)
+        _replace_images(outputs["images"], plan, staging)
+        timings["write"] += time.perf_counter() - clock
+    log.info("%s: %d frames read, %d written", plan.clip_id, frames_read, len(records))
+    return ProcessingRecord(
+        clip_id=plan.clip_id,
+        frames_read=frames_read,
+        frames_kept=len(records),
+        frames_deleted=deleted_count,
+        frames_masked=sum(r.masked for r in records),
+        source_size=(info.width, info.height),
+        crop_size=crop_size,
+        fps=info.fps,
+        frames=tuple(records),
+        clean_video=outputs["clean"] if options.write_videos else None,
+        timings=timings,
+        cropped_video=outputs["cropped"] if options.write_videos else None,
+        original_video=outputs["original"] if options.write_videos else None,
+    )
+
+
+def _replace_images(folder: Path, plan: ClipPlan, staging: Path) -> None:
+    """Swap this clip's previous frame images for the staged ones (renames within one folder)."""
+    prefix = f"{plan.clip_id}_prc_{plan.probe}_clean_frame"
+    for old in folder.glob(f"{prefix}*"):
+        if old.suffix in IMAGE_FORMATS.values() and old.stem[len(prefix):].isdigit():
+            old.unlink()
+    for staged in staging.iterdir():
+        staged.replace(folder / staged.name)
