@@ -1,0 +1,198 @@
+"""examples/train.py streams a Hub-layout build into the Trainer, trains a few steps and reports per-class accuracy."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "examples" / "train.py"
+CLASSES = ("covid", "pneumonia", "normal", "other")
+CONFIG = "frames-4class"
+# (videos per class, frames per video) for each split: 2x3x4 = 24 train frames, 1x3x4 = 12 validation frames.
+SPLITS = {"train": (2, 3), "validation": (1, 3)}
+LINE = re.compile(
+    r"^accuracy\[(?P<name>[\w-]+)\] = (?P<value>n/a|[0-9.]+) \((?P<correct>\d+)/(?P<total>\d+)\)$"
+)
+
+
+def _png(rng: np.random.Generator, label: int) -> bytes:
+    """A 40x32 speckled frame whose brightness depends on the class (so the classes differ at all)."""
+    pixels = rng.integers(0, 80, size=(32, 40, 3), dtype=np.uint8) + np.uint8(40 * label)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_hub_folder(root: Path, seed: int = 0) -> dict[str, list[int]]:
+    """Write a tiny export in the Hub layout (``<config>/<split>-00000-of-00001.parquet`` + README ``configs:``).
+
+    Returns the labels written per split, in order, to check the script's counts against.
+    """
+    import datasets
+
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=list(CLASSES)),
+            "video_id": datasets.Value("string"),
+            "frame_index": datasets.Value("int32"),
+            "luss": datasets.Value("int32"),
+        }
+    )
+    rng = np.random.default_rng(seed)
+    written: dict[str, list[int]] = {}
+    for split, (videos, frames) in SPLITS.items():
+        rows: dict[str, list] = {name: [] for name in features}
+        number = 0
+        for label, name in enumerate(CLASSES):
+            for _ in range(videos):
+                number += 1
+                for frame in range(frames):
+                    rows["image"].append({"bytes": _png(rng, label), "path": None})
+                    rows["label"].append(label)
+                    rows["video_id"].append(f"{number}_{split}_{name}")
+                    rows["frame_index"].append(frame * 5)
+                    rows["luss"].append(None)  # a nullable column the model must never receive
+        path = root / CONFIG / f"{split}-00000-of-00001.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(path))
+        written[split] = rows["label"]
+    (root / "README.md").write_text(
+        "---\nconfigs:\n"
+        f"- config_name: {CONFIG}\n  default: true\n  data_files:\n"
+        + "".join(f"  - split: {split}\n    path: {CONFIG}/{split}-*.parquet\n" for split in SPLITS)
+        + "---\n# tiny covidx-us export for tests\n"
+    )
+    return written
+
+
+def run_train(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[int]]]:
+    pytest.importorskip("datasets")
+    root = tmp_path_factory.mktemp("export")
+    return root, write_hub_folder(root)
+
+
+def test_train_streams_three_steps_and_reports_accuracy_for_every_class(export, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    root, written = export
+    out = tmp_path / "model"
+    result = run_train(
+        "--data", str(root), "--config", CONFIG, "--max-steps", "3", "--batch-size", "4",
+        "--image-size", "32", "--output-dir", str(out), "--seed", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    loss = re.search(r"^train_loss = (\S+)$", result.stdout, re.MULTILINE)
+    assert loss, result.stdout
+    assert math.isfinite(float(loss.group(1)))
+
+    rows = {m["name"]: m for m in map(LINE.match, result.stdout.splitlines()) if m}
+    assert set(rows) == {"all", *CLASSES}, result.stdout
+    # The whole validation split was evaluated: each class's denominator is the number of frames written for it.
+    expected = {name: written["validation"].count(k) for k, name in enumerate(CLASSES)}
+    assert {name: int(rows[name]["total"]) for name in CLASSES} == expected
+    assert int(rows["all"]["total"]) == len(written["validation"])
+    for name in CLASSES:
+        correct, total = int(rows[name]["correct"]), int(rows[name]["total"])
+        assert 0 <= correct <= total
+        assert float(rows[name]["value"]) == pytest.approx(correct / total, abs=1e-4)
+    assert int(rows["all"]["correct"]) == sum(int(rows[name]["correct"]) for name in CLASSES)
+    # The model is saved with the class names taken from the ClassLabel feature.
+    config = (out / "config.json").read_text()
+    assert all(f'"{name}"' in config for name in CLASSES)
+
+
+def test_train_names_the_missing_config_and_lists_the_ones_found(export) -> None:
+    root, _ = export
+    result = run_train("--data", str(root), "--config", "frames-binary", timeout=60)
+    assert result.returncode == 2
+    assert "frames-binary" in result.stderr and f"configs found: {CONFIG}" in result.stderr
+
+
+def test_train_refuses_a_folder_that_is_not_an_export(tmp_path: Path) -> None:
+    result = run_train("--data", str(tmp_path), timeout=60)
+    assert result.returncode == 2
+    assert str(tmp_path) in result.stderr and "README.md" in result.stderr
+
+
+# ---- the pure parts of the script, imported without torch ----
+
+
+@pytest.fixture(scope="module")
+def train_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("covidx_train_example", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_pixel_values_are_resized_channels_first_and_normalised_to_minus_one_one(train_module) -> None:
+    pixels = np.zeros((30, 50, 3), dtype=np.uint8)
+    pixels[:, 25:] = 255  # left half black, right half white
+    out = train_module.to_pixel_values(Image.fromarray(pixels), 16)
+    assert out.shape == (3, 16, 16) and out.dtype == np.float32
+    assert out[:, :, 0].tolist() == [[-1.0] * 16] * 3 and out[:, :, -1].tolist() == [[1.0] * 16] * 3
+
+
+def test_grey_scale_frames_become_three_channels(train_module) -> None:
+    out = train_module.to_pixel_values(Image.new("L", (20, 20), 255), 8)
+    assert out.shape == (3, 8, 8) and np.all(out == 1.0)
+
+
+def test_affine_with_no_movement_is_the_identity(train_module) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, size=(12, 16, 3), dtype=np.uint8)
+    out = train_module.random_affine(
+        Image.fromarray(pixels), np.random.default_rng(1), max_rotate=0, max_shift=0, scale=(1, 1)
+    )
+    assert np.array_equal(np.asarray(out), pixels)
+
+
+def test_affine_shrinking_keeps_the_centre_and_fills_the_border_black(train_module) -> None:
+    image = Image.new("RGB", (40, 40), (200, 200, 200))
+    out = np.asarray(
+        train_module.random_affine(
+            image, np.random.default_rng(0), max_rotate=0, max_shift=0, scale=(0.5, 0.5)
+        )
+    )
+    assert out[20, 20].tolist() == [200, 200, 200]
+    assert out[0, 0].tolist() == [0, 0, 0] and out[39, 39].tolist() == [0, 0, 0]
+    assert 15 <= np.count_nonzero(out[20, :, 0]) <= 25  # about half the width remains
+
+
+def test_accuracy_lines_count_each_class_and_say_n_a_for_an_empty_one(train_module) -> None:
+    rows = train_module.per_class_accuracy(
+        np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]), ["covid", "normal", "other"]
+    )
+    assert rows == [("covid", 2, 3), ("normal", 1, 1), ("other", 0, 0)]
+    assert train_module.format_accuracy(rows) == [
+        "accuracy[all] = 0.7500 (3/4)",
+        "accuracy[covid] = 0.6667 (2/3)",
+        "accuracy[normal] = 1.0000 (1/1)",
+        "accuracy[other] = n/a (0/0)",
+    ]
