@@ -1,0 +1,559 @@
+"""LoopbackSite: a real threaded HTTP server on 127.0.0.1 that imitates every source site, for tests and the demo.
+
+Everything is served under ``/<original host>/<original path>[?query]``, so one ``--mirror http://127.0.0.1:PORT/``
+(``DownloadOptions(mirrors=(site.prefix,))``) covers every source. It is a test fixture: it never reaches the
+internet and is not used by the download path itself.
+
+Usage::
+
+    with LoopbackSite.from_videos(videos, clips={"23_grepmed_pneumonia": Path("a.mp4"), ...}) as site:
+        options = DownloadOptions(cache_dir=tmp, mirrors=(site.prefix,), delay=0)
+        site.fault(video.url, "500-then-ok")          # fault injection per original URL
+        ...
+        site.hits(video.url)                           # requests the server saw for that URL (Hit records)
+
+``from_videos`` lays out each source as NOTES-sources.md's "Loopback imitation" describes:
+
+- butterfly: ``/transfer/<hash>`` page with ``a.btn.btn-primary`` -> ``/transfer/<hash>/download`` zip holding
+  ``Published/<category>/<original filename>`` plus a ``.png`` per clip (``js_buttons=True``: the href is inserted
+  by a script, for the Selenium path);
+- grepmed: the upload URL, and the case page ``www.grepmed.com/images/<id>`` with the file in
+  ``<video><source>`` and ``<meta property="og:video">`` (our assumption of the live markup);
+- pocusatlas: the clip at the short CDN form, the 2020 ``ke17`` form answering 404, ``?format=750w`` serving other
+  (smaller) GIF bytes; with a ``link``: the case page (``img[data-image]``) and its ``?format=json`` item;
+- litfl: the upload URL; with a ``link``: a WordPress page with a ``[video]`` shortcode player (``?_=1``) and a
+  ``wp-block-video`` figure;
+- radio: the image URL; with a ``link``: the case page (``div[data-study-id]``) and ``/studies/<id>/stacks`` JSON;
+- core: CloudFront files; ``vimeo.com/<id>`` as a page with a ``<video>`` (for yt-dlp's generic extractor) whose
+  source lives on ``vod-progressive.akamaized.net``;
+- uf, paper: the file, answering 403 unless the User-Agent looks like a browser;
+- clarius: ``wp-content`` files; presigned S3 links answer 403 "Request has expired" once
+  ``X-Amz-Date + X-Amz-Expires`` is past by the site's clock (``clock=`` to fake it).
+
+Fault kinds (``site.fault(url, kind, ...)``): ``reset`` (connection dropped before a response), ``404``, ``403``,
+``500-then-ok`` and ``429-then-ok`` (``times`` failures first; 429 carries ``Retry-After: 0``), ``slow`` (headers and
+16 bytes, then ``delay`` seconds of silence), ``truncate`` (Content-Length of the whole file, half the body, then
+close), ``cut-once`` (the first request gets half the body and a dropped connection; later ones are normal),
+``html`` (an HTML page with status 200 and a video Content-Type), ``redirect`` (302 to ``location``), ``no-range``
+(Range ignored), ``no-length`` (no Content-Length, body ends with the connection). Every file route honours
+``Range: bytes=N-`` with 206 and an ETag (``If-Range`` checked) unless ``no-range``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import io
+import json
+import re
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+import zipfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from processing.errors import check_choice
+
+FAULTS = ("reset", "404", "403", "500-then-ok", "429-then-ok", "slow", "truncate", "cut-once", "html", "redirect",
+          "no-range", "no-length")
+BUTTERFLY_FOLDERS = {"covid": "B lines", "pneumonia": "Consolidation", "normal": "Normal Lung", "other": "Other"}
+_TYPES = {".mp4": "video/mp4", ".gif": "image/gif", ".avi": "video/x-msvideo", ".mov": "video/quicktime",
+          ".wmv": "video/x-ms-wmv", ".zip": "application/zip", ".json": "application/json",
+          ".html": "text/html; charset=utf-8"}
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One request the site answered: ``key`` is ``host/path`` of the original URL."""
+
+    key: str
+    query: str
+    headers: Mapping[str, str]
+    status: int
+    sent: int          # body bytes written
+    time: float        # time.monotonic() when the request arrived
+
+    @property
+    def range(self) -> str | None:
+        return self.headers.get("range")
+
+
+@dataclass
+class Route:
+    """What one URL answers. ``body`` is static; ``handler(site, request_headers) -> (status, headers, body)`` is
+    dynamic. ``browser_only`` answers 403 to non-browser User-Agents."""
+
+    body: bytes = b""
+    content_type: str = "application/octet-stream"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    handler: Callable[[LoopbackSite, Mapping[str, str]], tuple[int, dict[str, str], bytes]] | None = None
+    browser_only: bool = False
+    fault: str | None = None
+    fault_args: dict[str, Any] = field(default_factory=dict)
+    count: int = 0
+
+
+def url_key(url: str) -> tuple[str, str]:
+    """``(host/path, query)`` of an original URL, percent-decoded, as the site indexes it."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.unquote(parts.netloc + parts.path), parts.query
+
+
+class LoopbackSite:
+    """A threaded HTTP server on 127.0.0.1 (random port) serving original URLs under ``/<host>/<path>``."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.routes: dict[tuple[str, str | None], Route] = {}
+        self.log: list[Hit] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle
+
+    def start(self) -> LoopbackSite:
+        site = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.site = site
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="loopback-site",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> LoopbackSite:
+        return self.start() if self._server is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("LoopbackSite is not started")
+        return self._server.server_address[1]
+
+    @property
+    def prefix(self) -> str:
+        """The mirror prefix: ``http://127.0.0.1:PORT/``."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    def url(self, original: str) -> str:
+        """Where ``original`` is served on this site."""
+        parts = urllib.parse.urlsplit(original)
+        return self.prefix + parts.netloc + parts.path + (f"?{parts.query}" if parts.query else "")
+
+    # ---- content
+
+    def add(self, url: str, body: bytes = b"", content_type: str | None = None, *, match_query: bool = False,
+            **route: Any) -> Route:
+        """Serve ``body`` at the original ``url`` (the query is ignored unless ``match_query``)."""
+        key, query = url_key(url)
+        if content_type is None:
+            content_type = _TYPES.get(Path(key).suffix.lower(), "application/octet-stream")
+        entry = Route(body=body, content_type=content_type, **route)
+        self.routes[(key, query if match_query else None)] = entry
+        return entry
+
+    def add_file(self, url: str, path: Path, **route: Any) -> Route:
+        path = Path(path)
+        return self.add(url, path.read_bytes(), _TYPES.get(path.suffix.lower()), **route)
+
+    def add_page(self, url: str, text: str, *, match_query: bool = False, **route: Any) -> Route:
+        return self.add(url, text.encode(), "text/html; charset=utf-8", match_query=match_query, **route)
+
+    def fault(self, url: str, kind: str, *, times: int = 1, delay: float = 2.0, location: str = "",
+              match_query: bool = False) -> Route:
+        """Inject fault ``kind`` (one of :data:`FAULTS`) into the route of ``url`` (created empty if absent)."""
+        check_choice("fault", kind, FAULTS)
+        key, query = url_key(url)
+        route = self.routes.get((key, query if match_query else None)) or self.routes.get((key, query)) \
+            or self.add(url, match_query=match_query)
+        route.fault, route.fault_args, route.count = kind, {"times": times, "delay": delay, "location": location}, 0
+        return route
+
+    def hits(self, url: str | None = None) -> list[Hit]:
+        """Requests seen (for the original ``url`` only, when given)."""
+        with self._lock:
+            log = list(self.log)
+        if url is None:
+            return log
+        key, _query = url_key(url)
+        return [hit for hit in log if hit.key == key]
+
+    def _find(self, key: str, query: str) -> Route | None:
+        return self.routes.get((key, query)) or self.routes.get((key, None))
+
+    # ---- the catalogue layout
+
+    @classmethod
+    def from_videos(cls, videos: Iterable[Any], clips: Mapping[str, Path], *, js_buttons: bool = False,
+                    clock: Callable[[], float] = time.time) -> LoopbackSite:
+        """A site serving every video that has a clip in ``clips`` (video id -> local file) in its source's layout.
+
+        Videos without a clip are not served (they end ``missing``). Two videos sharing one URL (a Vimeo page
+        cut into two clips) are served the first one's clip. Not started: use ``with`` or :meth:`start`.
+        """
+        site = cls(clock=clock)
+        butterfly: dict[str, list[tuple[Any, Path]]] = {}
+        for video in videos:
+            clip = clips.get(video.id)
+            if clip is None:
+                continue
+            clip = Path(clip)
+            if video.source == "butterfly":
+                butterfly.setdefault(video.url, []).append((video, clip))
+                continue
+            layout = getattr(site, f"_layout_{video.source}", None)
+            if layout is None:
+                site.add_file(video.url, clip)
+            else:
+                layout(video, clip)
+        for transfer, members in butterfly.items():
+            site._layout_butterfly(transfer, members, js_buttons)
+        return site
+
+    def _layout_butterfly(self, transfer: str, members: list[tuple[Any, Path]], js_buttons: bool) -> None:
+        path = urllib.parse.urlsplit(transfer).path.rstrip("/")
+        stamp = dt.datetime.fromtimestamp(1610469413, dt.timezone.utc)
+        self.add(f"{transfer.rstrip('/')}/download", butterfly_zip(members), "application/zip",
+                 headers={"Content-Disposition": f'attachment; filename="Published -{stamp:%Y%m%dT%H%M%SZ}-001.zip"'})
+        link = f"{path}/download"
+        if js_buttons:
+            button = ('<a class="btn btn-primary" id="download">Download</a>\n<script>setTimeout(function () {'
+                      f'document.getElementById("download").setAttribute("href", {json.dumps(link)});}}, 150);'
+                      '</script>')
+        else:
+            button = f'<a class="btn btn-primary" href="{html.escape(link)}">Download</a>'
+        self.add_page(transfer, f"<!DOCTYPE html><html><head><title>Bynder transfer</title></head><body>"
+                                f'<div class="transfer"><h1>{len(members)} files</h1>\n{button}</div></body></html>')
+
+    def _layout_grepmed(self, video: Any, clip: Path) -> None:
+        self.add_file(video.url, clip)
+        match = re.search(r"/uploads/(\d+)/", video.url)
+        if match:
+            page = grepmed_page(video.url)
+            self.add_page(f"https://www.grepmed.com/images/{match.group(1)}", page)
+
+    def _layout_pocusatlas(self, video: Any, clip: Path) -> None:
+        from processing.sources.pocusatlas import short_form
+
+        url = video.url.split("?", 1)[0]
+        short = short_form(url)
+        if short:
+            self.fault(url, "404")
+        served = short or url
+        self.add_file(served, clip)
+        self.add(served + "?format=750w", resized_gif(), "image/gif", match_query=True)
+        if getattr(video, "link", ""):
+            width, height = _dimensions(video)
+            self.add_page(video.link, f'<html><body><div class="sqs-block image-block"><img data-src="{served}" '
+                                      f'data-image="{served}" data-image-dimensions="{width}x{height}" '
+                                      f'data-load="false" alt=""></div></body></html>')
+            self.add(video.link + "?format=json", json.dumps({
+                "website": {"id": "58118909e3df282037abfad7"}, "collection": {"title": "Lung"},
+                "item": {"assetUrl": served, "filename": Path(served).name, "contentType": "image/gif",
+                         "body": f'<p><img src="{served}?format=750w"></p>',
+                         "systemDataId": served.rstrip("/").split("/")[-2]}}).encode(),
+                "application/json", match_query=True)
+
+    def _layout_litfl(self, video: Any, clip: Path) -> None:
+        url = video.url.split("?", 1)[0]
+        self.add_file(url, clip)
+        if getattr(video, "link", ""):
+            self.add_page(video.link, litfl_page(url))
+
+    def _layout_radio(self, video: Any, clip: Path) -> None:
+        self.add_file(video.url, clip)
+        if getattr(video, "link", ""):
+            match = re.search(r"/images/(\d+)/", video.url)
+            image_id = int(match.group(1)) if match else 1
+            study = 900000 + image_id % 100000
+            self.add_page(video.link, f'<html><body><div class="case-study" data-study-id="{study}"></div>'
+                                      "<script>var stackedImages = [];</script></body></html>")
+            stacks = [{"modality": "Ultrasound", "images": [{
+                "id": image_id, "position": 1, "content_type": "video/mp4", "public_filename": video.url,
+                "fullscreen_filename": video.url.rsplit(".", 1)[0] + "_big_gallery.jpeg"}]}]
+            self.add(f"https://radiopaedia.org/studies/{study}/stacks", json.dumps(stacks).encode(),
+                     "application/json; charset=utf-8")
+
+    def _layout_core(self, video: Any, clip: Path) -> None:
+        host = urllib.parse.urlsplit(video.url).hostname or ""
+        if host.endswith("vimeo.com"):
+            if url_key(video.url) in {(k, q or "") for k, q in self.routes}:
+                return
+            vimeo_id = video.url.rstrip("/").rsplit("/", 1)[-1]
+            media = f"https://vod-progressive.akamaized.net/{vimeo_id}/{vimeo_id}.mp4"
+            self.add_file(media, clip)
+            self.add_page(video.url, video_page(f"Vimeo {vimeo_id}", media))
+        else:
+            self.add_file(video.url, clip)
+
+    def _layout_uf(self, video: Any, clip: Path) -> None:
+        self.add_file(video.url, clip, browser_only=True)
+
+    def _layout_paper(self, video: Any, clip: Path) -> None:
+        self.add_file(video.url, clip, browser_only=True, match_query=True)
+
+    def _layout_clarius(self, video: Any, clip: Path) -> None:
+        data = clip.read_bytes()
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(video.url).query))
+        if "X-Amz-Date" not in query:
+            self.add(video.url, data, _TYPES.get(clip.suffix.lower()))
+            return
+        signed = dt.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        expires = signed.timestamp() + int(query.get("X-Amz-Expires", "0"))
+
+        def presigned(site: LoopbackSite, _headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
+            if site.clock() > expires:
+                return 403, {"Content-Type": "application/xml"}, (
+                    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
+                    b"<Message>Request has expired</Message></Error>")
+            return 200, {"Content-Type": "video/mp4"}, data
+
+        self.add(video.url, handler=presigned, match_query=True)
+
+
+# ---- page and archive builders (also handy in tests)
+
+def grepmed_page(file_url: str) -> str:
+    """A GrepMed-like case page naming ``file_url`` in a ``<video><source>`` and in ``og:video``."""
+    return ("<!DOCTYPE html><html><head>"
+            f'<meta property="og:video" content="{html.escape(file_url)}">'
+            '<meta property="og:type" content="video.other"></head><body><div class="image-container">'
+            f'<video autoplay loop muted playsinline><source src="{html.escape(file_url)}" type="video/mp4">'
+            "</video></div></body></html>")
+
+
+def litfl_page(file_url: str) -> str:
+    """A WordPress case page: a ``[video]`` shortcode player (``?_=1``, fallback link) and a block-editor figure."""
+    src = html.escape(file_url)
+    return ('<!DOCTYPE html><html><body><article><div class="entry-content"><p>Case</p>'
+            '<div style="width: 640px;" class="wp-video"><video class="wp-video-shortcode" id="video-1-1" '
+            f'preload="metadata" controls="controls"><source type="video/mp4" src="{src}?_=1" />'
+            f'<a href="{src}">{src}</a></video></div>'
+            f'<figure class="wp-block-video"><video controls src="{src}"></video></figure>'
+            "</div></article></body></html>")
+
+
+def video_page(title: str, media_url: str) -> str:
+    """A plain page with one HTML5 ``<video>`` (what yt-dlp's generic extractor reads)."""
+    return (f"<!DOCTYPE html><html><head><title>{html.escape(title)}</title></head><body>"
+            f'<video controls width="640"><source src="{html.escape(media_url)}" type="video/mp4"></video>'
+            "</body></html>")
+
+
+def make_zip(members: Mapping[str, bytes]) -> bytes:
+    """A zip holding ``members`` (name -> bytes) verbatim, unsafe names included (for fault tests)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(zipfile.ZipInfo(name, (2021, 1, 12, 16, 46, 52)), data)
+    return buffer.getvalue()
+
+
+def butterfly_zip(members: Iterable[tuple[Any, Path]]) -> bytes:
+    """The Butterfly transfer zip: ``Published/<category>/<original filename>`` plus a ``.png`` per clip."""
+    files: dict[str, bytes] = {}
+    for video, clip in members:
+        folder = BUTTERFLY_FOLDERS.get(getattr(video, "label", ""), "Other")
+        files[f"Published/{folder}/{video.filename}"] = Path(clip).read_bytes()
+        files[f"Published/{folder}/{Path(video.filename).stem}.png"] = tiny_png()
+    return make_zip(files)
+
+
+def tiny_png() -> bytes:
+    """A valid 1x1 grey PNG."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b""))
+
+
+def resized_gif() -> bytes:
+    """A tiny valid GIF standing in for a Squarespace ``?format=750w`` rendition (not the original bytes)."""
+    return (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+            b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+
+def _dimensions(video: Any) -> tuple[int, int]:
+    expected = getattr(video, "expected", None)
+    return (getattr(expected, "width", 0), getattr(expected, "height", 0))
+
+
+# ---- the HTTP handler
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # dropped connections are expected here
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    site: LoopbackSite
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:  # the connection was dropped on purpose (reset / cut faults)
+            pass
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def _record(self, key: str, query: str, status: int, sent: int) -> None:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        with self.site._lock:
+            self.site.log.append(Hit(key, query, headers, status, sent, self._arrived))
+
+    def _serve(self, head: bool) -> None:
+        self._arrived = time.monotonic()
+        self.close_connection = True
+        raw = self.path.lstrip("/")
+        path, _, query = raw.partition("?")
+        key = urllib.parse.unquote(path)
+        route = self.site._find(key, query)
+        if route is None:
+            return self._reply(key, query, 404, {"Content-Type": "text/html"}, b"<html><body>404</body></html>", head)
+        with self.site._lock:
+            route.count += 1
+            count = route.count
+        fault, args = route.fault, route.fault_args
+        agent = self.headers.get("User-Agent", "")
+        if fault == "reset":
+            self._record(key, query, 0, 0)
+            return self._reset()
+        if fault in ("404", "403"):
+            return self._reply(key, query, int(fault), {"Content-Type": "text/html"},
+                               f"<html><body>{fault}</body></html>".encode(), head)
+        if fault == "500-then-ok" and count <= args["times"]:
+            return self._reply(key, query, 500, {"Content-Type": "text/html"}, b"<html>500</html>", head)
+        if fault == "429-then-ok" and count <= args["times"]:
+            return self._reply(key, query, 429, {"Content-Type": "text/html", "Retry-After": "0"}, b"busy", head)
+        if fault == "redirect":
+            return self._reply(key, query, 302, {"Location": args["location"]}, b"", head)
+        if route.browser_only and not agent.startswith("Mozilla/"):
+            return self._reply(key, query, 403, {"Content-Type": "text/html"}, b"<html>Forbidden</html>", head)
+        if fault == "html":
+            return self._reply(key, query, 200, {"Content-Type": "video/mp4"},
+                               b"<!DOCTYPE html><html><body>Sorry, this page is unavailable</body></html>", head)
+        if route.handler is not None:
+            status, headers, body = route.handler(self.site, {k.lower(): v for k, v in self.headers.items()})
+            return self._reply(key, query, status, headers, body, head)
+        body = route.body
+        headers = {"Content-Type": route.content_type, **route.headers}
+        etag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
+        headers["ETag"] = etag
+        headers["Accept-Ranges"] = "none" if fault == "no-range" else "bytes"
+        status, start = 200, 0
+        wanted = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if wanted and fault != "no-range" and (not if_range or if_range == etag):
+            match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted.strip())
+            if match:
+                start = int(match.group(1))
+                end = int(match.group(2)) if match.group(2) else len(body) - 1
+                if start >= len(body):
+                    return self._reply(key, query, 416, {"Content-Range": f"bytes */{len(body)}"}, b"", head)
+                end = min(end, len(body) - 1)
+                headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
+                body, status = body[start:end + 1], 206
+        if fault == "slow":
+            return self._slow(key, query, status, headers, body, args["delay"])
+        if fault == "truncate" or (fault == "cut-once" and count == 1):
+            return self._partial(key, query, status, headers, body, reset=fault == "cut-once")
+        if fault == "no-length":
+            return self._reply(key, query, status, headers, body, head, length=False)
+        return self._reply(key, query, status, headers, body, head)
+
+    def _head(self, status: int, headers: Mapping[str, str], length: int | None) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+    def _reply(self, key: str, query: str, status: int, headers: Mapping[str, str], body: bytes, head: bool,
+               length: bool = True) -> None:
+        self._head(status, headers, len(body) if length else None)
+        sent = 0
+        if not head:
+            try:
+                self.wfile.write(body)
+                sent = len(body)
+            except OSError:
+                pass
+        self._record(key, query, status, sent)
+
+    def _slow(self, key, query, status, headers, body: bytes, delay: float) -> None:
+        self._head(status, headers, len(body))
+        try:
+            self.wfile.write(body[:16])
+            self.wfile.flush()
+            time.sleep(delay)
+            self.wfile.write(body[16:])
+            sent = len(body)
+        except OSError:
+            sent = 16
+        self._record(key, query, status, sent)
+
+    def _partial(self, key, query, status, headers, body: bytes, reset: bool) -> None:
+        half = max(1, len(body) // 2)
+        self._head(status, headers, len(body))
+        try:
+            self.wfile.write(body[:half])
+            self.wfile.flush()
+        except OSError:
+            pass
+        self._record(key, query, status, half)
+        if reset:
+            self._reset()
+        else:  # a clean close: the body simply ends short of its Content-Length
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP reset."""
+        try:
+            self.wfile.flush()
+        except OSError:
+            pass
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.connection.close()
