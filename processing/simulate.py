@@ -368,6 +368,8 @@ class _Renderer:
         grid = np.where(self.below, lung, tis.wall)
         # Speckle decorrelates a little from frame to frame (probe and patient motion).
         grid = grid * (1.0 + 0.08 * self.rng.standard_normal(grid.shape, dtype=np.float32))
+        # Electronic noise floor: even anechoic fluid is not pure black on a real scanner.
+        grid = grid + np.abs(0.035 + 0.015 * self.rng.standard_normal(grid.shape, dtype=np.float32))
         grey = cv2.remap(grid, self.map_x, self.map_y, cv2.INTER_LINEAR)
         out = np.clip(grey * 255.0, 0, 255).astype(np.uint8)
         out[~self.geo.fov_mask] = 0
