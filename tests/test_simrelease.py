@@ -254,3 +254,29 @@ def test_catalogue_loads_the_simulated_release_with_the_generated_records(releas
     assert cat["11_litfl_other"].task_label("3class") is None
     views = {v: len(catalogue.load_catalogue(v, release.release_dir, custom=True)) for v in ("1.0", "1.1", "1.2")}
     assert views == {"1.0": 9, "1.1": 10, "1.2": 12}
+
+
+@pytest.mark.slow
+def test_pipeline_removes_the_truth_overlays_and_keeps_far_ultrasound_pixels(release, tmp_path):
+    catalogue = pytest.importorskip("processing.catalogue")
+    pipeline = pytest.importorskip("processing.pipeline")
+    clips = pytest.importorskip("processing.clips")
+    cat = catalogue.load_catalogue("1.4", release.release_dir, custom=True)
+    options = pipeline.ProcessingOptions(write_videos=False)
+    for video in cat:
+        info = clips.probe_clip(release.clips[video.id])
+        plan = pipeline.plan_for_video(video, release.release_dir / "data" / "mask", options, info)
+        record = pipeline.process_clip(release.clips[video.id], plan, tmp_path, options)
+        truth = release.load_truth(video.id)
+        win = truth.fov_window
+        near = truth.dilated(7)
+        original = {f.index: f.image for f in clips.iter_frames(release.clips[video.id])}
+        for frame in record.frames:
+            image = cv2.cvtColor(cv2.imread(str(frame.path)), cv2.COLOR_BGR2RGB).astype(int)
+            h, w = image.shape[:2]
+            overlay = truth.overlay_masks[frame.index][win.slices()][:h, :w]
+            chroma = image.max(axis=-1) - image.min(axis=-1)
+            assert not (chroma[overlay] > 40).any(), f"{video.id} frame {frame.index}: a coloured overlay is left"
+            far = ~near[frame.index][win.slices()][:h, :w] & truth.fov_mask[win.slices()][:h, :w]
+            before = original[frame.index][win.slices()][:h, :w].astype(int)
+            assert np.abs(image[far] - before[far]).mean() < 1.0, f"{video.id} frame {frame.index}"
