@@ -8,10 +8,11 @@ Release files, relative to the release folder (laid out like the upstream reposi
 
     file                                 needed      columns read (required; [optional])
     utils/video_metadata.csv             required    id, filename, filetype, source, url, probe, class, version;
-                                                     [type, patient, case_no, license, link, paper_doi, paper_link]
+                                                     [type, patient, case_no, license, link, paper_link, paper_doi]
     utils/video_cropping_metadata.csv    required    filename, del_upper, width_rate, x1_w_y1_h;
-                                                     [crp_width, crp_height (stored crop size, swapped as upstream),
-                                                      source, probe, class, the artifact flags ARTIFACT_FLAGS]
+                                                     [crp_width, crp_height (stored crop size, swapped as upstream;
+                                                      when present it must equal the rule's window), probe, class,
+                                                      version (checked against video_metadata), ARTIFACT_FLAGS]
     utils/mask_metadata.csv              required    filename, need_mask_after_crop, mask_main_filename;
                                                      [need_multiple_masks, frame_specific_masks,
                                                       delete_frames_from_to, tight_inpainting, probe, class, version]
@@ -667,7 +668,7 @@ def parse_release(root: Path, *, official: bool, errata: tuple[Erratum, ...] | N
             filetype=d["filetype"], url=row["url"], filename=row["filename"], version_added=d["version"],
             body_region=body.lower() or "unknown", patient_id=patient, case_no=case, luss=score, clinical=flags,
             licence=row.get("license") or SOURCE_LICENCES.get(d["source"], LICENCE_NOT_STATED),
-            link=row.get("link") or row.get("paper_doi") or row.get("paper_link") or "",
+            link=row.get("link") or row.get("paper_link") or row.get("paper_doi") or "",
             crop_rule=rule, crop_window=window, crop_size=crop_size, artifacts=artifacts, masks=plan,
             expected=expected,
         ))

@@ -202,6 +202,11 @@ def test_licence_is_the_csv_value_or_the_source_licence_upstream_states(catalogu
     assert Counter(v.licence for v in catalogue)["http://creativecommons.org/licenses/by/4.0/"] == 5
 
 
+def test_link_prefers_the_case_page_then_the_paper_page_over_the_doi(catalogue):
+    assert catalogue["212_paper_other"].link.endswith("#appsec4")  # its DOI is a spreadsheet fill artifact
+    assert catalogue["222_clarius_other"].link.startswith("https://cloud.clarius.com/cases/")
+
+
 # ------------------------------------------------------------------------------------------- crop rule
 
 
