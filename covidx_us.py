@@ -1,0 +1,468 @@
+"""COVIDx-US as a Hugging Face ``datasets`` builder: configs, features, leak-free splits.
+
+``datasets`` 5 no longer runs loading scripts, so this class is used directly and its output exported in the Hub's
+own layout (``covidx-us build`` / :mod:`processing.export`), which stock ``load_dataset`` reads::
+
+    builder = CovidxUS(config_name="frames-4class", release_dir="path/to/COVID-US", mirrors=("http://.../",))
+    builder.download_and_prepare()
+    ds = builder.as_dataset()
+
+Configs ``{frames,videos}-{binary,3class,4class}``: frames are the cleaned images (one example per kept frame),
+videos the cleaned clips (one example per clip, bytes readable with ``datasets.Video``; decoding needs torchcodec and
+stays optional). Every config carries the processing parameters, with the paper's defaults (every frame,
+Navier-Stokes inpainting, PNG), and where the data comes from. Parameters are overridden as keyword arguments;
+unknown names or values raise an error listing the valid ones.
+
+``_split_generators`` runs catalogue -> download -> processing (results cached on disk, keyed by the parameters that
+change them, in ``work_dir`` or else the download manager's cache) and assigns splits per video
+(:mod:`processing.splits`, over the whole task so a video's split does not depend on which videos could be had).
+``_generate_examples`` only reads the processed results.
+
+Expected split sizes: ``dataset_infos.json`` holds, per config, the number of videos per split of the official v1.5
+release at the default split parameters. A build at those parameters (official 1.5, every source and probe,
+split "default", seed 0, nothing missing) that produces other numbers fails and says what differs; any other build
+only logs the differences (processing parameters such as max_frames do not change the number of videos).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from processing.catalogue import PROBES, SOURCES, TASKS, VERSIONS
+from processing.errors import ClipError, CovidxError, DownloadError, InvalidChoiceError, check_choice
+from processing.fileutil import atomic_write
+from processing.splits import SCHEMES, assign_splits, split_names
+
+log = logging.getLogger(__name__)
+
+KINDS = ("frames", "videos")
+CONFIG_NAMES = tuple(f"{kind}-{task}" for kind in KINDS for task in TASKS)
+INPAINT_METHODS = ("ns", "telea")
+IMAGE_FORMATS = ("png", "jpeg")
+DATASET_INFOS_PATH = Path(__file__).with_name("dataset_infos.json")
+PROCESSING_FORMAT = 1  # bump when the on-disk processed record format changes
+
+_DESCRIPTION = (
+    "COVIDx-US lung-ultrasound clips (COVID-19, pneumonia, normal, other), downloaded from their public sources, "
+    "cropped to the ultrasound sector and cleaned of overlays by inpainting."
+)
+_HOMEPAGE = "https://github.com/nrc-cnrc/COVID-US"
+_CITATION = """@article{ebadi2021covidxus,
+  title   = {{COVIDx-US} -- An Open-Access Benchmark Dataset of Ultrasound Imaging Data for {AI}-Driven {COVID-19} Analytics},
+  author  = {Ebadi, Ashkan and Xi, Pengcheng and MacLean, Alexander and Tremblay, St{\\'e}phane and Kohli, Sonny and Wong, Alexander},
+  journal = {arXiv preprint arXiv:2103.10003},
+  year    = {2021}
+}"""
+
+
+class ExpectedCountsError(CovidxError):
+    """A default build produced other split sizes than dataset_infos.json records."""
+
+
+@dataclasses.dataclass
+class CovidxUSConfig(datasets.BuilderConfig):
+    """One COVIDx-US config: the name picks frames/videos and the task; the rest are processing parameters.
+
+    Frozen after construction (``datasets.BuilderConfig`` is not a frozen dataclass, so a frozen subclass cannot be
+    declared; assignment raises instead). Change a parameter with :func:`dataclasses.replace`, which re-validates.
+
+    Args:
+        release: release version, one of ``processing.catalogue.VERSIONS`` (default "1.5").
+        max_frames: at most this many frames per clip, evenly spaced (None: every frame, the paper's default).
+        sample_hz: sample frames at this rate, e.g. 3.0 as POCOVID (None: every frame).
+        sources, probes: keep only these sources / probes (None: all).
+        inpaint: "ns" (Navier-Stokes, the paper) or "telea" (upstream code).
+        image_format: "png" (lossless, default) or "jpeg".
+        split: "default" (train/validation/test 70/15/15 by patient), "none" (one train split) or "kfold".
+        num_folds, fold: k-fold parameters (fold None: splits fold0..fold{k-1}; fold i: train/test for fold i).
+        seed: split seed.
+        release_dir: a folder holding the release files (None: the pinned upstream files, fetched and verified).
+        custom_release: the release_dir is the user's own release in the upstream format (not the official one).
+        mirrors: URL prefixes tried after the original hosts.
+        data_dir: a folder of manually downloaded clips (``<video id>.<ext>`` or original file names).
+        work_dir: where downloads and processed results are cached (None: under the download manager's cache).
+        allow_missing: build without the videos that could not be downloaded (named in the log and the card).
+        download_delay, download_timeout, download_retries: politeness and patience per request.
+        use_original: try the original hosts first (False: mirrors and data_dir only, e.g. for hermetic tests).
+    """
+
+    release: str = "1.5"
+    max_frames: int | None = None
+    sample_hz: float | None = None
+    sources: tuple[str, ...] | None = None
+    probes: tuple[str, ...] | None = None
+    inpaint: str = "ns"
+    image_format: str = "png"
+    split: str = "default"
+    num_folds: int = 5
+    fold: int | None = None
+    seed: int = 0
+    release_dir: str | None = None
+    custom_release: bool = False
+    mirrors: tuple[str, ...] = ()
+    work_dir: str | None = None
+    allow_missing: bool = False
+    download_delay: float = 1.0
+    download_timeout: float = 30.0
+    download_retries: int = 4
+    use_original: bool = True
+
+    def __post_init__(self) -> None:
+        check_choice("config", self.name, CONFIG_NAMES)
+        super().__post_init__()
+        check_choice("release", self.release, VERSIONS)
+        set_ = object.__setattr__  # normalising before the instance freezes
+        for field_name, valid in (("sources", SOURCES), ("probes", PROBES)):
+            values = getattr(self, field_name)
+            if values is not None:
+                values = (values,) if isinstance(values, str) else tuple(values)
+                if not values:
+                    raise CovidxError(f"{field_name} is empty; leave it unset (None) for all of {', '.join(valid)}")
+                for value in values:
+                    check_choice(field_name[:-1], value, valid)
+                set_(self, field_name, tuple(sorted(set(values), key=valid.index)))
+        check_choice("inpaint", self.inpaint, INPAINT_METHODS)
+        check_choice("image_format", self.image_format, IMAGE_FORMATS)
+        check_choice("split", self.split, SCHEMES)
+        split_names(self.split, self.num_folds, self.fold)  # validates num_folds and fold
+        if self.max_frames is not None and (isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int)
+                                            or self.max_frames < 1):
+            raise CovidxError(f"invalid max_frames {self.max_frames!r}; valid values: a positive integer or None")
+        if self.sample_hz is not None and not (isinstance(self.sample_hz, int | float) and self.sample_hz > 0):
+            raise CovidxError(f"invalid sample_hz {self.sample_hz!r}; valid values: a positive number or None")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise CovidxError(f"invalid seed {self.seed!r}; valid values: an integer")
+        if self.custom_release and not self.release_dir:
+            raise CovidxError("custom_release needs release_dir: the folder holding your release files")
+        if not self.download_delay >= 0:
+            raise CovidxError(f"invalid download_delay {self.download_delay!r}; valid values: a number >= 0")
+        if not self.download_timeout > 0:
+            raise CovidxError(f"invalid download_timeout {self.download_timeout!r}; valid values: a number > 0")
+        if isinstance(self.download_retries, bool) or not isinstance(self.download_retries, int) \
+                or self.download_retries < 0:
+            raise CovidxError(f"invalid download_retries {self.download_retries!r}; valid values: an integer >= 0")
+        for prefix in self.mirrors if not isinstance(self.mirrors, str) else (self.mirrors,):
+            if not str(prefix).startswith(("http://", "https://")):
+                raise CovidxError(f"invalid mirror {prefix!r}; valid values: http(s) URL prefixes")
+        set_(self, "mirrors", (self.mirrors,) if isinstance(self.mirrors, str) else tuple(self.mirrors))
+        for path_field in ("release_dir", "work_dir", "data_dir"):
+            if getattr(self, path_field) is not None:
+                set_(self, path_field, str(getattr(self, path_field)))
+        set_(self, "_frozen", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_frozen", False):
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}: CovidxUSConfig is frozen")
+        object.__setattr__(self, name, value)
+
+    @property
+    def kind(self) -> str:
+        return self.name.split("-", 1)[0]
+
+    @property
+    def task(self) -> str:
+        return self.name.split("-", 1)[1]
+
+    def parameters(self) -> dict[str, Any]:
+        """The parameters (every field but the name, version, description and data_files), JSON-ready."""
+        skip = {"name", "version", "description", "data_files"}
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.name in skip:
+                continue
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def processing_key(self) -> dict[str, Any]:
+        """The parameters that change processed frames and clips (not the task, split or data location)."""
+        return {"format": PROCESSING_FORMAT, "max_frames": self.max_frames, "sample_hz": self.sample_hz,
+                "inpaint": self.inpaint, "image_format": self.image_format}
+
+    def counts_are_checked(self) -> bool:
+        """Whether the number of videos per split must equal dataset_infos.json (see the module docstring)."""
+        return (self.release == "1.5" and not self.custom_release and self.sources is None and self.probes is None
+                and self.split == "default" and self.seed == 0)
+
+
+def _default_config(name: str) -> CovidxUSConfig:
+    kind, task = name.split("-", 1)
+    what = "cleaned frames (one example per frame)" if kind == "frames" else "cleaned clips (one example per clip)"
+    return CovidxUSConfig(name=name, version=datasets.Version("1.5.0"),
+                          description=f"COVIDx-US {what}, {task} labels {', '.join(TASKS[task])}.")
+
+
+def features_for(name: str) -> datasets.Features:
+    """The features of config ``name``."""
+    check_choice("config", name, CONFIG_NAMES)
+    kind, task = name.split("-", 1)
+    label = datasets.ClassLabel(names=list(TASKS[task]))
+    common = {
+        "video_id": datasets.Value("string"),
+        "source": datasets.Value("string"),
+        "probe": datasets.Value("string"),
+        "width": datasets.Value("int32"),
+        "height": datasets.Value("int32"),
+    }
+    tail = {"patient_id": datasets.Value("string"), "luss": datasets.Value("int8"), "release": datasets.Value("string")}
+    if kind == "frames":
+        return datasets.Features({
+            "image": datasets.Image(), "label": label, "video_id": common["video_id"],
+            "frame_index": datasets.Value("int32"), "timestamp": datasets.Value("float32"),
+            "source": common["source"], "probe": common["probe"], "width": common["width"],
+            "height": common["height"], "original_width": datasets.Value("int32"),
+            "original_height": datasets.Value("int32"), **tail,
+        })
+    return datasets.Features({
+        "video": datasets.Video(), "label": label, **common, "fps": datasets.Value("float32"),
+        "num_frames": datasets.Value("int32"), **tail,
+    })
+
+
+def load_expected(path: Path = DATASET_INFOS_PATH) -> dict[str, dict[str, int]]:
+    """Per config, the expected number of videos per split at default parameters (from dataset_infos.json)."""
+    infos = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {name: dict(info["expected_videos"]["splits"]) for name, info in infos.items()}
+
+
+def compare_counts(expected: Mapping[str, int], actual: Mapping[str, int]) -> list[str]:
+    """Human-readable differences between expected and actual videos per split ([] when equal)."""
+    return [f"{split}: expected {expected.get(split, 0)} videos, built {actual.get(split, 0)}"
+            for split in sorted(set(expected) | set(actual)) if expected.get(split, 0) != actual.get(split, 0)]
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def download_digest(downloads: Any) -> str:
+    """sha256 of the download manifest of a build: sorted (video id, status, sha256, size) rows."""
+    return _digest(sorted(set(map(tuple, downloads))))
+
+
+def _media(name: str, data: bytes) -> dict[str, Any]:
+    # datasets keeps only the path when it names an existing file: never let a stray file in cwd drop the bytes.
+    return {"bytes": data, "path": None if os.path.exists(name) else name}
+
+
+class CovidxUS(datasets.GeneratorBasedBuilder):
+    """COVIDx-US lung-ultrasound frames or clips; see the module docstring."""
+
+    BUILDER_CONFIG_CLASS = CovidxUSConfig
+    BUILDER_CONFIGS = [_default_config(name) for name in CONFIG_NAMES]
+    DEFAULT_CONFIG_NAME = "frames-4class"
+
+    # Filled by _split_generators for the caller (covidx-us build writes them into the card).
+    catalogue: Any = None
+    missing: tuple[str, ...] = ()
+    download_digest: str | None = None  # sha256 over (video id, status, sha256, size) of this config's downloads
+    downloads: tuple[tuple[str, str, str | None, int | None], ...] = ()
+    video_counts: dict[str, int] | None = None
+
+    def _create_builder_config(self, config_name=None, custom_features=None, config_id=None, **config_kwargs):
+        # datasets would setattr() overrides onto the shared default config; build a validated copy instead.
+        name = config_name or self.DEFAULT_CONFIG_NAME
+        check_choice("config", name, CONFIG_NAMES)
+        valid = [f.name for f in dataclasses.fields(CovidxUSConfig) if f.name not in ("name", "version")]
+        for key in config_kwargs:
+            if key not in valid:
+                raise InvalidChoiceError("parameter", key, valid)
+        base = self.builder_configs[name]
+        overrides = {k: v for k, v in config_kwargs.items() if v is not None}
+        config = dataclasses.replace(base, **overrides) if overrides else base
+        if config_id is None:
+            changed = {k: v for k, v in config.parameters().items() if v != base.parameters()[k]}
+            config_id = name if not changed else f"{name}-{_digest(changed)[:16]}"
+        return config, config_id
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(description=_DESCRIPTION, features=features_for(self.config.name),
+                                    homepage=_HOMEPAGE, citation=_CITATION)
+
+    # -- catalogue -> download -> processing
+
+    def _work_dir(self, dl_manager: Any) -> Path:
+        if self.config.work_dir:
+            return Path(self.config.work_dir)
+        cache = getattr(getattr(dl_manager, "download_config", None), "cache_dir", None) or self._cache_downloaded_dir
+        return Path(cache) / "covidx_us"
+
+    def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
+        from processing.catalogue import load_catalogue
+        from processing.download import DownloadOptions, download_videos
+
+        config = self.config
+        work = self._work_dir(dl_manager)
+        catalogue = load_catalogue(config.release, Path(config.release_dir) if config.release_dir else None,
+                                   custom=config.custom_release, cache_dir=work / "release")
+        task_videos = catalogue.filter(task=config.task).videos
+        # Splits over the whole task: a video's split does not depend on the source/probe filter or on missing clips.
+        splits = assign_splits([v.group for v in task_videos], [v.task_label(config.task) for v in task_videos],
+                               scheme=config.split, seed=config.seed, num_folds=config.num_folds, fold=config.fold)
+        split_of = {v.id: s for v, s in zip(task_videos, splits, strict=True)}
+        videos = catalogue.filter(task=config.task, sources=config.sources, probes=config.probes).videos
+        if not videos:
+            raise CovidxError(f"no video of release {config.release} matches sources={config.sources} "
+                              f"probes={config.probes} for task {config.task}")
+
+        options = DownloadOptions(cache_dir=work, mirrors=config.mirrors,
+                                  data_dir=Path(config.data_dir) if config.data_dir else None,
+                                  delay=config.download_delay, timeout=config.download_timeout,
+                                  retries=config.download_retries, use_original=config.use_original)
+        results = download_videos(videos, options)
+        missing = {r.video_id: r.reason or r.status for r in results if r.status == "missing" or r.path is None}
+        records: dict[str, dict[str, Any]] = {}
+        for video, result in zip(videos, results, strict=True):
+            if video.id in missing:
+                continue
+            try:
+                records[video.id] = self._processed(catalogue, video, result, work)
+            except ClipError as exc:
+                missing[video.id] = f"processing failed: {exc}"
+        if missing:
+            listing = "; ".join(f"{vid} ({reason})" for vid, reason in missing.items())
+            if not config.allow_missing:
+                raise DownloadError(f"{len(missing)} of {len(videos)} videos could not be had: {listing}. "
+                                    "Nothing was exported; fix the sources, give --mirror/--data-dir, or pass "
+                                    "--allow-missing to build without them")
+            log.warning("building without %d missing videos: %s", len(missing), listing)
+
+        self.catalogue = catalogue
+        self.missing = tuple(missing)
+        self.downloads = tuple(sorted((r.video_id, r.status, r.sha256, r.size) for r in results))
+        self.download_digest = download_digest(self.downloads)
+        counts = Counter(split_of[v.id] for v in videos if v.id in records)
+        self.video_counts = {s: counts.get(s, 0) for s in split_names(config.split, config.num_folds, config.fold)}
+        self._check_counts()
+        release = catalogue.version if catalogue.official else f"{catalogue.version}+custom"
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"items": [
+                {"video": _video_fields(v, config.task, release), "record": records[v.id]}
+                for v in videos if v.id in records and split_of[v.id] == split]})
+            for split in split_names(config.split, config.num_folds, config.fold)
+        ]
+
+    def _check_counts(self) -> None:
+        config = self.config
+        expected = load_expected().get(config.name, {}) if DATASET_INFOS_PATH.is_file() else {}
+        diff = compare_counts(expected, self.video_counts or {})
+        if not diff:
+            return
+        if config.counts_are_checked() and not self.missing:
+            raise ExpectedCountsError(f"{config.name}: the build differs from dataset_infos.json: {'; '.join(diff)}")
+        log.info("%s: non-default parameters, split sizes differ from dataset_infos.json: %s", config.name,
+                 "; ".join(diff))
+
+    def _processed(self, catalogue: Any, video: Any, result: Any, work: Path) -> dict[str, Any]:
+        """The processed record of one clip, from the on-disk cache or made now."""
+        from processing.clips import probe_clip
+        from processing.pipeline import ProcessingOptions, plan_for_video, process_clip
+
+        config = self.config
+        key = config.processing_key()
+        out_root = work / "processed" / _digest(key)[:16]
+        record_path = out_root / "records" / f"{video.id}.json"
+        mask_dir = catalogue.release_dir / "data" / "mask"
+        for name in video.masks.mask_names(video.id, video.probe):
+            mask_dir = catalogue.mask_path(name).parent  # fetched and verified on first use
+        fingerprint = _digest({"source": result.sha256, "crop": repr(video.crop_rule), "masks": repr(video.masks),
+                               "mask_dir": str(mask_dir), "official": catalogue.official})
+        if record_path.is_file():
+            cached = json.loads(record_path.read_text(encoding="utf-8"))
+            if cached.get("fingerprint") == fingerprint and all(
+                    Path(f["path"]).is_file() for f in cached["frames"]) and Path(cached["clean_video"]).is_file():
+                return cached
+        options = ProcessingOptions(max_frames=config.max_frames, sample_hz=config.sample_hz,
+                                    inpaint=config.inpaint, image_format=config.image_format, write_videos=True)
+        source = Path(result.path)
+        plan = plan_for_video(video, mask_dir, options, probe_clip(source))
+        rec = process_clip(source, plan, out_root, options)
+        if rec.clean_video is None:
+            raise ClipError(f"video {video.id}: processing wrote no clean video")
+        data = {
+            "fingerprint": fingerprint, "video_id": video.id, "source_size": list(rec.source_size),
+            "crop_size": list(rec.crop_size), "fps": rec.fps, "clean_frames": rec.frames_read - rec.frames_deleted,
+            "clean_video": str(rec.clean_video),
+            "frames": [{"index": f.index, "timestamp": f.timestamp, "path": str(f.path)} for f in rec.frames],
+        }
+        with atomic_write(record_path) as tmp:
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+        return data
+
+    # -- examples: read processed results only
+
+    def _generate_examples(self, items: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+        from PIL import Image
+
+        frames = self.config.kind == "frames"
+        for item in items:
+            video, record = item["video"], item["record"]
+            if not frames:
+                clean = Path(record["clean_video"])
+                width, height = record["crop_size"]
+                yield video["video_id"], {
+                    "video": _media(clean.name, clean.read_bytes()), **video, "width": width, "height": height,
+                    "fps": record["fps"], "num_frames": record["clean_frames"],
+                }
+                continue
+            source_w, source_h = record["source_size"]
+            for frame in record["frames"]:
+                path = Path(frame["path"])
+                with Image.open(path) as image:  # reads the header only
+                    width, height = image.size
+                yield f"{video['video_id']}/{frame['index']}", {
+                    "image": _media(path.name, path.read_bytes()), **video, "frame_index": frame["index"],
+                    "timestamp": frame["timestamp"], "width": width, "height": height,
+                    "original_width": source_w, "original_height": source_h,
+                }
+
+
+def _video_fields(video: Any, task: str, release: str) -> dict[str, Any]:
+    return {"label": video.task_label(task), "video_id": video.id, "source": video.source, "probe": video.probe,
+            "patient_id": video.patient_id, "luss": video.luss, "release": release}
+
+
+def expected_video_counts(catalogue: Any, name: str) -> dict[str, int]:
+    """Videos per split of config ``name`` at default split parameters (what dataset_infos.json records)."""
+    base = _default_config(name)
+    videos = catalogue.filter(task=base.task).videos
+    splits = assign_splits([v.group for v in videos], [v.task_label(base.task) for v in videos],
+                           scheme=base.split, seed=base.seed, num_folds=base.num_folds, fold=base.fold)
+    counts = Counter(splits)
+    return {s: counts.get(s, 0) for s in split_names(base.split, base.num_folds, base.fold)}
+
+
+def dataset_infos(catalogue: Any) -> dict[str, Any]:
+    """The content of dataset_infos.json for ``catalogue`` (the official v1.5 release)."""
+    out = {}
+    for name in CONFIG_NAMES:
+        base = _default_config(name)
+        out[name] = {
+            "config_name": name,
+            "description": base.description,
+            "features": features_for(name).to_dict(),
+            "expected_videos": {"release": catalogue.version, "commit": catalogue.commit, "split": base.split,
+                                "seed": base.seed, "splits": expected_video_counts(catalogue, name)},
+        }
+    return out
+
+
+if __name__ == "__main__":  # python covidx_us.py RELEASE_DIR: regenerate dataset_infos.json
+    import sys
+
+    from processing.catalogue import load_catalogue
+
+    cat = load_catalogue("1.5", Path(sys.argv[1]) if len(sys.argv) > 1 else None)
+    with atomic_write(DATASET_INFOS_PATH) as tmp_path:
+        tmp_path.write_text(json.dumps(dataset_infos(cat), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {DATASET_INFOS_PATH}")

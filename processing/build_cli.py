@@ -1,0 +1,144 @@
+"""``covidx-us build``: run the CovidxUS builder for one or every config and export the Hub-layout folder.
+
+Every config is built first (downloads and processed clips are cached and shared between configs); only when all
+succeeded is DIR written, in a temporary folder beside it that is then swapped in (processing.export). A build with
+missing videos stops before the export unless --allow-missing. This module only parses arguments and calls down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from processing.errors import CovidxError
+from processing.export import Provenance, export_hub_folder
+from processing.release import default_cache_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT = Path("covidx_us")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from covidx_us import CONFIG_NAMES, IMAGE_FORMATS, INPAINT_METHODS
+    from processing.catalogue import PROBES, SOURCES, VERSIONS
+    from processing.splits import SCHEMES
+
+    p = subparsers.add_parser(
+        "build",
+        help="build the dataset and export it in the Hub layout (load_dataset-ready)",
+        description="Run catalogue -> download -> processing -> datasets for the chosen configs and write DIR "
+        "as <config>/<split>-NNNNN-of-NNNNN.parquet plus a README.md dataset card. "
+        "From DIR's parent, load_dataset('<DIR name>', '<config>') then works offline.",
+    )
+    p.add_argument("--config", default="all", metavar="NAME|all",
+                   help=f"config to build: {', '.join(CONFIG_NAMES)} or all (default: all)")
+    p.add_argument("--release", default="1.5", choices=VERSIONS, help="release version (default: 1.5)")
+    p.add_argument("--release-dir", type=Path, metavar="DIR",
+                   help="release files folder (default: the pinned upstream files, fetched and verified)")
+    p.add_argument("--custom-release", action="store_true",
+                   help="--release-dir holds your own release (not the official COVIDx-US; the card says so)")
+    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
+                   help=f"export folder (default: ./{DEFAULT_OUTPUT})")
+    p.add_argument("--mirror", action="append", default=[], metavar="PREFIX",
+                   help="URL prefix tried after the original hosts (repeatable)")
+    p.add_argument("--no-original", action="store_true",
+                   help="do not try the original hosts: mirrors and --data-dir only")
+    p.add_argument("--data-dir", type=Path, metavar="DIR", help="folder of manually downloaded clips")
+    p.add_argument("--cache-dir", type=Path, metavar="DIR",
+                   help="downloads, processed clips and datasets' cache (default: $COVIDX_US_CACHE or "
+                   "~/.cache/covidx-us)")
+    p.add_argument("--allow-missing", action="store_true",
+                   help="build without the videos that cannot be had (named in the log and the card)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="at most N evenly spaced frames per clip")
+    p.add_argument("--fps", type=float, dest="sample_hz", metavar="HZ", help="sample frames at HZ (e.g. 3)")
+    p.add_argument("--inpaint", choices=INPAINT_METHODS, help="inpainting method (default: ns, the paper's)")
+    p.add_argument("--image-format", choices=IMAGE_FORMATS, help="frame image format (default: png)")
+    p.add_argument("--split", choices=SCHEMES, help="split scheme (default: default = train/validation/test)")
+    p.add_argument("--num-folds", type=int, metavar="K", help="folds for --split kfold (default: 5)")
+    p.add_argument("--fold", type=int, metavar="I",
+                   help="with --split kfold: train/test for fold I (default: one split per fold)")
+    p.add_argument("--seed", type=int, help="split seed (default: 0)")
+    p.add_argument("--source", action="append", choices=SOURCES, dest="sources", help="keep only this source "
+                   "(repeatable)")
+    p.add_argument("--probe", action="append", choices=PROBES, dest="probes", help="keep only this probe")
+    p.add_argument("--delay", type=float, dest="download_delay", metavar="S",
+                   help="seconds between two requests to one host (default: 1)")
+    p.set_defaults(func=run)
+    return p
+
+
+def config_names(choice: str) -> tuple[str, ...]:
+    from covidx_us import CONFIG_NAMES
+
+    if choice == "all":
+        return CONFIG_NAMES
+    names = tuple(dict.fromkeys(part.strip() for part in choice.split(",") if part.strip()))
+    for name in names:
+        if name not in CONFIG_NAMES:
+            raise CovidxError(f"invalid config {name!r}; valid values: {', '.join(CONFIG_NAMES)}, all")
+    return names
+
+
+def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The builder keyword arguments the command line sets (unset options keep the config defaults)."""
+    cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
+    params: dict[str, Any] = {
+        "release": args.release,
+        "release_dir": str(args.release_dir) if args.release_dir else None,
+        "custom_release": args.custom_release or None,
+        "mirrors": tuple(args.mirror) or None,
+        "data_dir": str(args.data_dir) if args.data_dir else None,
+        "work_dir": str(cache),
+        "allow_missing": args.allow_missing or None,
+        "use_original": False if args.no_original else None,
+    }
+    for name in ("max_frames", "sample_hz", "inpaint", "image_format", "split", "num_folds", "fold", "seed",
+                 "sources", "probes", "download_delay"):
+        params[name] = getattr(args, name)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tuple[Path, dict[str, Any]]:
+    """Build ``names`` with ``params`` and export them to ``output``; returns (output, per-config summaries)."""
+    from datasets import DownloadMode
+
+    from covidx_us import CovidxUS, download_digest
+
+    cache = Path(params["work_dir"])
+    builds, summaries, parameters, missing = {}, {}, {}, set()
+    catalogue, downloads = None, set()
+    for name in names:
+        builder = CovidxUS(config_name=name, cache_dir=str(cache / "datasets"), **params)
+        # Processed clips are cached by covidx_us itself; datasets' Arrow cache would hide changed downloads.
+        builder.download_and_prepare(download_mode=DownloadMode.FORCE_REDOWNLOAD)
+        builds[name] = builder.as_dataset()
+        catalogue = builder.catalogue
+        missing.update(builder.missing)
+        downloads.update(builder.downloads)
+        parameters[name] = builder.config.parameters()
+        summaries[name] = {"videos": builder.video_counts, "examples": {s: len(d) for s, d in builds[name].items()}}
+    provenance = Provenance(
+        release_version=catalogue.version,
+        release_commit=catalogue.commit,
+        official=catalogue.official,
+        parameters=parameters,
+        manifest_sha256=download_digest(downloads),
+        missing_videos=tuple(sorted(missing)),
+    )
+    export_hub_folder(builds, output, provenance, default_config="frames-4class" if "frames-4class" in builds
+                      else None)
+    return output, summaries
+
+
+def run(args: argparse.Namespace) -> int:
+    names = config_names(args.config)
+    output, summaries = build(names, parameters_from_args(args), Path(args.output))
+    for name, summary in summaries.items():
+        videos = ", ".join(f"{s} {n}" for s, n in summary["videos"].items())
+        examples = ", ".join(f"{s} {n}" for s, n in summary["examples"].items())
+        print(f"{name}: videos {videos}; examples {examples}")
+    print(f"exported to {output} (load_dataset({output.name!r}, name) from {output.absolute().parent})")
+    return 0
