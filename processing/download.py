@@ -687,7 +687,7 @@ class Downloader:
         import yt_dlp
 
         params = {"quiet": True, "no_warnings": True, "noplaylist": True, "socket_timeout": self.options.timeout,
-                  "format": "best[ext=mp4]/best", "logger": _QuietLogger()}
+                  "format": "best[ext=mp4]/best", "logger": _QuietLogger(), "cachedir": False}
         try:
             with yt_dlp.YoutubeDL(params) as ydl:
                 info = ydl.extract_info(url, download=False)

@@ -308,7 +308,7 @@ def test_per_host_delay_spaces_requests(tmp_path, site, clip):
     results = download_videos(videos, options(tmp_path, site, delay=0.25, workers=3, per_host=3))
     assert [r.status for r in results] == ["mirror"] * 3
     starts = sorted(hit.time for hit in site.hits())
-    assert all(b - a >= 0.2 for a, b in zip(starts, starts[1:]))
+    assert all(b - a >= 0.2 for a, b in zip(starts, starts[1:], strict=False))
 
 
 # ---- the manual folder
@@ -394,3 +394,51 @@ def test_gif_keeps_its_extension(tmp_path):
     with LoopbackSite.from_videos([video], {video.id: gif}) as site:
         result = run_one(video, options(tmp_path, site))
     assert result.path.name == "218_clarius_covid.gif" and result.sha256 == sha(gif)
+
+
+# ---- the command line, on the simulated release served by the loopback site
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    from processing.simrelease import write_simulated_release
+
+    return write_simulated_release(tmp_path_factory.mktemp("sim"), scale=0.25, frames=0.2)
+
+
+def test_download_command_fetches_the_simulated_release_from_the_loopback_mirror(tmp_path, simulated, capsys):
+    from processing.catalogue import load_catalogue
+    from processing.cli import main
+
+    catalogue = load_catalogue("1.5", simulated.release_dir, custom=True)
+    served = {vid: path for vid, path in simulated.clips.items() if vid != "4_grepmed_covid"}
+    args = ["download", "--release-dir", str(simulated.release_dir), "--custom-release", "--no-original",
+            "--cache-dir", str(tmp_path / "cache"), "--delay", "0", "--retries", "0", "--timeout", "5"]
+    with LoopbackSite.from_videos(catalogue.videos, served) as site:
+        assert main([*args, "--mirror", site.prefix]) == 1
+        out = capsys.readouterr()
+        lines = {line.split()[0]: line for line in out.out.splitlines()[1:-1]}
+        assert set(lines) == {v.id for v in catalogue.videos}
+        assert lines["4_grepmed_covid"].split()[1] == "missing" and "HTTP 404" in lines["4_grepmed_covid"]
+        assert all(lines[vid].split()[1] == "mirror" for vid in served), out.out
+        assert out.out.splitlines()[-1] == f"0 ok, {len(served)} mirror, 0 manual, 1 missing of 16 videos"
+        assert "1 video(s) missing" in out.err
+
+        manual = tmp_path / "manual"
+        manual.mkdir()
+        (manual / "4_grepmed_covid.mp4").write_bytes(simulated.clips["4_grepmed_covid"].read_bytes())
+        assert main([*args, "--mirror", site.prefix, "--data-dir", str(manual)]) == 0
+        rerun = capsys.readouterr().out
+    assert rerun.splitlines()[-1] == f"0 ok, {len(served)} mirror, 1 manual, 0 missing of 16 videos"
+    manifest = json.loads((tmp_path / "cache" / "downloads" / "manifest.json").read_text())
+    assert {vid: entry["sha256"] for vid, entry in manifest["files"].items()} == {
+        vid: sha(path) for vid, path in simulated.clips.items()}
+
+
+def test_download_command_allow_missing_and_sources_filter(tmp_path, simulated, capsys):
+    from processing.cli import main
+
+    code = main(["download", "--release-dir", str(simulated.release_dir), "--custom-release", "--no-original",
+                 "--sources", "uf", "--cache-dir", str(tmp_path / "cache"), "--allow-missing"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert [line.split()[:2] for line in lines[1:-1]] == [["14_uf_other", "missing"], ["15_uf_normal", "missing"]]
