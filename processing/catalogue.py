@@ -362,12 +362,14 @@ def _read_csv(root: Path, rel: str) -> _Table:
             if missing:
                 raise ReleaseError(f"{path}: missing column(s) {', '.join(missing)}; found {', '.join(header)}")
             rows = []
-            for line_no, raw in enumerate(reader, start=2):
+            start = reader.line_num + 1
+            for raw in reader:
                 if None in raw:
-                    raise ReleaseError(f"{path}, line {line_no}: more fields than the header has")
+                    raise ReleaseError(f"{path}, line {start}: more fields than the header has")
                 row = {k.strip(): (v or "").strip() for k, v in raw.items()}
                 if any(row.values()):
-                    rows.append((reader.line_num, row))
+                    rows.append((start, row))  # the line a record starts on (quoted fields may span lines)
+                start = reader.line_num + 1
     except OSError as exc:
         raise ReleaseError(f"{path}: cannot read release file ({exc})") from exc
     except csv.Error as exc:

@@ -629,3 +629,12 @@ def test_unreachable_host_is_a_release_error(tmp_path):
 
 def test_errors_are_covidx_errors():
     assert issubclass(UnknownVideoError, CovidxError) and issubclass(UnknownVideoError, KeyError)
+
+
+def test_error_lines_count_physical_lines_of_multiline_fields(tmp_path):
+    meta = MINIMAL["utils/video_metadata.csv"].replace(
+        "id,filename,filetype,source,url,probe,class,version\n",
+        "id,filename,filetype,source,url,probe,class,version,comment\n").replace(",1.0\n", ',1.0,"two\nlines"\n')
+    write_minimal(tmp_path, **{"utils/video_metadata.csv": meta.replace(",linear,", ",sector,")})
+    with pytest.raises(ReleaseError, match=r"video_metadata.csv, line 4, video 2_litfl_other: column probe is 'sector'"):
+        load_catalogue("1.5", tmp_path, custom=True)
