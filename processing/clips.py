@@ -195,11 +195,12 @@ def iter_frames(path: Path | str) -> Iterator[Frame]:
 class VideoWriter:
     """Write RGB frames to a lossless H.264 ``.mp4`` with explicit presentation times.
 
+    ``preset`` ultrafast: lossless either way; measured 5x faster than "faster" for ~20% larger files.
     Use as a context manager; ``write(image, timestamp)`` takes the source timestamp in seconds so a clip with
     deleted frames keeps its original timing (a gap, not a jump in speed). ``fps`` is the nominal rate recorded.
     """
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, preset: str = "faster") -> None:
+    def __init__(self, path: Path, width: int, height: int, fps: float, preset: str = "ultrafast") -> None:
         self.path = Path(path)
         self._container = av.open(str(self.path), mode="w", format="mp4")
         rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)

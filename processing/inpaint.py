@@ -15,6 +15,8 @@ frame. Pixels outside the mask are never changed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -55,11 +57,18 @@ def regions(mask: np.ndarray, pad: int) -> list[tuple[int, int, int, int]]:
     return [(max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)) for x0, y0, x1, y1 in boxes]
 
 
-def inpaint(frame: np.ndarray, mask: np.ndarray, method: str = "ns", radius: int = RADIUS) -> np.ndarray:
+def inpaint(
+    frame: np.ndarray,
+    mask: np.ndarray,
+    method: str = "ns",
+    radius: int = RADIUS,
+    boxes: Sequence[tuple[int, int, int, int]] | None = None,
+) -> np.ndarray:
     """Return a copy of ``frame`` (RGB uint8) with the True pixels of ``mask`` (bool, same H x W) filled in.
 
     ``method`` is ``"ns"`` (Navier-Stokes) or ``"telea"``. Equal to whole-frame ``cv2.inpaint``; only the
-    padded neighbourhoods of the mask regions are computed.
+    padded neighbourhoods of the mask regions are computed. ``boxes`` = ``regions(mask, margin(radius))`` may be
+    passed by a caller reusing one mask over many frames, to skip the connected-component analysis.
     """
     check_choice("inpaint method", method, METHODS)
     if mask.shape != frame.shape[:2]:
@@ -68,7 +77,7 @@ def inpaint(frame: np.ndarray, mask: np.ndarray, method: str = "ns", radius: int
     if not mask.any():
         return out
     mask8 = mask.astype(np.uint8) * 255
-    for x0, y0, x1, y1 in regions(mask, margin(radius)):
+    for x0, y0, x1, y1 in boxes if boxes is not None else regions(mask, margin(radius)):
         patch = cv2.inpaint(
             np.ascontiguousarray(frame[y0:y1, x0:x1]), mask8[y0:y1, x0:x1], radius, METHODS[method]
         )

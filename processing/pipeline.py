@@ -35,7 +35,7 @@ from processing.crop import check_window, crop
 from processing.errors import ClipError, CovidxError, check_choice
 from processing.fileutil import atomic_write
 from processing.frames import is_deleted, select_frames
-from processing.inpaint import METHODS, inpaint
+from processing.inpaint import METHODS, inpaint, margin, regions
 from processing.masks import MaskSet, find_mask
 from processing.windows import Window
 
@@ -206,6 +206,7 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
 
     records: list[FrameRecord] = []
     frames_read = 0
+    boxes: tuple[np.ndarray | None, list] = (None, [])
     with contextlib.ExitStack() as stack:
         staging = Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix=f".{plan.clip_id}.tmp-", dir=outputs["images"])
@@ -232,7 +233,11 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
             timings["encode"] += now - clock
             if keep and (wanted or writers):
                 mask = masks.for_frame(frame.index)
-                clean = inpaint(image, mask, options.inpaint) if mask is not None else image
+                clean = image
+                if mask is not None:
+                    if boxes[0] is not mask:  # the main mask is reused frame after frame: find its regions once
+                        boxes = (mask, regions(mask, margin()))
+                    clean = inpaint(image, mask, options.inpaint, boxes=boxes[1])
                 clock = time.perf_counter()
                 timings["inpaint"] += clock - now
                 if writers:

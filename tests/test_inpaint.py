@@ -96,3 +96,8 @@ def test_regions_are_padded_merged_and_clipped_to_the_frame() -> None:
 def test_unknown_method_lists_the_valid_ones() -> None:
     with pytest.raises(InvalidChoiceError, match="ns, telea"):
         inpaint(lus_like_frame(), overlay_mask(), "biharmonic")
+
+
+def test_precomputed_regions_give_the_same_result() -> None:
+    frame, mask = lus_like_frame(), overlay_mask()
+    assert np.array_equal(inpaint(frame, mask, boxes=regions(mask, margin())), inpaint(frame, mask))

@@ -1,0 +1,149 @@
+"""Benchmark the processing core on the real clips: decode, crop, inpaint and encode fps, and peak memory.
+
+Usage: python benchmarks/bench_processing.py [--videos DIR] [--limit N]
+Default DIR is ../shared/realdata/videos (skipped with a message when absent). Each stage is timed on its own
+over every frame of every clip: decode = iter_frames; crop = a centred window of 80% (copied, as the pipeline
+hands it on); inpaint = NS, radius 3, on a release-like overlay mask (corner text + depth scale + dot, dilated
+5x5), regional vs whole-frame cv2.inpaint; encode = the lossless H.264 writer. Peak memory: process_clip on the
+largest clip in a child process (ru_maxrss) and tracemalloc's peak of Python/numpy allocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from processing.clips import VideoWriter, iter_frames, probe_clip  # noqa: E402
+from processing.crop import crop  # noqa: E402
+from processing.inpaint import inpaint  # noqa: E402
+from processing.masks import dilate  # noqa: E402
+from processing.windows import Window  # noqa: E402
+
+DEFAULT_VIDEOS = ROOT.parent / "shared" / "realdata" / "videos"
+
+
+def centred_window(width: int, height: int) -> Window:
+    w, h = max(1, int(width * 0.8)), max(1, int(height * 0.8))
+    return Window((width - w) // 2, (height - h) // 2, w, h)
+
+
+def overlay_mask(width: int, height: int) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    mask[: max(2, height // 25), : max(4, width // 5)] = 1  # text top-left
+    mask[height // 6: height - height // 6, width - max(2, width // 60):] = 1  # depth scale
+    cv2.circle(mask, (width // 2, max(3, height // 20)), max(2, width // 80), 1, -1)  # orientation dot
+    return dilate(mask.astype(bool))
+
+
+def bench_clip(path: Path) -> dict:
+    info = probe_clip(path)
+    window = centred_window(info.width, info.height)
+    mask = overlay_mask(window.w, window.h)
+    t = {"decode": 0.0, "crop": 0.0, "inpaint": 0.0, "inpaint_whole": 0.0, "encode": 0.0}
+    n = 0
+    with tempfile.TemporaryDirectory() as tmp, VideoWriter(Path(tmp) / "o.mp4", window.w, window.h, info.fps) as out:
+        clock = time.perf_counter()
+        for frame in iter_frames(path):
+            t0 = time.perf_counter()
+            t["decode"] += t0 - clock
+            image = np.ascontiguousarray(crop(frame.image, window))
+            t1 = time.perf_counter()
+            clean = inpaint(image, mask, "ns")
+            t2 = time.perf_counter()
+            if n < 10:  # whole-frame reference on the first 10 frames only (it is the slow path)
+                cv2.inpaint(image, mask.astype(np.uint8) * 255, 3, cv2.INPAINT_NS)
+            t3 = time.perf_counter()
+            out.write(clean, frame.timestamp)
+            t4 = time.perf_counter()
+            t["crop"] += t1 - t0
+            t["inpaint"] += t2 - t1
+            t["inpaint_whole"] += (t3 - t2) * (info.frame_count / min(info.frame_count, 10))
+            t["encode"] += t4 - t3
+            n += 1
+            clock = time.perf_counter()
+    return {"clip": path.name, "size": f"{info.width}x{info.height}", "frames": n, "mask_px": int(mask.sum()),
+            **{f"{k}_fps": round(n / v, 1) if v else None for k, v in t.items()}}
+
+
+_CHILD = """
+import json, resource, sys, tempfile, time, tracemalloc
+from pathlib import Path
+sys.path.insert(0, {root!r})
+import numpy as np
+from PIL import Image
+from processing.pipeline import ClipPlan, ProcessingOptions, process_clip
+from processing.windows import Window
+sys.path.insert(0, {bench!r})
+from bench_processing import centred_window, overlay_mask
+from processing.clips import probe_clip
+path = Path({clip!r})
+info = probe_clip(path)
+window = centred_window(info.width, info.height)
+with tempfile.TemporaryDirectory() as tmp:
+    Image.fromarray(overlay_mask(window.w, window.h).astype(np.uint8) * 255).save(Path(tmp) / "m.png")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    start = time.perf_counter()
+    record = process_clip(path, ClipPlan("bench", "convex", window, Path(tmp) / "m.png"), Path(tmp) / "out",
+                          ProcessingOptions())
+    wall = time.perf_counter() - start
+    _cur, peak = tracemalloc.get_traced_memory()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"clip": path.name, "frames": record.frames_read, "wall_s": round(wall, 2),
+                  "fps": round(record.frames_read / wall, 1), "maxrss_mb": round(after / 1024, 1),
+                  "maxrss_before_mb": round(before / 1024, 1), "tracemalloc_peak_mb": round(peak / 2**20, 1),
+                  "one_frame_mb": round(info.width * info.height * 3 / 2**20, 2),
+                  "timings": {{k: round(v, 2) for k, v in record.timings.items()}}}}))
+"""
+
+
+def peak_memory(clip: Path) -> dict:
+    code = _CHILD.format(root=str(ROOT), bench=str(Path(__file__).parent), clip=str(clip))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
+    parser.add_argument("--limit", type=int, default=None, help="benchmark only the first N clips")
+    args = parser.parse_args()
+    if not args.videos.is_dir():
+        print(f"skipped: {args.videos} is absent")
+        return 0
+    clips = sorted(p for p in args.videos.iterdir() if p.suffix.lower() in (".mp4", ".gif", ".avi", ".mov", ".wmv"))
+    clips = clips[: args.limit] if args.limit else clips
+    print(f"machine: {platform.processor() or platform.machine()}, {platform.python_version()}, "
+          f"cv2 {cv2.__version__}, threads {cv2.getNumThreads()}")
+    rows = [bench_clip(p) for p in clips]
+    header = ["clip", "size", "frames", "mask_px", "decode_fps", "crop_fps", "inpaint_fps", "inpaint_whole_fps",
+              "encode_fps"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(row[h]) for h in header) + " |")
+    frames = sum(r["frames"] for r in rows)
+    for stage in ("decode", "crop", "inpaint", "inpaint_whole", "encode"):
+        seconds = sum(r["frames"] / r[f"{stage}_fps"] for r in rows if r[f"{stage}_fps"])
+        print(f"total {stage}: {frames} frames in {seconds:.2f} s = {frames / seconds:.1f} fps")
+    largest = max(clips, key=lambda p: (lambda i: i.width * i.height * i.frame_count)(probe_clip(p)))
+    print("peak memory:", json.dumps(peak_memory(largest)))
+    print("ru_maxrss of this process (MB):", round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
