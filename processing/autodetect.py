@@ -1,0 +1,615 @@
+"""Automatic field-of-view crop and overlay masks for lung-ultrasound clips (no hand work per clip).
+
+Upstream cropped every clip with a hand-tuned window and drew 353 masks by hand. This module finds both from the
+pixels, so a new source (or a user's own clip) needs no hand work:
+
+1. **Field of view** (:func:`detect_fov`). The ultrasound image is the part of the frame that is *grey* and *alive*:
+   speckle changes from frame to frame, while text, rulers, logos and the black background do not. The temporal
+   standard deviation of the grey level over a bounded sample of frames, smoothed, thresholded and cleaned with
+   morphology, gives candidate regions; the largest one (the left/top panel wins ties of side-by-side clips) is
+   filled to its convex hull. A clip that never changes (a still) falls back to speckle texture. The region is
+   accepted only if it is big enough and looks like ultrasound (mostly mid-grey levels, not the two levels of text);
+   otherwise :class:`~processing.errors.ClipError` names the clip: ``no ultrasound field of view found``.
+   The region's shape gives the probe: a region that fills its bounding box is a ``linear`` rectangle, a fan that
+   narrows towards the skin line is a ``convex`` sector. The crop window follows the paper: a rectangle around a
+   linear field (its bounding box), a square around a sector (side = the sector's larger extent, centred on it and
+   shifted to stay inside the frame; clipped to the frame's smaller side when the frame is too small).
+2. **Overlays** (:func:`detect_overlays`), in the crop window's coordinates (True = overlay to inpaint):
+   - static marks outside the field of view but inside the window (ruler ticks and digits, text, logos): pixels that
+     are not black in the median frame;
+   - coloured marks anywhere (orientation dot, coloured triangles, coloured text): chroma (max-min of R, G, B) well
+     above the image's own tint, present in most frames -> main mask;
+   - static bright text burned into the image (e.g. a vendor logo on the sector): very bright pixels that never
+     change while the ultrasound around them does;
+   - moving pointers: coloured blobs that are present in some frames only -> frame-specific masks. A pointer that
+     touches the lung region (the field of view's core) is masked (``pointer_policy="mask"``) or its frame is
+     dropped (``"drop"``), as the release deleted frames with a pointer over the lung.
+   Each mark is grown into its faint anti-aliased rim, so inpainting does not leave a halo.
+3. **Whole clips** (:func:`detect_clip`): one streaming pass over the decoded frames (``processing.clips``); at most
+   ``max_sample_frames`` evenly spaced frames are kept (the stride doubles whenever the buffer fills), and for every
+   frame only the coordinates of its coloured pixels are kept, so memory is bounded whatever the clip length.
+
+Returns :class:`Detection` (window, probe, main mask, frame masks, dropped frames, ``summary()``), which the clean
+CLI and the builder turn into a ``ClipPlan``.
+
+What this module must not do: read or write files other than decoding the clip it is given (no mask files, no
+images; callers write them), touch the network, or know about the catalogue or ``datasets``. It never guesses a
+window: a clip without a detectable field of view is an error naming the clip.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from processing.errors import ClipError, CovidxError, check_choice
+from processing.windows import Window
+
+log = logging.getLogger(__name__)
+
+PROBES = ("convex", "linear")
+POINTER_POLICIES = ("mask", "drop")
+
+# Tuning constants (grey levels are 0-255). Why each value, in a line:
+_DARK = 40  # median grey above this outside the field of view is a mark (video black is < 20 even after coding)
+_RIM = 12  # a mark grows into neighbouring pixels brighter than this (anti-aliased edges of text)
+_MIN_CHROMA = 40  # grey ultrasound coded as video keeps chroma < ~25; coloured marks are far above
+_TINT_MARGIN = 25  # over the image's own tint (p90 chroma inside the field), a pixel is coloured
+_STATIC_FREQ = 0.8  # coloured in at least this share of sampled frames -> a static mark (main mask)
+_LIVE_STD = 2.0  # smoothed temporal std of grey above this is speckle that changes (coded static marks stay below)
+_STATIC_STD = 2.5  # temporal std of a static mark after lossy coding (bright speckle varies more)
+_MIN_FOV_SHARE = 0.02  # a field of view covers at least 2% of the frame
+_MIN_MIDGREY = 0.45  # share of mid-grey pixels in an ultrasound field (text is two-level)
+_LINEAR_FILL = 0.9  # a region filling >= 90% of its bounding box is a linear rectangle
+_MAX_COLOURED_SHARE = 0.05  # a frame with more coloured pixels than this is not annotated greyscale (doppler)
+
+
+@dataclass(frozen=True)
+class FieldOfView:
+    """The ultrasound image region of a clip, in source-frame pixels."""
+
+    probe: str  # "convex" | "linear"
+    window: Window  # the crop window: square around a sector, rectangle around a linear field
+    bbox: Window  # tight box around ``region``
+    region: np.ndarray = field(repr=False)  # bool (H, W): the field of view (convex hull of the live region)
+
+    def __post_init__(self) -> None:
+        check_choice("probe", self.probe, PROBES)
+
+
+@dataclass(frozen=True)
+class Overlays:
+    """Overlay masks in window coordinates (True = overlay to inpaint)."""
+
+    main_mask: np.ndarray = field(repr=False)  # bool (h, w): marks present in (almost) every frame
+    frame_masks: Mapping[int, np.ndarray] = field(repr=False)  # frame index -> main mask | that frame's pointer
+    dropped_frames: tuple[int, ...] = ()  # frames with a pointer over the lung, under pointer_policy="drop"
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What :func:`detect_clip` found for one clip."""
+
+    clip_id: str
+    probe: str
+    window: Window
+    main_mask: np.ndarray = field(repr=False)  # bool (window.h, window.w)
+    frame_masks: Mapping[int, np.ndarray] = field(repr=False)  # frame index -> full mask for that frame
+    dropped_frames: tuple[int, ...]
+    frame_count: int  # frames decoded
+    sampled_frames: tuple[int, ...]  # the frames the field of view and main mask were measured on
+    frame_size: tuple[int, int]  # (width, height) of the source frames
+    pointer_policy: str = "mask"
+
+    def mask_for(self, index: int) -> np.ndarray:
+        """The mask to inpaint frame ``index`` with (its own mask when it has a pointer, else the main mask)."""
+        return self.frame_masks.get(index, self.main_mask)
+
+    @property
+    def masked_fraction(self) -> float:
+        """Share of the crop window covered by the main mask."""
+        return float(self.main_mask.mean())
+
+    def summary(self) -> str:
+        """One line for the clean CLI: ``<id>: window x,y,w,h probe convex, masked 3.1%, 4 frame masks, 0 dropped``."""
+        return (
+            f"{self.clip_id}: window {self.window} probe {self.probe}, masked {100 * self.masked_fraction:.1f}%"
+            f", {len(self.frame_masks)} frame masks, {len(self.dropped_frames)} dropped"
+            f" (of {self.frame_count} frames)"
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Pixel statistics
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def _chroma(image: np.ndarray) -> np.ndarray:
+    """max(R, G, B) - min(R, G, B): 0 for grey, large for saturated colour."""
+    return cv2.subtract(image.max(axis=2), image.min(axis=2))
+
+
+def _check_frames(frames: Sequence[np.ndarray], clip_id: str) -> tuple[int, int]:
+    if len(frames) == 0:
+        raise ClipError(f"{clip_id}: no frames to detect a field of view on")
+    shape = frames[0].shape
+    for frame in frames:
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or frame.shape != shape:
+            raise ClipError(
+                f"{clip_id}: frames must all be RGB uint8 arrays of shape {shape}; got {frame.dtype} {frame.shape}"
+            )
+    return shape[1], shape[0]
+
+
+def _odd(n: float) -> int:
+    n = max(3, int(round(n)))
+    return n if n % 2 else n + 1
+
+
+def _kernel(size: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
+def _temporal_std(grays: Sequence[np.ndarray]) -> np.ndarray:
+    total = np.zeros(grays[0].shape, np.float32)
+    squares = np.zeros(grays[0].shape, np.float32)
+    for g in grays:
+        f = g.astype(np.float32)
+        total += f
+        squares += f * f
+    mean = total / len(grays)
+    return np.sqrt(np.maximum(squares / len(grays) - mean * mean, 0.0))
+
+
+def _median(stack: Sequence[np.ndarray]) -> np.ndarray:
+    return np.median(np.stack(stack), axis=0).astype(np.uint8)
+
+
+def _tint_threshold(chroma: np.ndarray, gray: np.ndarray, where: np.ndarray | None = None) -> float:
+    """Chroma above which a pixel is a coloured mark rather than (tinted) ultrasound."""
+    sel = gray > 30 if where is None else where & (gray > 30)
+    values = chroma[sel]
+    tint = float(np.percentile(values, 90)) if values.size else 0.0
+    return max(_MIN_CHROMA, tint + _TINT_MARGIN)
+
+
+def _grow(seeds: np.ndarray, allowed: np.ndarray, steps: int = 2) -> np.ndarray:
+    """Grow ``seeds`` into 8-connected ``allowed`` pixels, ``steps`` pixels at most (anti-aliased rims)."""
+    grown = seeds.copy()
+    k = np.ones((3, 3), np.uint8)
+    for _ in range(steps):
+        grown = (cv2.dilate(grown.astype(np.uint8), k) > 0) & (allowed | grown)
+    return grown
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Field of view
+
+
+def _hull(mask: np.ndarray) -> np.ndarray:
+    points = cv2.findNonZero(mask.astype(np.uint8))
+    hull = cv2.convexHull(points)
+    out = np.zeros(mask.shape, np.uint8)
+    cv2.fillConvexPoly(out, hull, 1)
+    return out > 0
+
+
+def _roughness(gray: np.ndarray, box: int) -> np.ndarray:
+    """Local standard deviation (5x5), averaged over ``box`` pixels: speckle is rough, black and flat fills are not."""
+    g = gray.astype(np.float32)
+    mean = cv2.blur(g, (5, 5))
+    rough = np.sqrt(np.maximum(cv2.blur(g * g, (5, 5)) - mean * mean, 0))
+    return cv2.blur(rough, (box, box))
+
+
+def _candidates(
+    grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """``(labels, live, gray_med, black)``: candidate regions (grey, not black or alive, cleaned of thin marks),
+    the per-pixel evidence of ultrasound (speckle that changes, or is rough in a still) and the background level."""
+    height, width = grays[0].shape
+    scale = min(height, width)
+    box = _odd(scale / 40)
+    gray_med = _median(grays) if len(grays) > 1 else grays[0]
+    chroma_max = np.max(np.stack(chromas), axis=0) if len(chromas) > 1 else chromas[0]
+    black = float(np.percentile(gray_med, 2))
+    std_raw = _temporal_std(grays) if len(grays) > 1 else np.zeros((height, width), np.float32)
+    std = cv2.blur(std_raw, (box, box))
+    grey = chroma_max < _MIN_CHROMA  # a pointer crossing the image is not evidence of ultrasound
+    if float(np.percentile(std, 99)) >= _LIVE_STD:
+        # The box blur spreads activity box // 2 pixels beyond the image; erode it back.
+        live = cv2.erode((std > _LIVE_STD).astype(np.uint8), np.ones((box, box), np.uint8)) > 0
+        # Dim, slow tissue (aerated lung below the pleura) barely changes, so non-black pixels count too, except
+        # static bright marks and their coded halo (text and rulers touching the image would extend it).
+        marks = cv2.dilate(((std_raw <= _STATIC_STD) & (gray_med > 60)).astype(np.uint8), _kernel(3)) > 0
+        candidate = (live | ((gray_med > black + 6) & ~marks)) & grey
+    else:  # a still: no change over time, fall back to speckle texture
+        live = (_roughness(gray_med, box) > 6.0) & (cv2.blur(gray_med, (box, box)) > black + 12)
+        candidate = live & grey
+    # Opening removes thin marks (ruler ticks, digits, text) that touch the image; closing fills speckle gaps.
+    candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, _kernel(_odd(scale / 60)))
+    candidate = cv2.morphologyEx(candidate, cv2.MORPH_CLOSE, _kernel(_odd(scale / 30)))
+    _, labels = cv2.connectedComponents(candidate, connectivity=8)
+    return labels, live & grey, gray_med, black
+
+
+def _best_component(labels: np.ndarray, live: np.ndarray) -> np.ndarray | None:
+    """The candidate with the most live pixels; among panels within 10% of it, the left/top one (the release kept
+    the left panel of side-by-side clips)."""
+    n = int(labels.max()) + 1
+    if n <= 1:
+        return None
+    counts = np.bincount(labels[live], minlength=n)[1:]
+    if counts.max() == 0:
+        return None
+    lefts = [int(np.flatnonzero((labels == i).any(axis=0))[0]) for i in range(1, n)]
+    best = max(range(1, n), key=lambda i: (counts[i - 1] >= 0.9 * counts.max(), -lefts[i - 1], counts[i - 1]))
+    return labels == best
+
+
+def _probe_of(region: np.ndarray, bbox: Window) -> str:
+    fill = region.sum() / float(bbox.w * bbox.h)
+    return "linear" if fill >= _LINEAR_FILL else "convex"
+
+
+def _window_for(bbox: Window, probe: str, width: int, height: int) -> Window:
+    if probe == "linear":
+        return bbox
+    side = min(max(bbox.w, bbox.h), width, height)
+    cx, cy = bbox.x + bbox.w / 2, bbox.y + bbox.h / 2
+    x = int(round(min(max(cx - side / 2, 0), width - side)))
+    y = int(round(min(max(cy - side / 2, 0), height - side)))
+    return Window(x, y, side, side)
+
+
+def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_id: str) -> FieldOfView:
+    height, width = grays[0].shape
+    labels, live, gray_med, black = _candidates(grays, chromas)
+    part = _best_component(labels, live)
+    if part is None or part.sum() < _MIN_FOV_SHARE * width * height:
+        raise ClipError(f"{clip_id}: no ultrasound field of view found (nothing grey that changes like speckle)")
+    region = _hull(part)
+    inside = gray_med[region]
+    midgrey = float(((inside > black + 4) & (inside < 235)).mean())
+    if midgrey < _MIN_MIDGREY:
+        raise ClipError(
+            f"{clip_id}: no ultrasound field of view found (the candidate region is {100 * midgrey:.0f}% mid-grey;"
+            " text or a blank frame, not speckle)"
+        )
+    x, y, w, h = cv2.boundingRect(region.astype(np.uint8))
+    bbox = Window(x, y, w, h)
+    probe = _probe_of(region, bbox)
+    return FieldOfView(probe=probe, window=_window_for(bbox, probe, width, height), bbox=bbox, region=region)
+
+
+def detect_fov(frames: Sequence[np.ndarray], *, clip_id: str = "clip") -> FieldOfView:
+    """Find the ultrasound field of view in a sample of RGB uint8 frames of one clip.
+
+    Raises :class:`ClipError` naming ``clip_id`` when no field of view is found (blank, text only, a photograph).
+    """
+    _check_frames(frames, clip_id)
+    return _fov_from([_gray(f) for f in frames], [_chroma(f) for f in frames], clip_id)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Overlays
+
+
+def _static_marks(
+    grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], region: np.ndarray, colour_level: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Main mask (window coordinates) and the static-colour part of it, from sampled frames already cut to the window."""
+    gray_med = _median(grays) if len(grays) > 1 else grays[0]
+    chroma_med = _median(chromas) if len(chromas) > 1 else chromas[0]
+    gray_max = np.max(np.stack(grays), axis=0)
+    gray_min = np.min(np.stack(grays), axis=0)
+    height, width = gray_med.shape
+
+    # Outside the field of view: anything not black is a mark. Keep a 2-pixel margin so the blurred sector edge
+    # is not taken for one.
+    outside = ~(cv2.dilate(region.astype(np.uint8), _kernel(5)) > 0)
+    marks_out = _grow(outside & (gray_med > _DARK), outside & (gray_med > _RIM))
+
+    # Coloured marks present in most frames, anywhere in the window.
+    coloured_share = np.mean(np.stack([c > colour_level for c in chromas]), axis=0)
+    colour = coloured_share >= _STATIC_FREQ
+    colour = _grow(colour, chroma_med > colour_level / 2)
+
+    # Static bright text burned into a moving image.
+    marks_in = np.zeros_like(colour)
+    if len(grays) >= 4:
+        spread = gray_max.astype(np.int16) - gray_min
+        inner = ~outside  # the field of view and its margin
+        moving = float(np.percentile(spread[region], 90)) if region.any() else 0.0
+        if moving >= 15:
+            std = _temporal_std(grays)
+            seeds = inner & (gray_med >= 150) & (std <= _STATIC_STD)
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
+            limit = max(16, 0.01 * region.sum())
+            keep = np.zeros(n, bool)
+            keep[1:] = stats[1:, cv2.CC_STAT_AREA] <= limit
+            marks_in = _grow(keep[labels], inner & (std <= 2 * _STATIC_STD) & (gray_med > _DARK), steps=1)
+    return marks_out | colour | marks_in, colour
+
+
+def _pointer(
+    coloured: np.ndarray, static_colour: np.ndarray, colour_level_mask: np.ndarray | None, min_area: int
+) -> np.ndarray | None:
+    """The moving coloured blob(s) of one frame, or None."""
+    moving = coloured & ~(cv2.dilate(static_colour.astype(np.uint8), _kernel(5)) > 0)
+    if moving.sum() < min_area:
+        return None
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(moving.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+    if not keep.any():
+        return None
+    blob = keep[labels]
+    if colour_level_mask is not None:
+        blob = _grow(blob, colour_level_mask)
+    return blob
+
+
+def _min_pointer_area(window: Window) -> int:
+    return max(6, int(0.0002 * window.w * window.h))
+
+
+def _lung_core(region_win: np.ndarray) -> np.ndarray:
+    size = _odd(min(region_win.shape) / 20)
+    return cv2.erode(region_win.astype(np.uint8), _kernel(size)) > 0
+
+
+def detect_overlays(
+    frames: Sequence[np.ndarray],
+    window: Window,
+    *,
+    region: np.ndarray | None = None,
+    indices: Sequence[int] | None = None,
+    pointer_policy: str = "mask",
+    clip_id: str = "clip",
+) -> Overlays:
+    """Overlay masks, in ``window`` coordinates, for RGB uint8 ``frames`` of one clip.
+
+    ``region`` is the field of view (bool, source-frame shape; default: :func:`detect_fov` on the same frames).
+    ``indices`` numbers the frames (default 0, 1, ...); frame masks and dropped frames use these numbers.
+    """
+    check_choice("pointer_policy", pointer_policy, POINTER_POLICIES)
+    width, height = _check_frames(frames, clip_id)
+    if not window.fits(width, height):
+        raise CovidxError(f"{clip_id}: window {window} does not fit the {width}x{height} frames")
+    indices = list(range(len(frames))) if indices is None else list(indices)
+    if len(indices) != len(frames):
+        raise CovidxError(f"{clip_id}: {len(indices)} indices for {len(frames)} frames")
+    if region is None:
+        region = detect_fov(frames, clip_id=clip_id).region
+    rows, cols = window.slices()
+    crops = [f[rows, cols] for f in frames]
+    grays = [_gray(c) for c in crops]
+    chromas = [_chroma(c) for c in crops]
+    region_win = region[rows, cols]
+    level = _tint_threshold(_median(chromas), _median(grays), region_win)
+    main, static_colour = _static_marks(grays, chromas, region_win, level)
+    core = _lung_core(region_win)
+    frame_masks: dict[int, np.ndarray] = {}
+    dropped: list[int] = []
+    min_area = _min_pointer_area(window)
+    for index, chroma in zip(indices, chromas, strict=True):
+        blob = _pointer(chroma > level, static_colour, chroma > level / 2, min_area)
+        if blob is None:
+            continue
+        if pointer_policy == "drop" and (blob & core).any():
+            dropped.append(index)
+        else:
+            frame_masks[index] = main | blob
+    return Overlays(main_mask=main, frame_masks=frame_masks, dropped_frames=tuple(dropped))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Whole clips
+
+
+@dataclass
+class _Sampler:
+    """Keeps at most ``capacity`` evenly spaced frames of a stream whose length is unknown (stride doubles)."""
+
+    capacity: int
+    stride: int = 1
+    kept: list[tuple[int, np.ndarray, np.ndarray]] = field(default_factory=list)  # (index, gray, chroma)
+
+    def offer(self, index: int, gray: np.ndarray, chroma: np.ndarray) -> None:
+        if index % self.stride:
+            return
+        self.kept.append((index, gray, chroma))
+        if len(self.kept) > self.capacity:
+            self.stride *= 2
+            self.kept = [k for k in self.kept if k[0] % self.stride == 0]
+
+
+def _frame_items(frames: Iterable[object]) -> Iterable[tuple[int, np.ndarray]]:
+    for position, item in enumerate(frames):
+        if isinstance(item, np.ndarray):
+            yield position, item
+        elif isinstance(item, tuple):
+            yield int(item[0]), item[1]
+        else:  # processing.clips.Frame
+            yield int(item.index), item.image  # type: ignore[attr-defined]
+
+
+def detect_frames(
+    frames: Iterable[object],
+    *,
+    clip_id: str = "clip",
+    max_sample_frames: int = 32,
+    pointer_policy: str = "mask",
+) -> Detection:
+    """:func:`detect_clip` on an iterable of frames (``Frame`` objects, ``(index, image)`` pairs or bare arrays).
+
+    One pass; memory is bounded by ``max_sample_frames`` frames plus each frame's coloured-pixel coordinates.
+    """
+    check_choice("pointer_policy", pointer_policy, POINTER_POLICIES)
+    if not isinstance(max_sample_frames, int) or max_sample_frames < 2:
+        raise CovidxError(f"invalid max_sample_frames {max_sample_frames!r}; expected an integer >= 2")
+    sampler = _Sampler(max_sample_frames)
+    coloured_at: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # frame index -> (flat indices, chroma) of colour
+    shape: tuple[int, ...] | None = None
+    count = 0
+    for index, image in _frame_items(frames):
+        if shape is None:
+            shape = image.shape
+            _check_frames([image], clip_id)
+        elif image.shape != shape:
+            raise ClipError(f"{clip_id}: frame {index} has shape {image.shape}, frame 0 had {shape}")
+        count += 1
+        gray, chroma = _gray(image), _chroma(image)
+        sampler.offer(index, gray, chroma)
+        # A generous per-frame level; the final, tint-aware level is applied once the field is known.
+        flat = chroma.ravel()
+        hot = np.flatnonzero(flat > _MIN_CHROMA)
+        if 0 < hot.size <= _MAX_COLOURED_SHARE * flat.size:
+            coloured_at[index] = (hot.astype(np.int32), flat[hot])
+    if shape is None:
+        raise ClipError(f"{clip_id}: the clip has no frames")
+    height, width = shape[:2]
+    indices = [k[0] for k in sampler.kept]
+    grays = [k[1] for k in sampler.kept]
+    chromas = [k[2] for k in sampler.kept]
+    fov = _fov_from(grays, chromas, clip_id)
+    window = fov.window
+    rows, cols = window.slices()
+    grays_w = [g[rows, cols] for g in grays]
+    chromas_w = [c[rows, cols] for c in chromas]
+    region_win = fov.region[rows, cols]
+    level = _tint_threshold(_median(chromas_w), _median(grays_w), region_win)
+    main, static_colour = _static_marks(grays_w, chromas_w, region_win, level)
+    core = _lung_core(region_win)
+    min_area = _min_pointer_area(window)
+
+    frame_masks: dict[int, np.ndarray] = {}
+    dropped: list[int] = []
+    static_full = np.zeros((height, width), bool)
+    static_full[rows, cols] = cv2.dilate(static_colour.astype(np.uint8), _kernel(5)) > 0
+    static_flat = static_full.ravel()
+    inside_window = np.zeros((height, width), bool)
+    inside_window[rows, cols] = True
+    inside_flat = inside_window.ravel()
+    sample_chroma = dict(zip(indices, chromas, strict=True))
+    for index, (hot, values) in sorted(coloured_at.items()):
+        keep = inside_flat[hot] & ~static_flat[hot] & (values > level)
+        if int(keep.sum()) < min_area:
+            continue
+        if index in sample_chroma:
+            chroma_w = sample_chroma[index][rows, cols]
+        else:  # only the pixels above _MIN_CHROMA were kept for this frame
+            full = np.zeros(height * width, np.uint8)
+            full[hot] = values
+            chroma_w = full.reshape(height, width)[rows, cols]
+        coloured, rim = chroma_w > level, chroma_w > level / 2
+        blob = _pointer(coloured, static_colour, rim, min_area)
+        if blob is None:
+            continue
+        if pointer_policy == "drop" and (blob & core).any():
+            dropped.append(index)
+        else:
+            frame_masks[index] = main | blob
+    detection = Detection(
+        clip_id=clip_id,
+        probe=fov.probe,
+        window=window,
+        main_mask=main,
+        frame_masks=frame_masks,
+        dropped_frames=tuple(dropped),
+        frame_count=count,
+        sampled_frames=tuple(indices),
+        frame_size=(width, height),
+        pointer_policy=pointer_policy,
+    )
+    log.debug("%s", detection.summary())
+    return detection
+
+
+def detect_clip(
+    path: Path | str,
+    *,
+    clip_id: str | None = None,
+    max_sample_frames: int = 32,
+    pointer_policy: str = "mask",
+) -> Detection:
+    """Detect the field of view, probe, crop window and overlay masks of the clip at ``path``.
+
+    ``clip_id`` names the clip in errors and the summary (default: the file name without extension).
+    Raises :class:`ClipError` for an unreadable clip or one without an ultrasound field of view.
+    """
+    from processing.clips import iter_frames  # same layer; imported here so array users need no decoder
+
+    path = Path(path)
+    return detect_frames(
+        iter_frames(path),
+        clip_id=clip_id or path.stem,
+        max_sample_frames=max_sample_frames,
+        pointer_policy=pointer_policy,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scoring against ground truth (benchmarks and regression tests)
+
+
+@dataclass(frozen=True)
+class Score:
+    """How a :class:`Detection` compares with the truth of a clip whose overlays are known exactly."""
+
+    crop_iou: float  # intersection over union of the detected and the true crop window
+    probe_ok: bool
+    recall: float  # share of true overlay pixels inside the detected window that are masked (or whose frame is dropped)
+    precision: float  # share of masked pixels that lie on (or within ``tolerance`` px of) a true overlay pixel
+    masked_frames: int  # frames with a frame-specific mask
+    dropped_frames: int
+
+
+def window_iou(a: Window, b: Window) -> float:
+    """Intersection over union of two windows."""
+    w = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    h = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = w * h
+    return inter / float(a.w * a.h + b.w * b.h - inter)
+
+
+def score_detection(
+    detection: Detection, window: Window, probe: str, overlay_masks: np.ndarray, *, tolerance: int = 2
+) -> Score:
+    """Score ``detection`` against the true ``window``, ``probe`` and per-frame ``overlay_masks`` (T, H, W) bool.
+
+    Recall counts true overlay pixels inside the detected window (pixels outside it are cropped away); a dropped
+    frame counts as fully cleaned. Precision forgives ``tolerance`` pixels around each true mark, the rim a lossy
+    encoder smears the mark into (the simulator draws marks without anti-aliasing; codecs blur them).
+    """
+    rows, cols = detection.window.slices()
+    kernel = _kernel(2 * tolerance + 1) if tolerance > 0 else None
+    hit = total = on_mark = masked = 0
+    dropped = set(detection.dropped_frames)
+    for index in range(min(len(overlay_masks), detection.frame_count)):
+        truth = overlay_masks[index][rows, cols]
+        if index in dropped:
+            continue
+        mask = detection.mask_for(index)
+        near = truth if kernel is None else cv2.dilate(truth.astype(np.uint8), kernel) > 0
+        hit += int((mask & truth).sum())
+        total += int(truth.sum())
+        on_mark += int((mask & near).sum())
+        masked += int(mask.sum())
+    return Score(
+        crop_iou=window_iou(detection.window, window),
+        probe_ok=detection.probe == probe,
+        recall=hit / total if total else 1.0,
+        precision=on_mark / masked if masked else 1.0,
+        masked_frames=len(detection.frame_masks),
+        dropped_frames=len(dropped),
+    )

@@ -1,0 +1,272 @@
+"""Specification of processing.autodetect: automatic field-of-view crop and overlay masks.
+
+Simulated clips (processing.simulate) carry exact ground truth; real clips with burned-in overlays are read from
+../shared/realdata in place and the tests skip when it is absent.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from processing.autodetect import (
+    Detection,
+    detect_clip,
+    detect_fov,
+    detect_frames,
+    detect_overlays,
+    score_detection,
+    window_iou,
+)
+from processing.errors import ClipError, InvalidChoiceError
+from processing.inpaint import inpaint
+from processing.simulate import ClipSpec, simulate_frames, write_clip
+from processing.windows import Window
+
+# ------------------------------------------------------------------------------------------------ hand-made frames
+
+
+def _sector(width: int = 96, height: int = 72) -> np.ndarray:
+    ys, xs = np.mgrid[0:height, 0:width]
+    r = np.hypot(xs - width / 2, ys + 14.0)
+    return (r >= 20) & (r <= 66) & (np.abs(np.arctan2(xs - width / 2, ys + 14.0)) <= 0.45)
+
+
+def _fan_clip(n: int = 10, width: int = 96, height: int = 72, *, pointer: tuple[int, ...] = ()) -> list[np.ndarray]:
+    """A speckled sector on black, white text top-left, a static blue dot, and a red blob on ``pointer`` frames."""
+    rng = np.random.default_rng(0)
+    ys, xs = np.mgrid[0:height, 0:width]
+    sector = _sector(width, height)
+    frames = []
+    for t in range(n):
+        grey = (rng.rayleigh(40, (height, width)) + 20).clip(0, 255).astype(np.uint8)
+        grey[~sector] = 0
+        frame = np.repeat(grey[:, :, None], 3, axis=2)
+        # in the empty top corners of the square around the sector
+        cv2.putText(frame, "L5", (66, 9), cv2.FONT_HERSHEY_PLAIN, 0.7, (255, 255, 255), 1, cv2.LINE_8)
+        cv2.circle(frame, (24, 6), 3, (40, 90, 255), -1)
+        if t in pointer:
+            cv2.circle(frame, (width // 2, 30 + 2 * t), 3, (255, 30, 30), -1)
+        frames.append(frame)
+    return frames
+
+
+def test_fov_of_a_sector_is_a_convex_probe_with_a_square_window_around_it():
+    frames = _fan_clip()
+    fov = detect_fov(frames)
+    assert fov.probe == "convex"
+    assert fov.window.w == fov.window.h
+    ys, xs = np.nonzero(_sector())
+    true = Window(int(xs.min()), int(ys.min()), int(xs.max() - xs.min()) + 1, int(ys.max() - ys.min()) + 1)
+    side = max(true.w, true.h)
+    square = Window(true.x + true.w // 2 - side // 2, true.y + true.h // 2 - side // 2, side, side)
+    assert window_iou(fov.window, square) >= 0.85
+
+
+def test_fov_of_a_rectangle_is_a_linear_probe_with_its_bounding_box():
+    rng = np.random.default_rng(1)
+    frames = []
+    for _ in range(8):
+        frame = np.zeros((60, 80, 3), np.uint8)
+        frame[10:55, 20:70] = rng.integers(30, 220, (45, 50, 1), dtype=np.uint8)
+        frames.append(frame)
+    fov = detect_fov(frames)
+    assert fov.probe == "linear"
+    assert window_iou(fov.window, Window(20, 10, 50, 45)) >= 0.95
+
+
+def test_static_text_and_coloured_dot_are_masked_and_the_sector_is_not():
+    frames = _fan_clip()
+    fov = detect_fov(frames)
+    overlays = detect_overlays(frames, fov.window, region=fov.region)
+    rows, cols = fov.window.slices()
+    blue = (frames[0][:, :, 2].astype(int) - frames[0][:, :, 0] > 100)[rows, cols]
+    assert blue.any() and overlays.main_mask[blue].all()
+    white = (frames[0].min(axis=2) > 200)[rows, cols] & ~_sector()[rows, cols]
+    assert white.sum() > 10 and overlays.main_mask[white].all()
+    core = cv2.erode(fov.region.astype(np.uint8), np.ones((7, 7), np.uint8))[rows, cols] > 0
+    assert overlays.main_mask[core].mean() < 0.01
+
+
+def test_moving_pointer_gets_frame_masks_only_on_its_frames():
+    frames = _fan_clip(pointer=(3, 4, 5))
+    fov = detect_fov(frames)
+    overlays = detect_overlays(frames, fov.window, region=fov.region)
+    assert sorted(overlays.frame_masks) == [3, 4, 5]
+    rows, cols = fov.window.slices()
+    red = ((frames[4][:, :, 0].astype(int) - frames[4][:, :, 2]) > 150)[rows, cols]
+    assert overlays.frame_masks[4][red].all()
+    assert not overlays.main_mask[red].any()
+
+
+def test_pointer_over_the_lung_drops_the_frame_under_drop_policy():
+    frames = _fan_clip(pointer=(3, 4, 5))
+    overlays = detect_overlays(frames, detect_fov(frames).window, pointer_policy="drop", indices=range(10, 20))
+    assert overlays.dropped_frames == (13, 14, 15)
+    assert not overlays.frame_masks
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: [np.zeros((48, 64, 3), np.uint8)] * 6, id="blank"),
+        pytest.param(
+            lambda: [cv2.putText(np.zeros((48, 64, 3), np.uint8), "TEXT", (2, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                                 (255, 255, 255), 1)] * 6,
+            id="text-only",
+        ),
+        pytest.param(
+            lambda: [np.random.default_rng(t).integers(0, 255, (48, 64, 3), dtype=np.uint8) for t in range(6)],
+            id="colour-noise-photo",
+        ),
+    ],
+)
+def test_clip_without_field_of_view_is_an_error_naming_the_clip(make):
+    with pytest.raises(ClipError, match=r"clip-42: no ultrasound field of view found"):
+        detect_frames(make(), clip_id="clip-42")
+
+
+def test_invalid_pointer_policy_lists_the_valid_values():
+    with pytest.raises(InvalidChoiceError, match="mask, drop"):
+        detect_frames(_fan_clip(), pointer_policy="blur")
+
+
+def test_sampling_is_bounded_and_evenly_spaced():
+    frames = _fan_clip(n=40)
+    detection = detect_frames(frames, max_sample_frames=8)
+    assert 4 <= len(detection.sampled_frames) <= 8
+    gaps = np.diff(detection.sampled_frames)
+    assert len(set(gaps.tolist())) == 1
+    assert detection.frame_count == 40
+
+
+def test_summary_names_window_probe_and_frame_counts():
+    detection = detect_frames(_fan_clip(pointer=(2,)), clip_id="7_demo")
+    text = detection.summary()
+    assert text.startswith(f"7_demo: window {detection.window} probe convex")
+    assert "1 frame masks, 0 dropped (of 10 frames)" in text
+
+
+def test_masks_leave_ultrasound_outside_them_untouched_by_inpainting():
+    frames = _fan_clip()
+    detection = detect_frames(frames)
+    crop = frames[0][detection.window.slices()]
+    clean = inpaint(crop, detection.main_mask)
+    assert np.array_equal(clean[~detection.main_mask], crop[~detection.main_mask])
+
+
+# ------------------------------------------------------------------------------------------------ simulated clips
+
+# (probe, container, label, width, height, pointer frames): the regression set; targets on the median clip.
+SIMULATED = [
+    ("convex", "mp4", "covid", 160, 120, ((5, 9),)),
+    ("convex", "gif", "normal", 320, 240, ()),
+    ("convex", "avi", "pneumonia", 320, 240, ((3, 6),)),
+    ("convex", "wmv", "normal", 160, 120, ()),
+    ("linear", "mp4", "covid", 320, 240, ()),
+    ("linear", "gif", "pneumonia", 160, 120, ((5, 9),)),
+    ("linear", "avi", "covid", 320, 240, ()),
+    ("linear", "mov", "normal", 320, 240, ()),
+]
+
+
+@pytest.fixture(scope="module")
+def simulated_scores(tmp_path_factory) -> list:
+    root = tmp_path_factory.mktemp("sim")
+    scores = []
+    for seed, (probe, container, label, w, h, pointer) in enumerate(SIMULATED):
+        spec = ClipSpec(probe=probe, label=label, width=w, height=h, num_frames=14, container=container,
+                        seed=seed, pointer_frames=pointer)
+        truth = write_clip(spec, root / f"c{seed}.{container}")
+        detection = detect_clip(root / f"c{seed}.{container}")
+        scores.append(score_detection(detection, truth.fov_window, truth.probe, truth.overlay_masks))
+    return scores
+
+
+def test_simulated_median_crop_iou_reaches_target(simulated_scores):
+    assert statistics.median(s.crop_iou for s in simulated_scores) >= 0.95
+    assert min(s.crop_iou for s in simulated_scores) >= 0.85
+
+
+def test_simulated_probe_is_always_right(simulated_scores):
+    assert all(s.probe_ok for s in simulated_scores)
+
+
+def test_simulated_median_overlay_recall_and_precision_reach_targets(simulated_scores):
+    assert statistics.median(s.recall for s in simulated_scores) >= 0.98
+    assert statistics.median(s.precision for s in simulated_scores) >= 0.9
+
+
+def test_simulated_pointer_frames_get_their_own_masks(tmp_path):
+    spec = ClipSpec(probe="convex", width=160, height=120, num_frames=14, container="gif", pointer_frames=((4, 8),))
+    truth = write_clip(spec, tmp_path / "p.gif")
+    detection = detect_clip(tmp_path / "p.gif", clip_id="p")
+    assert set(detection.frame_masks) <= set(truth.pointer_frames)
+    assert len(detection.frame_masks) >= 4
+    dropped = detect_clip(tmp_path / "p.gif", pointer_policy="drop")
+    assert set(dropped.dropped_frames) | set(dropped.frame_masks) <= set(truth.pointer_frames)
+    assert dropped.dropped_frames
+
+
+def test_in_memory_simulated_frames_match_the_file_path_result():
+    spec = ClipSpec(probe="convex", width=160, height=120, num_frames=10)
+    frames = [rgb for rgb, _ in simulate_frames(spec)]
+    detection = detect_frames(frames)
+    assert window_iou(detection.window, spec.window) >= 0.95
+
+
+def test_detection_of_a_30_frame_640x480_clip_is_fast(tmp_path):
+    spec = ClipSpec(probe="convex", width=640, height=480, num_frames=30, container="mp4")
+    write_clip(spec, tmp_path / "big.mp4")
+    start = time.perf_counter()
+    detect_clip(tmp_path / "big.mp4")
+    assert time.perf_counter() - start < 2.0
+
+
+# ------------------------------------------------------------------------------------------------ real clips
+
+
+def _overlay_clip(realdata: Path, stem: str) -> Path:
+    path = realdata / "videos" / f"twitter_taotepocus__{stem}.mp4"
+    if not path.is_file():
+        pytest.skip(f"{path} not available")
+    return path
+
+
+@pytest.fixture(scope="module")
+def single_sector(realdata) -> tuple[Path, Detection]:
+    path = _overlay_clip(realdata, "1457933751766421505")  # one sector, ruler right, 'B' dot, watermark
+    return path, detect_clip(path, max_sample_frames=16)
+
+
+def test_real_single_sector_is_convex_and_crop_excludes_ruler_and_watermark(single_sector):
+    _path, detection = single_sector
+    w = detection.window
+    assert detection.probe == "convex"
+    # depth ruler digits start at x ~ 670 of 910; the TaotePOCUS watermark lies in the bottom-right corner
+    # (x > 690, y > 640): a square around the sector keeps the ruler partly but never the watermark
+    assert w.x + w.w <= 800 and w.y + w.h <= 660
+    assert w.w >= 550  # the sector is ~ 500 px wide and 610 px tall
+
+
+def test_real_single_sector_masks_the_orientation_dot(single_sector):
+    path, detection = single_sector
+    from processing.clips import iter_frames
+
+    frame = next(iter(iter_frames(path))).image[detection.window.slices()]
+    blue = (frame[:, :, 2].astype(int) - frame[:, :, 0]) > 80
+    assert blue.sum() > 50
+    assert detection.main_mask[blue].mean() > 0.95
+
+
+def test_real_single_sector_masks_little_inside_the_lung(single_sector):
+    _path, detection = single_sector
+    rows, cols = detection.window.slices()
+    h, w = detection.main_mask.shape
+    core = detection.main_mask[h // 4 : 3 * h // 4, w // 3 : 2 * w // 3]
+    assert core.mean() < 0.002
