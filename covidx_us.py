@@ -345,12 +345,15 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         self.video_counts = {s: counts.get(s, 0) for s in split_names(config.split, config.num_folds, config.fold)}
         self._check_counts()
         release = catalogue.version if catalogue.official else f"{catalogue.version}+custom"
-        return [
-            datasets.SplitGenerator(name=split, gen_kwargs={"items": [
-                {"video": _video_fields(v, config.task, release), "record": records[v.id]}
-                for v in videos if v.id in records and split_of[v.id] == split]})
-            for split in split_names(config.split, config.num_folds, config.fold)
-        ]
+        generators = []
+        for split in split_names(config.split, config.num_folds, config.fold):
+            items = [{"video": _video_fields(v, config.task, release), "record": records[v.id]}
+                     for v in videos if v.id in records and split_of[v.id] == split]
+            if not items:  # datasets cannot hold an empty split; say so rather than fail later
+                log.warning("%s: split %s has no video in this build; it is left out", config.name, split)
+                continue
+            generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"items": items}))
+        return generators
 
     def _check_counts(self) -> None:
         config = self.config

@@ -1,0 +1,248 @@
+"""Specification of covidx_us (the builder) and `covidx-us build`.
+
+Fast tests check configs, features and dataset_infos.json; the slow end-to-end tests build every config from the
+simulated release served by a LoopbackSite (``--mirror``, original hosts off) and load the export with stock
+`datasets`, offline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import av
+import datasets
+import pytest
+
+import covidx_us
+from covidx_us import CONFIG_NAMES, CovidxUS, CovidxUSConfig, compare_counts, features_for
+from processing import cli
+from processing.catalogue import TASKS, load_catalogue
+from processing.errors import CovidxError, InvalidChoiceError
+from processing.splits import assign_splits
+
+# ---- configs
+
+
+def test_six_configs_with_the_papers_defaults():
+    assert CONFIG_NAMES == ("frames-binary", "frames-3class", "frames-4class",
+                            "videos-binary", "videos-3class", "videos-4class")
+    for name in CONFIG_NAMES:
+        config = CovidxUS.BUILDER_CONFIGS[CONFIG_NAMES.index(name)]
+        assert isinstance(config, CovidxUSConfig) and isinstance(config, datasets.BuilderConfig)
+        assert (config.release, config.max_frames, config.sample_hz, config.inpaint, config.image_format) == (
+            "1.5", None, None, "ns", "png")
+        assert (config.split, config.seed, config.sources, config.probes) == ("default", 0, None, None)
+        assert config.kind == name.split("-")[0] and config.task == name.split("-")[1]
+
+
+def test_parameters_override_the_config_and_change_its_cache_id(tmp_path):
+    builder = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), max_frames=8, sources=["litfl"])
+    assert builder.config.max_frames == 8 and builder.config.sources == ("litfl",)
+    assert builder.config_id != "frames-4class"
+    assert CovidxUS.BUILDER_CONFIGS[2].max_frames is None  # the shared default is untouched
+    assert CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path)).config_id == "frames-4class"
+
+
+def test_configs_are_frozen_and_replace_revalidates():
+    config = CovidxUS.BUILDER_CONFIGS[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 3
+    assert dataclasses.replace(config, seed=3).seed == 3
+    with pytest.raises(InvalidChoiceError, match="valid values: ns, telea"):
+        dataclasses.replace(config, inpaint="biharmonic")
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"config_name": "frames-5class"}, "invalid config 'frames-5class'; valid values: frames-binary, frames-3class"),
+    ({"max_frame": 3}, "invalid parameter 'max_frame'; valid values: .*max_frames"),
+    ({"inpaint": "fast"}, "invalid inpaint 'fast'; valid values: ns, telea"),
+    ({"image_format": "gif"}, "invalid image_format 'gif'; valid values: png, jpeg"),
+    ({"split": "random"}, "invalid split 'random'; valid values: default, none, kfold"),
+    ({"split": "kfold", "fold": 9}, "invalid fold 9; valid values: 0, 1, 2, 3, 4"),
+    ({"release": "2.0"}, "invalid release '2.0'; valid values: 1.0, 1.1"),
+    ({"sources": ["youtube"]}, "invalid source 'youtube'; valid values: butterfly, grepmed"),
+    ({"probes": ["phased"]}, "invalid probe 'phased'; valid values: convex, linear"),
+    ({"max_frames": 0}, "invalid max_frames 0"),
+    ({"sample_hz": -3.0}, "invalid sample_hz -3.0"),
+    ({"mirrors": ("ftp://x/",)}, "invalid mirror 'ftp://x/'"),
+    ({"custom_release": True}, "custom_release needs release_dir"),
+])
+def test_bad_parameters_are_named_with_their_valid_values(tmp_path, kwargs, message):
+    kwargs = {"config_name": "frames-4class", **kwargs}
+    with pytest.raises(CovidxError, match=message):
+        CovidxUS(cache_dir=str(tmp_path), **kwargs)
+
+
+# ---- features and dataset_infos.json
+
+
+def test_features_of_frames_and_videos_configs():
+    frames = features_for("frames-3class")
+    assert list(frames) == ["image", "label", "video_id", "frame_index", "timestamp", "source", "probe", "width",
+                            "height", "original_width", "original_height", "patient_id", "luss", "release"]
+    assert isinstance(frames["image"], datasets.Image)
+    assert frames["label"].names == ["covid", "pneumonia", "normal"]
+    videos = features_for("videos-binary")
+    assert list(videos) == ["video", "label", "video_id", "source", "probe", "width", "height", "fps",
+                            "num_frames", "patient_id", "luss", "release"]
+    assert isinstance(videos["video"], datasets.Video) and videos["label"].names == ["covid", "non-covid"]
+
+
+def test_dataset_infos_json_holds_every_configs_features():
+    infos = json.loads(covidx_us.DATASET_INFOS_PATH.read_text())
+    assert sorted(infos) == sorted(CONFIG_NAMES)
+    for name in CONFIG_NAMES:
+        assert datasets.Features.from_dict(infos[name]["features"]) == features_for(name)
+
+
+def test_dataset_infos_json_split_sizes_are_those_of_the_official_release(reference_release, tmp_path):
+    catalogue = load_catalogue("1.5", reference_release, cache_dir=tmp_path)
+    infos = json.loads(covidx_us.DATASET_INFOS_PATH.read_text())
+    for name in CONFIG_NAMES:
+        task = name.split("-")[1]
+        videos = catalogue.filter(task=task).videos
+        splits = assign_splits([v.group for v in videos], [v.task_label(task) for v in videos], seed=0)
+        expected = {s: splits.count(s) for s in ("train", "validation", "test")}
+        assert infos[name]["expected_videos"]["splits"] == expected
+        assert infos[name]["expected_videos"]["commit"] == catalogue.commit
+    assert sum(infos["frames-4class"]["expected_videos"]["splits"].values()) == 242  # 243 ids less the withdrawn one
+
+
+def test_compare_counts_says_what_differs():
+    assert compare_counts({"train": 3, "test": 1}, {"train": 3, "test": 1}) == []
+    assert compare_counts({"train": 3, "test": 1}, {"train": 2, "test": 1}) == ["train: expected 3 videos, built 2"]
+
+
+def test_only_default_video_parameters_make_a_size_mismatch_an_error():
+    base = CovidxUS.BUILDER_CONFIGS[2]
+    assert base.counts_are_checked()
+    assert dataclasses.replace(base, max_frames=5, inpaint="telea").counts_are_checked()  # frames, not videos
+    for change in ({"seed": 1}, {"sources": ("litfl",)}, {"split": "none"}, {"release": "1.2"}):
+        assert not dataclasses.replace(base, **change).counts_are_checked()
+
+
+def test_cli_rejects_an_unknown_config(capsys):
+    assert cli.main(["build", "--config", "frames-9class"]) == 2
+    assert "invalid config 'frames-9class'; valid values: frames-binary" in capsys.readouterr().err
+
+
+# ---- end to end on the simulated release, served by a loopback site
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    from processing.simrelease import write_simulated_release
+    from processing.testsite import LoopbackSite
+
+    root = tmp_path_factory.mktemp("sim")
+    sim = write_simulated_release(root / "sim", scale=0.5)
+    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
+    with LoopbackSite.from_videos(catalogue.videos, clips=sim.clips) as site:
+        yield sim, catalogue, site
+
+
+def _build_args(sim, site, tmp: Path, *extra: str) -> list[str]:
+    return ["build", "--release-dir", str(sim.release_dir), "--custom-release", "--mirror", site.prefix,
+            "--no-original", "--delay", "0", "--cache-dir", str(tmp / "cache"), "--output", str(tmp / "covidx_us"),
+            *extra]
+
+
+@pytest.fixture(scope="module")
+def built(simulated, tmp_path_factory):
+    sim, catalogue, site = simulated
+    tmp = tmp_path_factory.mktemp("build")
+    assert cli.main(_build_args(sim, site, tmp, "--config", "all")) == 0
+    return tmp / "covidx_us", catalogue
+
+
+def _load(export: Path, name: str, monkeypatch, **kwargs):
+    monkeypatch.chdir(export.parent)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return datasets.load_dataset(export.name, name, cache_dir=str(export.parent / "hf-cache"), **kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CONFIG_NAMES)
+def test_every_config_builds_loads_offline_and_does_not_leak(built, name, monkeypatch):
+    export, catalogue = built
+    ds = _load(export, name, monkeypatch)
+    task = name.split("-")[1]
+    wanted = catalogue.filter(task=task).videos
+    expected_split = dict(zip([v.id for v in wanted], assign_splits(
+        [v.group for v in wanted], [v.task_label(task) for v in wanted], seed=0), strict=True))
+    names = ds["train"].features["label"].names
+    assert names == list(TASKS[task])
+    split_of_video: dict[str, set[str]] = defaultdict(set)
+    split_of_group: dict[str, set[str]] = defaultdict(set)
+    for split, part in ds.items():
+        for row in part.remove_columns([c for c in ("image", "video") if c in part.column_names]):
+            video = catalogue[row["video_id"]]
+            assert names[row["label"]] == video.task_label(task)  # labels match the catalogue
+            assert (row["source"], row["probe"], row["patient_id"]) == (video.source, video.probe, video.patient_id)
+            assert row["release"] == "1.5+custom"
+            split_of_video[row["video_id"]].add(split)
+            split_of_group[video.group].add(split)
+    assert set(split_of_video) == {v.id for v in wanted}  # every clip of the task, nothing else
+    assert all(len(s) == 1 for s in split_of_video.values()) and all(len(s) == 1 for s in split_of_group.values())
+    assert {v: s.pop() for v, s in split_of_video.items()} == expected_split
+
+
+@pytest.mark.slow
+def test_frames_are_embedded_images_matching_their_fields_and_stream(built, monkeypatch):
+    export, _catalogue = built
+    ds = _load(export, "frames-4class", monkeypatch)["train"]
+    row = ds[0]
+    assert row["image"].size == (row["width"], row["height"])
+    assert row["original_width"] >= row["width"] and row["original_height"] >= row["height"]
+    streamed = next(iter(_load(export, "frames-4class", monkeypatch, streaming=True)["train"]))
+    assert streamed["video_id"] == row["video_id"] and streamed["frame_index"] == row["frame_index"]
+    assert streamed["image"].tobytes() == row["image"].tobytes()
+
+
+@pytest.mark.slow
+def test_video_bytes_decode_with_pyav_and_match_their_fields(built, monkeypatch):
+    export, _catalogue = built
+    ds = _load(export, "videos-4class", monkeypatch)["train"].cast_column("video", datasets.Video(decode=False))
+    row = ds[0]
+    with av.open(io.BytesIO(row["video"]["bytes"])) as container:
+        frames = [f.to_image() for f in container.decode(video=0)]
+    assert len(frames) == row["num_frames"]
+    assert frames[0].size == (row["width"], row["height"])
+
+
+@pytest.mark.slow
+def test_card_records_a_custom_release_and_the_parameters(built):
+    export, _catalogue = built
+    card = (export / "README.md").read_text()
+    assert "custom release 1.5: not the official COVIDx-US" in card
+    assert '"inpaint": "ns"' in card and "Download manifest sha256: " in card
+    assert "| The POCUS Atlas (`pocusatlas`) | 2 | CC BY-NC 4.0 |" in card
+
+
+@pytest.mark.slow
+def test_missing_videos_stop_the_build_before_the_export_unless_allowed(simulated, tmp_path, capsys):
+    sim, catalogue, site = simulated
+    gone = catalogue["7_litfl_pneumonia"]
+    site.fault(gone.url, "404", times=1000)
+    try:
+        out = tmp_path / "covidx_us"
+        out.mkdir()
+        (out / "README.md").write_text("previous export\n")
+        args = _build_args(sim, site, tmp_path, "--config", "videos-binary", "--source", "litfl")
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert "7_litfl_pneumonia" in err and "--allow-missing" in err
+        assert sorted(p.name for p in out.iterdir()) == ["README.md"]  # the earlier export is untouched
+        assert (out / "README.md").read_text() == "previous export\n"
+        assert cli.main([*args, "--allow-missing"]) == 0
+        card = (out / "README.md").read_text()
+        assert "Missing videos left out (1): 7_litfl_pneumonia" in card
+        loaded = datasets.load_dataset(str(out), "videos-binary", cache_dir=str(tmp_path / "hf"))
+        ids = {vid for part in loaded.values() for vid in part["video_id"]}
+        assert ids == {v.id for v in catalogue.filter(sources=["litfl"]).videos} - {gone.id}
+    finally:
+        site.fault(gone.url, "404", times=0)
