@@ -386,6 +386,10 @@ class Downloader:
         self._host_slots: dict[str, threading.BoundedSemaphore] = {}
         self._host_next: dict[str, float] = {}
         self._key_locks: dict[str, threading.Lock] = {}
+        self._pages: dict[str, tuple[bytes, str] | str] = {}   # url -> (body, content type) or failure reason
+        self._rendered: dict[str, str] = {}
+        self._archive_failures: dict[str, str] = {}
+        self._manual_files: list[Path] | None = None
         self._browser: Any = None
         self._browser_error: str | None = None
 
@@ -403,46 +407,51 @@ class Downloader:
         with lock:
             yield
 
-    @contextmanager
-    def _host_slot(self, host: str) -> Iterator[None]:
+    def _enter_host(self, host: str) -> threading.BoundedSemaphore:
+        """Take one of ``host``'s ``per_host`` slots and wait out its ``delay``; the caller releases the slot."""
         with self._guard:
             slot = self._host_slots.setdefault(host, threading.BoundedSemaphore(self.options.per_host))
-        with slot:
-            with self._guard:
-                start = max(time.monotonic(), self._host_next.get(host, 0.0))
-                self._host_next[host] = start + self.options.delay
-            time.sleep(max(0.0, start - time.monotonic()))
-            yield
+        slot.acquire()
+        with self._guard:
+            start = max(time.monotonic(), self._host_next.get(host, 0.0))
+            self._host_next[host] = start + self.options.delay
+        time.sleep(max(0.0, start - time.monotonic()))
+        return slot
 
-    def _get(self, url: str, engine: SourceEngine, route: _Route, headers: dict[str, str],
-             extra_hosts: tuple[str, ...] = ()) -> requests.Response:
-        """GET ``url`` streaming, following at most 10 redirects and only to allowed hosts."""
+    @contextmanager
+    def _open(self, url: str, engine: SourceEngine, route: _Route, headers: dict[str, str],
+              extra_hosts: tuple[str, ...] = ()) -> Iterator[requests.Response]:
+        """GET ``url`` streaming, following at most 10 redirects and only to allowed hosts. The host's slot is
+        held until the body has been read (politeness covers whole transfers, not just headers)."""
         headers = {"User-Agent": engine.user_agent or self.options.user_agent, **headers}
         for _hop in range(11):
             host = urllib.parse.urlsplit(url).hostname or ""
             if not (engine.allows(host) or host == route.host or host in extra_hosts):
                 raise _Failure(f"refused redirect to {host} (not a {engine.name} host): {url}")
+            slot = self._enter_host(host)
             try:
-                with self._host_slot(host):
-                    response = self.session.get(url, headers=headers, stream=True, allow_redirects=False,
-                                                timeout=(self.options.timeout, self.options.timeout))
+                response = self.session.get(url, headers=headers, stream=True, allow_redirects=False,
+                                            timeout=(self.options.timeout, self.options.timeout))
             except requests.RequestException as exc:
+                slot.release()
                 raise _Failure(f"{_short_error(exc)} ({url})") from exc
             if response.is_redirect and response.headers.get("Location"):
                 response.close()
+                slot.release()
                 url = urllib.parse.urljoin(url, response.headers["Location"])
-                headers.pop("Range", None)
-                headers.pop("If-Range", None)
-                continue
-            response.final_url = url  # type: ignore[attr-defined]
-            return response
+                continue  # Range/If-Range go along: the final server validates them
+            try:
+                yield response
+            finally:
+                response.close()
+                slot.release()
+            return
         raise _Failure(f"too many redirects: {url}")
 
     # ---- fetching one URL
 
     def fetch_page(self, url: str, engine: SourceEngine, route: _Route) -> tuple[bytes, str]:
-        response = self._get(url, engine, route, {})
-        with response:
+        with self._open(url, engine, route, {}) as response:
             if response.status_code != 200:
                 raise _Failure(f"HTTP {response.status_code} for {url}")
             body = bytearray()
@@ -487,8 +496,7 @@ class Downloader:
             headers["Range"] = f"bytes={offset}-"
             if meta.get("etag") or meta.get("last_modified"):
                 headers["If-Range"] = meta.get("etag") or meta["last_modified"]
-        response = self._get(url, engine, route, headers, extra_hosts)
-        with response:
+        with self._open(url, engine, route, headers, extra_hosts) as response:
             status = response.status_code
             if status == 416 and offset:
                 _drop(part, meta_path)
@@ -592,11 +600,13 @@ class Downloader:
             # a page: parse it, then try what it links to (on the same route)
             if depth >= 3:
                 raise _Failure(f"pages nested too deep at {url}")
-            with self._key_lock(url):
-                body, content_type = self.fetch_page(url, engine, route)
+            body, content_type = self._page(url, engine, route)
             found = engine.parse_page(video, candidate, body, content_type)
             if not found and engine.js_pages and sniff(body[:64]) == "html":
-                found = engine.parse_page(video, candidate, self._render(url, engine).encode(), "text/html")
+                with self._key_lock("render:" + url):
+                    if url not in self._rendered:
+                        self._rendered[url] = self._render(url, engine)
+                found = engine.parse_page(video, candidate, self._rendered[url].encode(), "text/html")
             if not found:
                 raise _Failure(f"no media link on the {candidate.note} {url}")
             for inner in found:
@@ -608,6 +618,19 @@ class Downloader:
             attempt.reasons.append(f"{candidate.note}: {exc}")
             log.info("%s: %s: %s", video.id, candidate.note, exc)
             return None
+
+    def _page(self, url: str, engine: SourceEngine, route: _Route) -> tuple[bytes, str]:
+        """A page fetched once per run (several videos share a transfer or case page); failures are remembered."""
+        with self._key_lock("page:" + url):
+            if url not in self._pages:
+                try:
+                    self._pages[url] = self.fetch_page(url, engine, route)
+                except _Failure as exc:
+                    self._pages[url] = str(exc)
+        cached = self._pages[url]
+        if isinstance(cached, str):
+            raise _Failure(cached)
+        return cached
 
     def _render(self, url: str, engine: SourceEngine) -> str:
         if not self.options.browser:
@@ -654,16 +677,23 @@ class Downloader:
 
     def _from_archive(self, video, engine, candidate: Candidate, route: _Route, url: str) -> Path:
         with self._key_lock("archive:" + url):
+            if url in self._archive_failures:  # one failed fetch per run, not one per video of the transfer
+                raise _Failure(self._archive_failures[url])
             reused = self.manifest.lookup("archives", url)
             if reused:
                 archive = reused[0]
             else:
-                part = self.fetch_file(url, engine, route, accept=("zip",))
-                archive = self.archives / f"{hashlib.sha1(url.encode()).hexdigest()[:24]}.zip"
                 try:
-                    check_archive(part, max_total=self.options.max_archive_bytes, max_ratio=self.options.max_ratio)
-                except DownloadError:
-                    part.unlink(missing_ok=True)
+                    part = self.fetch_file(url, engine, route, accept=("zip",))
+                    archive = self.archives / f"{hashlib.sha1(url.encode()).hexdigest()[:24]}.zip"
+                    try:
+                        check_archive(part, max_total=self.options.max_archive_bytes,
+                                      max_ratio=self.options.max_ratio)
+                    except DownloadError:
+                        part.unlink(missing_ok=True)
+                        raise
+                except (_Failure, DownloadError) as exc:
+                    self._archive_failures[url] = str(exc)
                     raise
                 os.replace(part, archive)
                 self.manifest.record("archives", url, archive, source=engine.name)
@@ -679,15 +709,20 @@ class Downloader:
         if not matches:
             raise _Failure(f"{wanted!r} is not in the archive {archive.name}")
         part = self.partial / f"{video.id}.member.part"
-        with zipfile.ZipFile(archive) as zf, zf.open(matches[0]) as src, open(part, "wb") as out:
-            _copy_capped(src, out, self.options.max_bytes, f"member {wanted!r}")
+        try:
+            with zipfile.ZipFile(archive) as zf, zf.open(matches[0]) as src, open(part, "wb") as out:
+                _copy_capped(src, out, self.options.max_bytes, f"member {wanted!r}")
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         return self._verify_into(video, part, archive.as_uri())
 
     def _via_ytdlp(self, video, engine, route: _Route, url: str) -> tuple[Path, str]:
         import yt_dlp
 
         params = {"quiet": True, "no_warnings": True, "noplaylist": True, "socket_timeout": self.options.timeout,
-                  "format": "best[ext=mp4]/best", "logger": _QuietLogger(), "cachedir": False}
+                  "format": "best[protocol^=http][ext=mp4]/best[protocol^=http]",  # one progressive file
+                  "logger": _QuietLogger(), "cachedir": False}
         try:
             with yt_dlp.YoutubeDL(params) as ydl:
                 info = ydl.extract_info(url, download=False)
@@ -711,7 +746,10 @@ class Downloader:
         if folder is None or not folder.is_dir():
             return None
         names = {video.filename, basename(video.url)} - {""}
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        with self._guard:
+            if self._manual_files is None:
+                self._manual_files = sorted(p for p in folder.rglob("*") if p.is_file())
+            files = self._manual_files
         picks = [p for p in files if p.stem == video.id or p.name == video.id] + \
                 [p for p in files if p.name in names]
         for pick in picks:

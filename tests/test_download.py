@@ -311,6 +311,29 @@ def test_per_host_delay_spaces_requests(tmp_path, site, clip):
     assert all(b - a >= 0.2 for a, b in zip(starts, starts[1:], strict=False))
 
 
+def test_per_host_limit_holds_for_the_whole_transfer(tmp_path, site, clip):
+    videos = []
+    for n in range(3):
+        url = f"https://img.grepmed.com/uploads/{n}/clip{n}-original.mp4"
+        site.add_file(url, clip)
+        site.fault(url, "slow", delay=0.3)  # 16 bytes, a pause, then the rest
+        videos.append(make_video(f"{n + 1}_grepmed_covid", url, frames=30))
+    results = download_videos(videos, options(tmp_path, site, workers=3, per_host=1))
+    assert [r.status for r in results] == ["mirror"] * 3
+    starts = sorted(hit.time for hit in site.hits())
+    assert all(b - a >= 0.28 for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_shared_transfer_page_and_failed_archive_are_fetched_once(tmp_path, clip):
+    transfer = "https://butterflynetwork.getbynder.com/transfer/" + "2" * 64
+    videos = [make_video(f"{n}_butterfly_covid", transfer, filename=f"clip {n}.mp4") for n in (1, 2, 3)]
+    with LoopbackSite() as site:
+        site.add_page(transfer, '<a class="btn btn-primary" href="/transfer/' + "2" * 64 + '/download">Get</a>')
+        results = download_videos(videos, options(tmp_path, site))
+        assert [r.status for r in results] == ["missing"] * 3 and all("HTTP 404" in r.reason for r in results)
+        assert len(site.hits(transfer)) == 1 and len(site.hits(transfer + "/download")) == 1
+
+
 # ---- the manual folder
 
 def test_manual_folder_by_video_id(tmp_path, clip, video):
