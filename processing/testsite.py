@@ -4,7 +4,8 @@ Everything is served under ``/<original host>/<original path>[?query]``, so one 
 (``DownloadOptions(mirrors=(site.prefix,))``) covers every source. It is a test fixture: it never reaches the
 internet and is not used by the download path itself.
 
-Usage::
+``LoopbackSite(path_prefix="web/2021id_/")`` serves the same under ``/web/2021id_/<host>/<path>``, like an
+Internet Archive ``id_`` prefix. Usage::
 
     with LoopbackSite.from_videos(videos, clips={"23_grepmed_pneumonia": Path("a.mp4"), ...}) as site:
         options = DownloadOptions(cache_dir=tmp, mirrors=(site.prefix,), delay=0)
@@ -35,7 +36,8 @@ Fault kinds (``site.fault(url, kind, ...)``): ``reset`` (connection dropped befo
 16 bytes, then ``delay`` seconds of silence), ``truncate`` (Content-Length of the whole file, half the body, then
 close), ``cut-once`` (the first request gets half the body and a dropped connection; later ones are normal),
 ``html`` (an HTML page with status 200 and a video Content-Type), ``redirect`` (302 to ``location``), ``no-range``
-(Range ignored), ``no-length`` (no Content-Length, body ends with the connection). Every file route honours
+(Range ignored), ``no-length`` (no Content-Length, body ends with the connection), ``oversized`` (announces
+``size`` bytes, default 3 GiB, sends the file and closes). Every file route honours
 ``Range: bytes=N-`` with 206 and an ETag (``If-Range`` checked) unless ``no-range``.
 """
 
@@ -62,7 +64,7 @@ from typing import Any
 from processing.errors import check_choice
 
 FAULTS = ("reset", "404", "403", "500-then-ok", "429-then-ok", "slow", "truncate", "cut-once", "html", "redirect",
-          "no-range", "no-length")
+          "no-range", "no-length", "oversized")
 BUTTERFLY_FOLDERS = {"covid": "B lines", "pneumonia": "Consolidation", "normal": "Normal Lung", "other": "Other"}
 _TYPES = {".mp4": "video/mp4", ".gif": "image/gif", ".avi": "video/x-msvideo", ".mov": "video/quicktime",
           ".wmv": "video/x-ms-wmv", ".zip": "application/zip", ".json": "application/json",
@@ -110,8 +112,9 @@ def url_key(url: str) -> tuple[str, str]:
 class LoopbackSite:
     """A threaded HTTP server on 127.0.0.1 (random port) serving original URLs under ``/<host>/<path>``."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time, path_prefix: str = "") -> None:
         self.clock = clock
+        self.path_prefix = path_prefix.strip("/") + "/" if path_prefix.strip("/") else ""
         self.routes: dict[tuple[str, str | None], Route] = {}
         self.log: list[Hit] = []
         self._lock = threading.Lock()
@@ -154,8 +157,8 @@ class LoopbackSite:
 
     @property
     def prefix(self) -> str:
-        """The mirror prefix: ``http://127.0.0.1:PORT/``."""
-        return f"http://127.0.0.1:{self.port}/"
+        """The mirror prefix: ``http://127.0.0.1:PORT/`` (plus ``path_prefix``, e.g. ``web/2021id_/``)."""
+        return f"http://127.0.0.1:{self.port}/{self.path_prefix}"
 
     def url(self, original: str) -> str:
         """Where ``original`` is served on this site."""
@@ -182,13 +185,14 @@ class LoopbackSite:
         return self.add(url, text.encode(), "text/html; charset=utf-8", match_query=match_query, **route)
 
     def fault(self, url: str, kind: str, *, times: int = 1, delay: float = 2.0, location: str = "",
-              match_query: bool = False) -> Route:
+              size: int = 3 * 1024**3, match_query: bool = False) -> Route:
         """Inject fault ``kind`` (one of :data:`FAULTS`) into the route of ``url`` (created empty if absent)."""
         check_choice("fault", kind, FAULTS)
         key, query = url_key(url)
         route = self.routes.get((key, query if match_query else None)) or self.routes.get((key, query)) \
             or self.add(url, match_query=match_query)
-        route.fault, route.fault_args, route.count = kind, {"times": times, "delay": delay, "location": location}, 0
+        route.fault, route.count = kind, 0
+        route.fault_args = {"times": times, "delay": delay, "location": location, "size": size}
         return route
 
     def hits(self, url: str | None = None) -> list[Hit]:
@@ -207,13 +211,13 @@ class LoopbackSite:
 
     @classmethod
     def from_videos(cls, videos: Iterable[Any], clips: Mapping[str, Path], *, js_buttons: bool = False,
-                    clock: Callable[[], float] = time.time) -> LoopbackSite:
+                    clock: Callable[[], float] = time.time, path_prefix: str = "") -> LoopbackSite:
         """A site serving every video that has a clip in ``clips`` (video id -> local file) in its source's layout.
 
         Videos without a clip are not served (they end ``missing``). Two videos sharing one URL (a Vimeo page
         cut into two clips) are served the first one's clip. Not started: use ``with`` or :meth:`start`.
         """
-        site = cls(clock=clock)
+        site = cls(clock=clock, path_prefix=path_prefix)
         butterfly: dict[str, list[tuple[Any, Path]]] = {}
         for video in videos:
             clip = clips.get(video.id)
@@ -440,7 +444,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._arrived = time.monotonic()
         self.close_connection = True
         raw = self.path.lstrip("/")
-        path, _, query = raw.partition("?")
+        prefix = self.site.path_prefix
+        if prefix and not raw.startswith(prefix):
+            return self._reply(raw, "", 404, {"Content-Type": "text/html"}, b"<html>not under the prefix</html>",
+                               head)
+        path, _, query = raw[len(prefix):].partition("?")
         key = urllib.parse.unquote(path)
         route = self.site._find(key, query)
         if route is None:
@@ -494,6 +502,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._partial(key, query, status, headers, body, reset=fault == "cut-once")
         if fault == "no-length":
             return self._reply(key, query, status, headers, body, head, length=False)
+        if fault == "oversized":
+            self._head(status, headers, args["size"])
+            return self._partial(key, query, status, {}, body + body, reset=False, head_sent=True)
         return self._reply(key, query, status, headers, body, head)
 
     def _head(self, status: int, headers: Mapping[str, str], length: int | None) -> None:
@@ -529,9 +540,10 @@ class _Handler(BaseHTTPRequestHandler):
             sent = 16
         self._record(key, query, status, sent)
 
-    def _partial(self, key, query, status, headers, body: bytes, reset: bool) -> None:
+    def _partial(self, key, query, status, headers, body: bytes, reset: bool, head_sent: bool = False) -> None:
         half = max(1, len(body) // 2)
-        self._head(status, headers, len(body))
+        if not head_sent:
+            self._head(status, headers, len(body))
         try:
             self.wfile.write(body[:half])
             self.wfile.flush()

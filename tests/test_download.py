@@ -271,6 +271,23 @@ def test_file_above_the_size_cap_is_refused_by_content_length(tmp_path, site, cl
     assert leftovers(tmp_path) == []
 
 
+def test_announced_3gib_file_is_refused_before_its_body_with_the_default_cap(tmp_path, site, video):
+    site.fault(GREPMED, "oversized")
+    settings = {k: v for k, v in vars(options(tmp_path, site)).items() if k != "max_bytes"}
+    result = run_one(video, DownloadOptions(**settings))
+    assert result.status == "missing" and f"file of {3 * 1024**3} bytes is above the size cap" in result.reason
+    assert leftovers(tmp_path) == []
+
+
+def test_mirror_prefix_with_a_path_like_the_internet_archive(tmp_path, clip, video):
+    with LoopbackSite(path_prefix="web/2021id_/") as archive:
+        archive.add_file(GREPMED, clip)
+        assert archive.prefix.endswith("/web/2021id_/")
+        result = run_one(video, options(tmp_path, archive))
+        assert result.url == archive.prefix + GREPMED.removeprefix("https://")
+        assert result.sha256 == sha(clip)
+
+
 def test_file_above_the_size_cap_is_refused_while_streaming(tmp_path, site, clip, video):
     site.fault(GREPMED, "no-length")
     result = run_one(video, options(tmp_path, site, max_bytes=clip.stat().st_size - 1))
