@@ -246,3 +246,45 @@ def test_missing_videos_stop_the_build_before_the_export_unless_allowed(simulate
         assert ids == {v.id for v in catalogue.filter(sources=["litfl"]).videos} - {gone.id}
     finally:
         site.fault(gone.url, "404", times=0)
+
+
+def test_a_default_build_with_other_split_sizes_fails_and_says_what_differs(tmp_path):
+    builder = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path))
+    expected = covidx_us.load_expected()["frames-4class"]
+    builder.video_counts = {**expected, "test": expected["test"] - 1}
+    with pytest.raises(covidx_us.ExpectedCountsError, match=f"test: expected {expected['test']} videos, built "):
+        builder._check_counts()
+    builder.video_counts = dict(expected)
+    builder._check_counts()  # equal: fine
+
+
+def test_a_non_default_build_only_logs_the_differences(tmp_path, caplog):
+    builder = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), seed=7)
+    builder.video_counts = {"train": 1, "validation": 1, "test": 1}
+    with caplog.at_level("INFO", logger="covidx_us"):
+        builder._check_counts()
+    assert "train: expected 170 videos, built 1" in caplog.text
+
+
+@pytest.mark.slow
+def test_builder_used_directly_caches_in_the_download_manager_and_reuses_processed_clips(simulated, tmp_path,
+                                                                                          monkeypatch):
+    sim, catalogue, site = simulated
+    params = dict(release_dir=str(sim.release_dir), custom_release=True, mirrors=(site.prefix,), use_original=False,
+                  download_delay=0, sources=["pocusatlas"])
+    builder = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path / "hf"), **params)
+    builder.download_and_prepare()
+    frames = builder.as_dataset()
+    assert (tmp_path / "hf" / "downloads" / "covidx_us" / "processed").is_dir()
+    pocus = {v.id for v in catalogue.filter(sources=["pocusatlas"]).videos}
+    assert {vid for part in frames.values() for vid in part["video_id"]} == pocus
+
+    import processing.pipeline
+
+    def no_processing(*args, **kwargs):
+        raise AssertionError("processed clips should come from the cache")
+
+    monkeypatch.setattr(processing.pipeline, "process_clip", no_processing)
+    again = CovidxUS(config_name="videos-binary", cache_dir=str(tmp_path / "hf"), **params)
+    again.download_and_prepare()
+    assert sum(len(part) for part in again.as_dataset().values()) == len(pocus)
