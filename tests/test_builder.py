@@ -288,3 +288,17 @@ def test_builder_used_directly_caches_in_the_download_manager_and_reuses_process
     again = CovidxUS(config_name="videos-binary", cache_dir=str(tmp_path / "hf"), **params)
     again.download_and_prepare()
     assert sum(len(part) for part in again.as_dataset().values()) == len(pocus)
+
+
+@pytest.mark.slow
+def test_kfold_build_exports_one_split_per_fold_and_folds_partition_the_patients(simulated, tmp_path):
+    sim, catalogue, site = simulated
+    args = _build_args(sim, site, tmp_path, "--config", "videos-4class", "--split", "kfold", "--num-folds", "3")
+    assert cli.main(args) == 0
+    out = tmp_path / "covidx_us"
+    ds = datasets.load_dataset(str(out), "videos-4class", cache_dir=str(tmp_path / "hf"))
+    assert sorted(ds) == ["fold0", "fold1", "fold2"]
+    groups = {split: {catalogue[v].group for v in part["video_id"]} for split, part in ds.items()}
+    assert not (groups["fold0"] & groups["fold1"]) and not (groups["fold1"] & groups["fold2"])
+    assert not (groups["fold0"] & groups["fold2"])
+    assert sum(len(part) for part in ds.values()) == len(catalogue.videos)
