@@ -33,8 +33,9 @@ Streaming pitfalls with the Trainer, and what this script does about each
    buffer smaller than a few videos' worth of frames gives batches from one video (and one class). Use
    ``--shuffle-buffer`` well above frames-per-video x videos-per-batch, and export with several shards.
 4. DataLoader workers. With ``--workers N`` each worker gets whole shards of the stream (``datasets`` splits by shard);
-   with fewer shards than workers the extra workers sit idle and ``datasets`` warns. Each worker also holds its own copy
-   of the augmentation random generator, seeded here from the worker id so workers do not repeat each other's flips.
+   with fewer shards than workers the extra workers are stopped ("Too many dataloader workers"). Each worker also holds
+   its own copy of the augmentation random generator; it is seeded here from the worker's torch seed (different per
+   worker and per epoch, derived from ``--seed``) so workers do not repeat each other's flips.
 5. The labels column. Models compute the loss only when they get ``labels``. The build names the column ``label``
    (a ClassLabel); the default collator renames ``label`` to ``labels`` but only when the column is there under exactly
    that name, so a renamed or string column trains without a loss. Here the map writes ``labels`` itself, and the
@@ -113,8 +114,9 @@ def make_transform(size: int, seed: int | None) -> Callable[[dict[str, Any]], di
             if "rng" not in state:  # created lazily, inside the DataLoader worker that runs the map
                 import torch.utils.data
 
+                # A worker's seed differs per worker and per epoch (workers restart each epoch) and follows --seed.
                 info = torch.utils.data.get_worker_info()
-                state["rng"] = np.random.default_rng([seed, 0 if info is None else info.id + 1])
+                state["rng"] = np.random.default_rng(seed if info is None else [seed, info.seed])
             rng = state["rng"]
         return {"pixel_values": to_pixel_values(example["image"], size, rng), "labels": int(example["label"])}
 

@@ -33,11 +33,8 @@ def _png(rng: np.random.Generator, label: int) -> bytes:
     return buffer.getvalue()
 
 
-def write_hub_folder(root: Path, seed: int = 0) -> dict[str, list[int]]:
-    """Write a tiny export in the Hub layout (``<config>/<split>-00000-of-00001.parquet`` + README ``configs:``).
-
-    Returns the labels written per split, in order, to check the script's counts against.
-    """
+def tiny_build(seed: int = 0):
+    """A ``frames-4class`` DatasetDict (train, validation) with the build's column names; 36 frames of 40x32."""
     import datasets
 
     features = datasets.Features(
@@ -46,11 +43,12 @@ def write_hub_folder(root: Path, seed: int = 0) -> dict[str, list[int]]:
             "label": datasets.ClassLabel(names=list(CLASSES)),
             "video_id": datasets.Value("string"),
             "frame_index": datasets.Value("int32"),
+            "source": datasets.Value("string"),
             "luss": datasets.Value("int32"),
         }
     )
     rng = np.random.default_rng(seed)
-    written: dict[str, list[int]] = {}
+    splits = {}
     for split, (videos, frames) in SPLITS.items():
         rows: dict[str, list] = {name: [] for name in features}
         number = 0
@@ -62,18 +60,35 @@ def write_hub_folder(root: Path, seed: int = 0) -> dict[str, list[int]]:
                     rows["label"].append(label)
                     rows["video_id"].append(f"{number}_{split}_{name}")
                     rows["frame_index"].append(frame * 5)
+                    rows["source"].append("pocusatlas")
                     rows["luss"].append(None)  # a nullable column the model must never receive
+        splits[split] = datasets.Dataset.from_dict(rows, features=features)
+    return datasets.DatasetDict(splits)
+
+
+def write_hub_folder(root: Path, build) -> None:
+    """Lay ``build`` out by hand as the Hub does: ``<config>/<split>-00000-of-00001.parquet`` + README ``configs:``."""
+    for split, ds in build.items():
         path = root / CONFIG / f"{split}-00000-of-00001.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        datasets.Dataset.from_dict(rows, features=features).to_parquet(str(path))
-        written[split] = rows["label"]
+        ds.to_parquet(str(path))
     (root / "README.md").write_text(
         "---\nconfigs:\n"
         f"- config_name: {CONFIG}\n  default: true\n  data_files:\n"
-        + "".join(f"  - split: {split}\n    path: {CONFIG}/{split}-*.parquet\n" for split in SPLITS)
+        + "".join(f"  - split: {split}\n    path: {CONFIG}/{split}-*.parquet\n" for split in build)
         + "---\n# tiny covidx-us export for tests\n"
     )
-    return written
+
+
+def export_with_the_exporter(root: Path, build) -> None:
+    """Write ``build`` with the project's own exporter (skips while processing/export.py is not there)."""
+    try:
+        from processing.export import Provenance, export_hub_folder
+    except ImportError as error:
+        pytest.skip(f"processing.export is not available: {error}")
+    export_hub_folder(
+        {CONFIG: build}, root, Provenance(release_version="1.5", release_commit=None, official=False)
+    )
 
 
 def run_train(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -88,13 +103,22 @@ def run_train(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[s
     )
 
 
-@pytest.fixture(scope="module")
-def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[int]]]:
+@pytest.fixture(scope="module", params=["by-hand", "exporter"])
+def export(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, list[int]]]:
+    """An export folder and the labels written per split (to check the script's counts against)."""
     pytest.importorskip("datasets")
-    root = tmp_path_factory.mktemp("export")
-    return root, write_hub_folder(root)
+    build = tiny_build()
+    root = tmp_path_factory.mktemp("export") / "covidx_us"
+    if request.param == "by-hand":
+        write_hub_folder(root, build)
+    else:
+        export_with_the_exporter(root, build)
+    return root, {split: list(ds["label"]) for split, ds in build.items()}
 
 
+@pytest.mark.slow
 def test_train_streams_three_steps_and_reports_accuracy_for_every_class(export, tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
