@@ -73,7 +73,8 @@ def _decoded(path: Path) -> Iterator[tuple[av.VideoFrame, float | None, float | 
     """Yield ``(frame, time, duration)`` for every decoded frame, turning FFmpeg failures into ClipError.
 
     FFmpeg stops quietly at the end of a truncated file, so truncation is checked explicitly: fewer packets than
-    the container's index lists (mp4, mov, avi), or a GIF without its trailer byte.
+    the container's index lists (mp4, mov, avi), an ASF file shorter than its header declares (wmv), or a GIF
+    without its trailer byte.
     """
     container, stream = _open(path)
     try:
@@ -89,12 +90,32 @@ def _decoded(path: Path) -> Iterator[tuple[av.VideoFrame, float | None, float | 
                 yield frame, time, duration
         if listed and packets < listed and container.format.name.split(",")[0] in ("mov", "avi"):
             raise ClipError(f"clip {path} is truncated: its index lists {listed} frames, the file holds {packets}")
+        if container.format.name == "asf":
+            declared = _asf_declared_size(path)
+            if declared is not None and declared > path.stat().st_size:
+                raise ClipError(f"clip {path} is truncated: its ASF header declares {declared} bytes, "
+                                f"the file has {path.stat().st_size}")
         if path.suffix.lower() == ".gif" and _tail(path) != b"\x3b":
             raise ClipError(f"clip {path} is truncated: the GIF has no trailer byte")
     except av.FFmpegError as exc:
         raise ClipError(f"clip {path} is unreadable or truncated: {exc}") from exc
     finally:
         container.close()
+
+
+_ASF_FILE_PROPERTIES = bytes.fromhex("a1dcab8c47a9cf118ee400c00c205365")  # GUID 8CABDCA1-A947-11CF-8EE4-...
+
+
+def _asf_declared_size(path: Path) -> int | None:
+    """The file size an ASF (wmv) header declares, or None when absent or flagged invalid (broadcast)."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    at = head.find(_ASF_FILE_PROPERTIES)
+    if at < 0 or at + 92 > len(head):
+        return None
+    size = int.from_bytes(head[at + 40:at + 48], "little")
+    broadcast = int.from_bytes(head[at + 88:at + 92], "little") & 1
+    return None if broadcast or size == 0 else size
 
 
 def _tail(path: Path) -> bytes:

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"png": ".png", "jpeg": ".jpg"}
+IMAGE_QUEUE = 4  # frames waiting for the image writer threads
 STAGES = ("probe", "decode", "crop", "inpaint", "encode", "write")
 
 
@@ -207,10 +209,15 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
     records: list[FrameRecord] = []
     frames_read = 0
     boxes: tuple[np.ndarray | None, list] = (None, [])
+    pending: list[Future] = []
     with contextlib.ExitStack() as stack:
         staging = Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix=f".{plan.clip_id}.tmp-", dir=outputs["images"])
         ))
+        # PNG/JPEG compression releases the GIL: two writer threads overlap it with decoding and encoding;
+        # at most IMAGE_QUEUE frames wait, so memory stays bounded.
+        # Entered after the staging folder, so it is shut down (writes finished) before that folder goes.
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=2, thread_name_prefix="covidx-image"))
         writers: dict[str, VideoWriter] = {}
         temps: dict[str, Path] = {}
         if options.write_videos:
@@ -246,16 +253,20 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
                 timings["encode"] += now - clock
                 if wanted:
                     name = frame_name(plan, frame.index, options.image_format)
-                    _save_image(np.ascontiguousarray(clean), staging / name, options)
+                    pending.append(pool.submit(_save_image, np.ascontiguousarray(clean), staging / name, options))
+                    while len(pending) >= IMAGE_QUEUE:
+                        pending.pop(0).result()
                     records.append(FrameRecord(frame.index, frame.timestamp, outputs["images"] / name,
                                                mask is not None and bool(mask.any())))
                 timings["write"] += time.perf_counter() - now
             clock = time.perf_counter()
         if frames_read != info.frame_count:
             raise ClipError(f"clip {path}: decoded {frames_read} frames, the probe counted {info.frame_count}")
+        clock = time.perf_counter()
+        for future in pending:
+            future.result()  # re-raises a failed image write
         for writer in writers.values():
             writer.close()  # flush inside the stack so a failing flush still discards the temp files
-        clock = time.perf_counter()
         if options.write_videos:
             with atomic_write(outputs["original"]) as tmp:
                 shutil.copyfile(path, tmp)

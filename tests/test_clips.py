@@ -61,7 +61,7 @@ def test_gif_timestamps_follow_uneven_frame_durations(tmp_path: Path) -> None:
         assert np.array_equal(frame.image, original)  # few grey levels: the GIF palette is exact
 
 
-@pytest.mark.parametrize("suffix,cut", [("mp4", 0.6), ("avi", 0.5), ("gif", 0.8), ("mov", 0.9)])
+@pytest.mark.parametrize("suffix,cut", [("mp4", 0.6), ("avi", 0.5), ("gif", 0.8), ("mov", 0.9), ("wmv", 0.9)])
 def test_truncated_clip_raises_clip_error_naming_it(tmp_path: Path, suffix: str, cut: float) -> None:
     whole = tmp_path / f"whole.{suffix}"
     if suffix == "gif":
