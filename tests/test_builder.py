@@ -227,7 +227,7 @@ def test_card_records_a_custom_release_and_the_parameters(built):
 def test_missing_videos_stop_the_build_before_the_export_unless_allowed(simulated, tmp_path, capsys):
     sim, catalogue, site = simulated
     gone = catalogue["7_litfl_pneumonia"]
-    site.fault(gone.url, "404", times=1000)
+    route = site.fault(gone.url, "404")
     try:
         out = tmp_path / "covidx_us"
         out.mkdir()
@@ -245,7 +245,7 @@ def test_missing_videos_stop_the_build_before_the_export_unless_allowed(simulate
         ids = {vid for part in loaded.values() for vid in part["video_id"]}
         assert ids == {v.id for v in catalogue.filter(sources=["litfl"]).videos} - {gone.id}
     finally:
-        site.fault(gone.url, "404", times=0)
+        route.fault = None  # the site is shared by the module's tests
 
 
 def test_a_default_build_with_other_split_sizes_fails_and_says_what_differs(tmp_path):
