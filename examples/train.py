@@ -151,7 +151,7 @@ def format_accuracy(rows: Sequence[tuple[str, int, int]]) -> list[str]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument(
         "--data", type=Path, default=Path("covidx_us"), help="exported build folder (Hub layout)"
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         embedding_size=16,
         hidden_sizes=[16, 32, 64, 128],
         depths=[1, 1, 1, 1],
-        layer_type="basic",
+        layer_type="basic",  # about 0.31 M parameters: trains on CPU in seconds per step
         num_labels=len(names),
         id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)},
