@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -390,6 +391,7 @@ class Downloader:
         self._rendered: dict[str, str] = {}
         self._archive_failures: dict[str, str] = {}
         self._manual_files: list[Path] | None = None
+        self._dead_hosts: dict[str, str] = {}  # host[:port] -> why it cannot be reached (DNS failure, refused)
         self._browser: Any = None
         self._browser_error: str | None = None
 
@@ -428,13 +430,19 @@ class Downloader:
             host = urllib.parse.urlsplit(url).hostname or ""
             if not (engine.allows(host) or host == route.host or host in extra_hosts):
                 raise _Failure(f"refused redirect to {host} (not a {engine.name} host): {url}")
+            netloc = urllib.parse.urlsplit(url).netloc
+            if netloc in self._dead_hosts:
+                raise _Failure(f"{self._dead_hosts[netloc]} ({url})")
             slot = self._enter_host(host)
             try:
                 response = self.session.get(url, headers=headers, stream=True, allow_redirects=False,
                                             timeout=(self.options.timeout, self.options.timeout))
             except requests.RequestException as exc:
                 slot.release()
-                raise _Failure(f"{_short_error(exc)} ({url})") from exc
+                reason = _short_error(exc)
+                if reason.startswith("cannot resolve host") or "Connection refused" in reason:
+                    self._dead_hosts[netloc] = reason  # no point asking again in this run
+                raise _Failure(f"{reason} ({url})") from exc
             if response.is_redirect and response.headers.get("Location"):
                 response.close()
                 slot.release()
@@ -616,7 +624,7 @@ class Downloader:
             return None
         except (_Failure, DownloadError) as exc:
             attempt.reasons.append(f"{candidate.note}: {exc}")
-            log.info("%s: %s: %s", video.id, candidate.note, exc)
+            log.debug("%s: %s: %s", video.id, candidate.note, exc)
             return None
 
     def _page(self, url: str, engine: SourceEngine, route: _Route) -> tuple[bytes, str]:
@@ -788,20 +796,27 @@ class _QuietLogger:
 
 
 def _ytdlp_message(exc: Exception) -> str:
-    return str(getattr(exc, "msg", None) or exc).replace("ERROR: ", "").strip()
+    text = str(getattr(exc, "msg", None) or exc).replace("ERROR: ", "").strip()
+    match = _RESOLVE.search(text)
+    return f"cannot resolve host {match.group(1)}" if match else text[:300]
 
 
-def _short_error(exc: BaseException) -> str:
+_RESOLVE = re.compile(r"Failed to resolve '([^']+)'")
+
+
+def _short_error(exc: BaseException | str) -> str:
+    """A one-line reason for a transport error (urllib3's messages nest the cause several times)."""
     text = str(exc)
+    name = type(exc).__name__ if isinstance(exc, BaseException) else "error"
+    match = _RESOLVE.search(text)
+    if match:
+        return f"cannot resolve host {match.group(1)}"
+    retried = " after retries" if "Max retries exceeded" in text else ""
     for marker in ("Read timed out", "Connection reset", "Connection refused", "Connection aborted",
-                   "RemoteDisconnected", "IncompleteRead", "Max retries exceeded", "Name or service not known",
-                   "timed out"):
+                   "RemoteDisconnected", "IncompleteRead", "timed out"):
         if marker in text:
-            if marker == "Max retries exceeded":
-                cause = text.split("Caused by", 1)[-1].strip(" ()'\"")
-                return f"{type(exc).__name__} after retries: {cause[:160]}"
-            return f"{type(exc).__name__}: {marker}"
-    return f"{type(exc).__name__}: {text[:200]}"
+            return f"{name}{retried}: {marker}"
+    return f"{name}: {text[:200]}"
 
 
 def _raw_chunks(response: requests.Response) -> Iterator[bytes]:

@@ -142,6 +142,19 @@ def test_rerun_refetches_a_file_that_no_longer_matches(tmp_path, site, clip, vid
     assert len(site.hits(GREPMED)) == 2
 
 
+def test_refused_mirror_does_not_block_another_port_of_the_same_host(tmp_path, site, clip):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+    videos = [make_video("23_grepmed_pneumonia", GREPMED, frames=30), make_video("24_grepmed_covid", GREPMED, frames=30)]
+    results = download_videos(videos, options(tmp_path, None, mirrors=(closed, site.prefix), workers=1))
+    assert [r.status for r in results] == ["mirror", "mirror"]
+    assert all("Connection refused" in r.reason for r in results)
+    assert len(site.hits(GREPMED)) == 2
+
+
 def test_first_working_mirror_wins(tmp_path, site, clip, video):
     with LoopbackSite() as empty:
         result = run_one(video, options(tmp_path, None, mirrors=(empty.prefix, site.prefix)))
