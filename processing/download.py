@@ -491,6 +491,14 @@ class Downloader:
                 time.sleep(self.options.backoff * 2**attempt)
         raise AssertionError("unreachable")
 
+    def _fetch_video(self, video, url: str, engine: SourceEngine, route: _Route,
+                     extra_headers: dict[str, str] | None = None) -> Path:
+        """Fetch, verify and move one clip; the URL's lock covers all three, since the ``.part`` is per URL and
+        two videos may name one URL."""
+        with self._key_lock("file:" + url):
+            part = self.fetch_file(url, engine, route, accept=VIDEO_KINDS, extra_headers=extra_headers)
+            return self._verify_into(video, part, url)
+
     def _fetch_once(self, url, engine, route, part: Path, meta_path: Path, accept, extra_headers,
                     extra_hosts) -> Path:
         meta = _read_json(meta_path) if part.exists() else {}
@@ -599,8 +607,7 @@ class Downloader:
         url = route.url(candidate.url)
         try:
             if candidate.kind == "media":
-                part = self.fetch_file(url, engine, route, accept=VIDEO_KINDS)
-                return self._verify_into(video, part, url), url
+                return self._fetch_video(video, url, engine, route), url
             if candidate.kind == "archive":
                 return self._from_archive(video, engine, candidate, route, url), url
             if candidate.kind == "ytdlp":
@@ -744,8 +751,7 @@ class Downloader:
             raise _Failure(f"yt-dlp found no downloadable format at {url}")
         headers = {k: v for k, v in (chosen[-1].get("http_headers") or {}).items() if k.lower() != "user-agent"}
         media = route.url(media)
-        part = self.fetch_file(media, engine, route, accept=VIDEO_KINDS, extra_headers=headers)
-        return self._verify_into(video, part, media), media
+        return self._fetch_video(video, media, engine, route, headers), media
 
     # ---- manual folder
 

@@ -329,6 +329,13 @@ def test_undecodable_bytes_with_a_video_signature_are_refused(tmp_path, site, vi
     assert leftovers(tmp_path) == []
 
 
+def test_two_videos_of_one_url_each_get_the_whole_file(tmp_path, site, clip):
+    videos = [make_video(f"{n}_grepmed_covid", GREPMED, frames=30) for n in (1, 2)]
+    results = download_videos(videos, options(tmp_path, site, workers=2, per_host=2))
+    assert [(r.status, r.sha256) for r in results] == [("mirror", sha(clip))] * 2
+    assert results[0].path != results[1].path
+
+
 def test_per_host_delay_spaces_requests(tmp_path, site, clip):
     videos = []
     for n in range(3):

@@ -34,7 +34,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from processing.errors import check_choice
+from processing.errors import DownloadError, check_choice
 
 if TYPE_CHECKING:
     from processing.catalogue import Video
@@ -63,7 +63,7 @@ class Candidate:
     def __post_init__(self) -> None:
         check_choice("candidate kind", self.kind, KINDS)
         if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
-            raise ValueError(f"candidate URL must be http(s): {self.url!r}")
+            raise DownloadError(f"candidate URL must be http(s): {self.url!r}")
 
 
 class SourceEngine:
