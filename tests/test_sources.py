@@ -306,3 +306,24 @@ def test_missing_browser_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("COVIDX_US_CHROMEDRIVER", "/nonexistent/chromedriver")
     with pytest.raises(BrowserUnavailableError, match="chromedriver, which is not installed"):
         find_browser()
+
+
+@pytest.mark.browser
+def test_headless_browser_uses_the_system_driver_and_never_selenium_manager(monkeypatch):
+    if not Path("/usr/bin/chromedriver").is_file() or not shutil.which("chromium"):
+        pytest.skip("chromium and /usr/bin/chromedriver are not installed")
+    from selenium.webdriver.common.selenium_manager import SeleniumManager
+
+    from processing.browser import HeadlessBrowser
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Selenium Manager ran")
+
+    monkeypatch.setattr(SeleniumManager, "binary_paths", refuse)
+    script = ("<a id='a'>x</a><script>setTimeout(function () {"
+              "document.getElementById('a').setAttribute('href', '/clip.mp4');}, 100);</script>")
+    with LoopbackSite() as site:
+        site.add_page("https://example.org/case", script)
+        with HeadlessBrowser() as browser:
+            dom = browser.render(site.url("https://example.org/case"), wait_css="a[href]", timeout=5)
+    assert 'href="/clip.mp4"' in dom
