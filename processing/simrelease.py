@@ -265,14 +265,12 @@ def _even(value: float) -> int:
 def _scaled(entry: _Entry, scale: float, frames: float, seed: int) -> tuple[_Entry, ClipSpec]:
     width, height = _even(entry.size[0] * scale), _even(entry.size[1] * scale)
     num_frames = max(1, int(round(entry.frames * frames)))
-    factor = num_frames / entry.frames
 
     def rescale(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
-        out = []
-        for a, b in ranges:
-            a2, b2 = min(int(a * factor), num_frames - 1), min(int(round((b + 1) * factor)) - 1, num_frames - 1)
-            out.append((a2, max(a2, b2)))
-        return tuple(out)
+        # Each new frame stands for one original frame (nearest below in time), so ranges that were disjoint stay
+        # disjoint (a frame-mask range never overlaps a deleted one) and pointer frames stay where the masks are.
+        members = [t for t in range(num_frames) if _in_ranges(t * entry.frames // num_frames, ranges)]
+        return _runs(members)
 
     crop = entry.crop
     if isinstance(crop, SquareCrop):
@@ -293,6 +291,17 @@ def _ranges_text(ranges: tuple[tuple[int, int], ...]) -> str:
 
 def _in_ranges(index: int, ranges: tuple[tuple[int, int], ...]) -> bool:
     return any(a <= index <= b for a, b in ranges)
+
+
+def _runs(indices: list[int]) -> tuple[tuple[int, int], ...]:
+    """Sorted frame indices as inclusive ``(first, last)`` runs: ``[4, 5, 8]`` -> ``((4, 5), (8, 8))``."""
+    runs: list[tuple[int, int]] = []
+    for t in indices:
+        if runs and runs[-1][1] == t - 1:
+            runs[-1] = (runs[-1][0], t)
+        else:
+            runs.append((t, t))
+    return tuple(runs)
 
 
 def _mask_image(mask: np.ndarray, window: Window) -> np.ndarray:

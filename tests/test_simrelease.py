@@ -280,3 +280,24 @@ def test_pipeline_removes_the_truth_overlays_and_keeps_far_ultrasound_pixels(rel
             far = ~near[frame.index][win.slices()][:h, :w] & truth.fov_mask[win.slices()][:h, :w]
             before = original[frame.index][win.slices()][:h, :w].astype(int)
             assert np.abs(image[far] - before[far]).mean() < 1.0, f"{video.id} frame {frame.index}"
+
+
+@pytest.mark.parametrize("scale,frames", [(0.5, 0.5), (0.25, 0.1), (0.5, 0.3), (1.0, 0.7), (2.0, 1.5), (1.0, 3.0)])
+def test_scaled_releases_load_and_keep_every_pointer_frame_masked_or_deleted(tmp_path, scale, frames):
+    catalogue = pytest.importorskip("processing.catalogue")
+    sim = write_simulated_release(tmp_path, seed=0, scale=scale, frames=frames, write_clips=False)
+    cat = catalogue.load_catalogue("1.4", sim.release_dir, custom=True)  # every listed mask file exists
+    for video in cat:
+        truth = sim.load_truth(video.id)
+        masked = {n for a, b in video.masks.frame_masks for n in range(a, b + 1)}
+        deleted = {n for a, b in video.masks.deleted for n in range(a, b + 1)}
+        assert not masked & deleted, f"{video.id}: a frame-specific mask on a deleted frame"
+        assert max(masked | deleted, default=0) < truth.num_frames
+        # The pointer is drawn only where a frame-specific mask covers it or the frame is dropped.
+        assert set(truth.pointer_frames) <= masked | deleted, video.id
+        for n in masked - {0}:
+            mask = cv2.imread(str(sim.release_dir / "data" / "mask" / f"{video.id}_prc_{video.probe}_frame{n}_mask.jpg"),
+                              cv2.IMREAD_GRAYSCALE) > 127
+            win = truth.fov_window
+            inside = truth.overlay_masks[n][win.slices()][: mask.shape[0], : mask.shape[1]]
+            assert not (inside & ~mask).any(), f"{video.id} frame {n}: the pointer is not covered"
