@@ -18,6 +18,15 @@ change them, in ``work_dir`` or else the download manager's cache) and assigns s
 (:mod:`processing.splits`, over the whole task so a video's split does not depend on which videos could be had).
 ``_generate_examples`` only reads the processed results.
 
+Speed and crash safety: clips are processed in ``num_proc`` worker processes (default: every core), each clip's
+record written last and atomically (:mod:`processing.processed`), so a second build with the same parameters
+reuses every download and processed clip, a changed parameter redoes only what depends on it (inpaint method:
+reprocessing, not downloading; split seed: splitting and export only), and a build killed at any point resumes
+where it stopped. Results do not depend on ``num_proc``.
+
+Crops and masks: ``crop="release"|"auto"`` and ``masks="release"|"auto"|"both"`` (default: the release's hand-made
+crop rules and masks; a video without them falls back to automatic detection, :mod:`processing.autodetect`).
+
 Expected split sizes: ``dataset_infos.json`` holds, per config, the number of videos per split of the official v1.5
 release at the default split parameters. A build at those parameters (official 1.5, every source and probe,
 split "default", seed 0, nothing missing) that produces other numbers fails and says what differs; any other build
@@ -30,9 +39,11 @@ import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +52,8 @@ import datasets
 from processing.catalogue import PROBES, SOURCES, TASKS, VERSIONS
 from processing.errors import ClipError, CovidxError, DownloadError, InvalidChoiceError, check_choice
 from processing.fileutil import atomic_write
+from processing.processed import CROP_MODES, MASK_MODES
+from processing.progress import progress
 from processing.splits import SCHEMES, assign_splits, split_names
 
 log = logging.getLogger(__name__)
@@ -50,7 +63,9 @@ CONFIG_NAMES = tuple(f"{kind}-{task}" for kind in KINDS for task in TASKS)
 INPAINT_METHODS = ("ns", "telea")
 IMAGE_FORMATS = ("png", "jpeg")
 DATASET_INFOS_PATH = Path(__file__).with_name("dataset_infos.json")
-PROCESSING_FORMAT = 1  # bump when the on-disk processed record format changes
+PROCESSING_FORMAT = 1  # bump when the processed outputs change for the same parameters
+# Parameters that change neither the examples nor the card's meaning: how fast, and where on this machine.
+LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir")
 
 _DESCRIPTION = (
     "COVIDx-US lung-ultrasound clips (COVID-19, pneumonia, normal, other), downloaded from their public sources, "
@@ -94,6 +109,11 @@ class CovidxUSConfig(datasets.BuilderConfig):
         allow_missing: build without the videos that could not be downloaded (named in the log and the card).
         download_delay, download_timeout, download_retries: politeness and patience per request.
         use_original: try the original hosts first (False: mirrors and data_dir only, e.g. for hermetic tests).
+        crop: "release" (the release's crop rules, default) or "auto" (detected field of view).
+        masks: "release" (the release's masks, default), "auto" (detected overlays) or "both" (their union).
+            A video without a crop rule or mask plan uses "auto" for that part whatever is asked.
+        num_proc: worker processes for clip processing (None: every core; 1: in this process). Results do not
+            depend on it.
     """
 
     release: str = "1.5"
@@ -116,6 +136,9 @@ class CovidxUSConfig(datasets.BuilderConfig):
     download_timeout: float = 30.0
     download_retries: int = 4
     use_original: bool = True
+    crop: str = "release"
+    masks: str = "release"
+    num_proc: int | None = None
 
     def __post_init__(self) -> None:
         check_choice("config", self.name, CONFIG_NAMES)
@@ -134,6 +157,12 @@ class CovidxUSConfig(datasets.BuilderConfig):
         check_choice("inpaint", self.inpaint, INPAINT_METHODS)
         check_choice("image_format", self.image_format, IMAGE_FORMATS)
         check_choice("split", self.split, SCHEMES)
+        check_choice("crop", self.crop, CROP_MODES)
+        check_choice("masks", self.masks, MASK_MODES)
+        if self.num_proc is not None and (isinstance(self.num_proc, bool) or not isinstance(self.num_proc, int)
+                                          or self.num_proc < 1):
+            raise CovidxError(f"invalid num_proc {self.num_proc!r}; valid values: a positive integer or None "
+                              "(every core)")
         split_names(self.split, self.num_folds, self.fold)  # validates num_folds and fold
         if self.max_frames is not None and (isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int)
                                             or self.max_frames < 1):
@@ -184,10 +213,26 @@ class CovidxUSConfig(datasets.BuilderConfig):
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
+    def card_parameters(self) -> dict[str, Any]:
+        """:meth:`parameters` without the local ones (LOCAL_PARAMETERS): what the dataset card records."""
+        return {k: v for k, v in self.parameters().items() if k not in LOCAL_PARAMETERS}
+
     def processing_key(self) -> dict[str, Any]:
         """The parameters that change processed frames and clips (not the task, split or data location)."""
-        return {"format": PROCESSING_FORMAT, "max_frames": self.max_frames, "sample_hz": self.sample_hz,
-                "inpaint": self.inpaint, "image_format": self.image_format}
+        key = {"format": PROCESSING_FORMAT, "max_frames": self.max_frames, "sample_hz": self.sample_hz,
+               "inpaint": self.inpaint, "image_format": self.image_format}
+        # Only when not the default, so caches made before these parameters existed stay valid.
+        key.update({k: getattr(self, k) for k in ("crop", "masks") if getattr(self, k) != "release"})
+        return key
+
+    def workers(self) -> int:
+        """The number of worker processes: num_proc, or every core this process may use."""
+        if self.num_proc is not None:
+            return self.num_proc
+        try:
+            return len(os.sched_getaffinity(0)) or 1
+        except AttributeError:  # not on Linux
+            return os.cpu_count() or 1
 
     def counts_are_checked(self) -> bool:
         """Whether the number of videos per split must equal dataset_infos.json (see the module docstring)."""
@@ -268,6 +313,10 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
     download_digest: str | None = None  # sha256 over (video id, status, sha256, size) of this config's downloads
     downloads: tuple[tuple[str, str, str | None, int | None], ...] = ()
     video_counts: dict[str, int] | None = None
+    split_of: dict[str, str] | None = None  # video id -> split, for the videos of this config
+    video_entries: dict[str, dict[str, Any]] | None = None  # video id -> download, plan, record (build_record.json)
+    processed_now: tuple[str, ...] = ()  # clips processed by this build (the others came from the cache)
+    reused: tuple[str, ...] = ()
 
     def _create_builder_config(self, config_name=None, custom_features=None, config_id=None, **config_kwargs):
         # datasets would setattr() overrides onto the shared default config; build a validated copy instead.
@@ -281,7 +330,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         overrides = {k: v for k, v in config_kwargs.items() if v is not None}
         config = dataclasses.replace(base, **overrides) if overrides else base
         if config_id is None:
-            changed = {k: v for k, v in config.parameters().items() if v != base.parameters()[k]}
+            changed = {k: v for k, v in config.parameters().items() if v != base.parameters()[k] and k != "num_proc"}
             config_id = name if not changed else f"{name}-{_digest(changed)[:16]}"
         return config, config_id
 
@@ -321,14 +370,10 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                                   retries=config.download_retries, use_original=config.use_original)
         results = download_videos(videos, options)
         missing = {r.video_id: r.reason or r.status for r in results if r.status == "missing" or r.path is None}
-        records: dict[str, dict[str, Any]] = {}
-        for video, result in zip(videos, results, strict=True):
-            if video.id in missing:
-                continue
-            try:
-                records[video.id] = self._processed(catalogue, video, result, work)
-            except ClipError as exc:
-                missing[video.id] = f"processing failed: {exc}"
+        jobs = {video.id: self._job(catalogue, video, result, work)
+                for video, result in zip(videos, results, strict=True) if video.id not in missing}
+        records, failed = self._process(jobs)
+        missing.update(failed)
         if missing:
             listing = "; ".join(f"{vid} ({reason})" for vid, reason in missing.items())
             if not config.allow_missing:
@@ -339,6 +384,11 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
 
         self.catalogue = catalogue
         self.missing = tuple(missing)
+        self.split_of = {v.id: split_of[v.id] for v in videos}
+        self.video_entries = {r.video_id: {"download": _download_entry(r), "plan": None, "record": None,
+                                           "reason": missing.get(r.video_id)} for r in results}
+        for vid, data in records.items():
+            self.video_entries[vid].update(plan=data["plan"], record=data["record"])
         self.downloads = tuple(sorted((r.video_id, r.status, r.sha256, r.size) for r in results))
         self.download_digest = download_digest(self.downloads)
         counts = Counter(split_of[v.id] for v in videos if v.id in records)
@@ -347,7 +397,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         release = catalogue.version if catalogue.official else f"{catalogue.version}+custom"
         generators = []
         for split in split_names(config.split, config.num_folds, config.fold):
-            items = [{"video": _video_fields(v, config.task, release), "record": records[v.id]}
+            items = [{"video": _video_fields(v, config.task, release), "record": records[v.id]["record"]}
                      for v in videos if v.id in records and split_of[v.id] == split]
             if not items:  # datasets cannot hold an empty split; say so rather than fail later
                 log.warning("%s: split %s has no video in this build; it is left out", config.name, split)
@@ -366,41 +416,60 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         log.info("%s: non-default parameters, split sizes differ from dataset_infos.json: %s", config.name,
                  "; ".join(diff))
 
-    def _processed(self, catalogue: Any, video: Any, result: Any, work: Path) -> dict[str, Any]:
-        """The processed record of one clip, from the on-disk cache or made now."""
-        from processing.clips import probe_clip
-        from processing.pipeline import ProcessingOptions, plan_for_video, process_clip
+    def _job(self, catalogue: Any, video: Any, result: Any, work: Path) -> Any:
+        """The processing job of one downloaded clip (:class:`processing.processed.ClipJob`)."""
+        from processing.pipeline import ProcessingOptions
+        from processing.processed import ClipJob
 
         config = self.config
-        key = config.processing_key()
-        out_root = work / "processed" / _digest(key)[:16]
-        record_path = out_root / "records" / f"{video.id}.json"
         mask_dir = catalogue.release_dir / "data" / "mask"
         for name in video.masks.mask_names(video.id, video.probe):
             mask_dir = catalogue.mask_path(name).parent  # fetched and verified on first use
-        fingerprint = _digest({"source": result.sha256, "crop": repr(video.crop_rule), "masks": repr(video.masks),
-                               "mask_dir": str(mask_dir), "official": catalogue.official})
-        if record_path.is_file():
-            cached = json.loads(record_path.read_text(encoding="utf-8"))
-            if cached.get("fingerprint") == fingerprint and all(
-                    Path(f["path"]).is_file() for f in cached["frames"]) and Path(cached["clean_video"]).is_file():
-                return cached
         options = ProcessingOptions(max_frames=config.max_frames, sample_hz=config.sample_hz,
                                     inpaint=config.inpaint, image_format=config.image_format, write_videos=True)
-        source = Path(result.path)
-        plan = plan_for_video(video, mask_dir, options, probe_clip(source))
-        rec = process_clip(source, plan, out_root, options)
-        if rec.clean_video is None:
-            raise ClipError(f"video {video.id}: processing wrote no clean video")
-        data = {
-            "fingerprint": fingerprint, "video_id": video.id, "source_size": list(rec.source_size),
-            "crop_size": list(rec.crop_size), "fps": rec.fps, "clean_frames": rec.frames_read - rec.frames_deleted,
-            "clean_video": str(rec.clean_video),
-            "frames": [{"index": f.index, "timestamp": f.timestamp, "path": str(f.path)} for f in rec.frames],
-        }
-        with atomic_write(record_path) as tmp:
-            tmp.write_text(json.dumps(data), encoding="utf-8")
-        return data
+        return ClipJob(video=video, source=Path(result.path), source_sha256=result.sha256, mask_dir=mask_dir,
+                       out_root=work / "processed" / _digest(config.processing_key())[:16], options=options,
+                       crop=config.crop, masks=config.masks, official=catalogue.official)
+
+    def _process(self, jobs: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """Records of every job (cached ones reused, the others processed in ``num_proc`` processes) and the
+        reasons of the clips that failed. Sets ``processed_now`` / ``reused`` (video ids) for the caller."""
+        from processing.processed import cached_record, init_worker, run_job
+
+        records: dict[str, dict[str, Any]] = {}
+        failed: dict[str, str] = {}
+        todo = []
+        for vid, job in jobs.items():
+            cached = cached_record(job)
+            if cached is not None:
+                records[vid] = cached
+            else:
+                todo.append(job)
+        self.reused = tuple(sorted(records))
+        self.processed_now = tuple(sorted(job.video.id for job in todo))
+        if todo:
+            log.info("%s: processing %d clips (%d reused from the cache)", self.config.name, len(todo), len(records))
+        workers = min(self.config.workers(), len(todo))
+        desc = f"process {self.config.name}"
+        if workers <= 1:
+            for job in progress(todo, desc=desc, total=len(todo), unit="clip"):
+                try:
+                    records[job.video.id] = run_job(job)
+                except ClipError as exc:
+                    failed[job.video.id] = f"processing failed: {exc}"
+        else:
+            # spawn: workers start clean (no copied locks of this process's threads); one OpenCV thread each.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker,
+                                     initargs=(os.getpid(),)) as pool:
+                futures = {pool.submit(run_job, job): job for job in todo}
+                for future in progress(as_completed(futures), desc=desc, total=len(futures), unit="clip"):
+                    vid = futures[future].video.id
+                    try:
+                        records[vid] = future.result()
+                    except ClipError as exc:
+                        failed[vid] = f"processing failed: {exc}"
+        return {vid: records[vid] for vid in jobs if vid in records}, failed
 
     # -- examples: read processed results only
 
@@ -415,19 +484,24 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                 width, height = record["crop_size"]
                 yield video["video_id"], {
                     "video": _media(clean.name, clean.read_bytes()), **video, "width": width, "height": height,
-                    "fps": record["fps"], "num_frames": record["clean_frames"],
+                    "fps": record["fps"], "num_frames": record["frames_read"] - record["frames_deleted"],
                 }
                 continue
             source_w, source_h = record["source_size"]
-            for frame in record["frames"]:
-                path = Path(frame["path"])
+            for index, timestamp, path_text, _masked in record["frames"]:
+                path = Path(path_text)
                 with Image.open(path) as image:  # reads the header only
                     width, height = image.size
-                yield f"{video['video_id']}/{frame['index']}", {
-                    "image": _media(path.name, path.read_bytes()), **video, "frame_index": frame["index"],
-                    "timestamp": frame["timestamp"], "width": width, "height": height,
+                yield f"{video['video_id']}/{index}", {
+                    "image": _media(path.name, path.read_bytes()), **video, "frame_index": index,
+                    "timestamp": timestamp, "width": width, "height": height,
                     "original_width": source_w, "original_height": source_h,
                 }
+
+
+def _download_entry(result: Any) -> dict[str, Any]:
+    return {"status": result.status, "reason": result.reason, "url": result.url,
+            "path": str(result.path) if result.path else None, "sha256": result.sha256}
 
 
 def _video_fields(video: Any, task: str, release: str) -> dict[str, Any]:

@@ -3,11 +3,18 @@
 Every config is built first (downloads and processed clips are cached and shared between configs); only when all
 succeeded is DIR written, in a temporary folder beside it that is then swapped in (processing.export). A build with
 missing videos stops before the export unless --allow-missing. This module only parses arguments and calls down.
+
+Beside the export, in the same atomic swap, ``DIR/build_record.json`` (ARCHITECTURE.md, "The build record") says per
+video where it came from, the plan it was processed with and what processing measured; ``covidx-us report`` reads
+it. It holds local paths and the build time, so it is neither uploaded (``covidx-us push`` skips it) nor part of
+the claim that a build is reproducible byte for byte: that claim covers the README.md and the Parquet shards.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,7 @@ DEFAULT_OUTPUT = Path("covidx_us")
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from covidx_us import CONFIG_NAMES, IMAGE_FORMATS, INPAINT_METHODS
     from processing.catalogue import PROBES, SOURCES, VERSIONS
+    from processing.processed import CROP_MODES, MASK_MODES
     from processing.splits import SCHEMES
 
     p = subparsers.add_parser(
@@ -66,6 +74,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--probe", action="append", choices=PROBES, dest="probes", help="keep only this probe")
     p.add_argument("--delay", type=float, dest="download_delay", metavar="S",
                    help="seconds between two requests to one host (default: 1)")
+    p.add_argument("--crop", choices=CROP_MODES, help="crop windows: release (the release's crop rules, default) "
+                   "or auto (detected field of view)")
+    p.add_argument("--masks", choices=MASK_MODES, help="overlay masks: release (default), auto (detected) or both "
+                   "(their union)")
+    p.add_argument("--num-proc", type=int, dest="num_proc", metavar="N",
+                   help="worker processes for clip processing (default: every core); results do not depend on it")
     p.set_defaults(func=run)
     return p
 
@@ -96,20 +110,30 @@ def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "use_original": False if args.no_original else None,
     }
     for name in ("max_frames", "sample_hz", "inpaint", "image_format", "split", "num_folds", "fold", "seed",
-                 "sources", "probes", "download_delay"):
+                 "sources", "probes", "download_delay", "crop", "masks", "num_proc"):
         params[name] = getattr(args, name)
     return {k: v for k, v in params.items() if v is not None}
 
 
+BUILD_RECORD = "build_record.json"
+BUILD_RECORD_FORMAT = 1
+
+
 def build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tuple[Path, dict[str, Any]]:
-    """Build ``names`` with ``params`` and export them to ``output``; returns (output, per-config summaries)."""
+    """Build ``names`` with ``params`` and export them to ``output``; returns (output, per-config summaries).
+
+    ``output`` also receives ``build_record.json`` (see the module docstring). Each summary holds ``videos`` and
+    ``examples`` per split, and ``processed`` / ``reused``: the clips processed now and those taken from the cache.
+    """
     from datasets import DownloadMode
 
     from covidx_us import CovidxUS, download_digest
 
     cache = Path(params["work_dir"])
-    builds, summaries, parameters, missing = {}, {}, {}, set()
+    builds, summaries, parameters, card_parameters, missing = {}, {}, {}, {}, set()
     catalogue, downloads = None, set()
+    videos: dict[str, dict[str, Any]] = {}
+    split_of: dict[str, dict[str, str]] = {}
     for name in names:
         builder = CovidxUS(config_name=name, cache_dir=str(cache / "datasets"), **params)
         # Processed clips are cached by covidx_us itself; datasets' Arrow cache would hide changed downloads.
@@ -119,18 +143,59 @@ def build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tuple
         missing.update(builder.missing)
         downloads.update(builder.downloads)
         parameters[name] = builder.config.parameters()
-        summaries[name] = {"videos": builder.video_counts, "examples": {s: len(d) for s, d in builds[name].items()}}
+        card_parameters[name] = builder.config.card_parameters()
+        summaries[name] = {"videos": builder.video_counts, "examples": {s: len(d) for s, d in builds[name].items()},
+                           "processed": builder.processed_now, "reused": builder.reused}
+        for vid, entry in (builder.video_entries or {}).items():
+            videos.setdefault(vid, entry)
+        split_of[name] = dict(builder.split_of or {})
+    digest = download_digest(downloads)
     provenance = Provenance(
         release_version=catalogue.version,
         release_commit=catalogue.commit,
         official=catalogue.official,
-        parameters=parameters,
-        manifest_sha256=download_digest(downloads),
+        parameters=card_parameters,
+        manifest_sha256=digest,
         missing_videos=tuple(sorted(missing)),
     )
+    record = build_record(names, params, parameters, catalogue, cache, digest, summaries, videos, split_of)
     export_hub_folder(builds, output, provenance, default_config="frames-4class" if "frames-4class" in builds
-                      else None)
+                      else None, extra_files={BUILD_RECORD: json.dumps(record, indent=1) + "\n"})
     return output, summaries
+
+
+def build_record(names: tuple[str, ...], params: dict[str, Any], parameters: dict[str, dict[str, Any]],
+                 catalogue: Any, work_dir: Path, digest: str, summaries: dict[str, Any],
+                 videos: dict[str, dict[str, Any]], split_of: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The content of build_record.json (ARCHITECTURE.md, "The build record")."""
+    first = parameters[names[0]]
+    shared = {k: v for k, v in first.items() if all(p.get(k) == v for p in parameters.values())}
+    entries = []
+    for video in catalogue.videos:
+        if video.id not in videos:
+            continue
+        entry = videos[video.id]
+        entries.append({
+            "id": video.id, "source": video.source, "label": video.label, "probe": video.probe,
+            "patient_id": video.patient_id,
+            "split": {name: split_of[name][video.id] for name in names if video.id in split_of[name]},
+            "download": entry["download"], "plan": entry["plan"], "record": entry["record"],
+            "reason": entry.get("reason"),
+        })
+    return {
+        "format": BUILD_RECORD_FORMAT,
+        "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "configs": list(names),
+        "parameters": shared,
+        "config_parameters": parameters,
+        "release": {"version": catalogue.version, "commit": catalogue.commit, "official": catalogue.official,
+                    "release_dir": str(Path(catalogue.release_dir).absolute()) if catalogue.release_dir else None},
+        "work_dir": str(work_dir.absolute()),
+        "download_manifest_digest": digest,
+        "splits": {name: dict(summary["videos"] or {}) for name, summary in summaries.items()},
+        "processed_now": sorted({v for s in summaries.values() for v in s["processed"]}),
+        "videos": entries,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     for name, summary in summaries.items():
         videos = ", ".join(f"{s} {n}" for s, n in summary["videos"].items())
         examples = ", ".join(f"{s} {n}" for s, n in summary["examples"].items())
-        print(f"{name}: videos {videos}; examples {examples}")
+        print(f"{name}: videos {videos}; examples {examples}; clips processed {len(summary['processed'])}, "
+              f"reused {len(summary['reused'])}")
     print(f"exported to {output} (load_dataset({output.name!r}, name) from {output.absolute().parent})")
     return 0

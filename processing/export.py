@@ -8,7 +8,12 @@ Layout (what ``push_to_hub`` writes, so stock ``load_dataset(folder, config)`` a
 
 The folder is written in a temporary folder beside DIR and swapped in at the end: a failed export never leaves a
 half-written DIR, and an earlier export stays in place until the new one is complete. An export holds exactly the
-configs it was given (an older DIR is replaced whole).
+configs it was given (an older DIR is replaced whole). ``extra_files`` (e.g. the builder's ``build_record.json``)
+are written into the same temporary folder, so they appear together with the export they describe.
+
+Deterministic: the same builds and provenance give byte-identical files (no time, host or path is written into the
+Parquet shards or the card), which is what lets a resumed build be checked against an uninterrupted one.
+Leftovers of an export killed mid-way (``.DIR.tmp-*`` / ``.DIR.old-*`` beside DIR) are removed by the next export.
 
 This module must not run the pipeline, download anything or talk to the Hub; it only writes what it is given.
 """
@@ -201,15 +206,21 @@ def export_hub_folder(
     *,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     default_config: str | None = None,
+    extra_files: Mapping[str, str | bytes] | None = None,
 ) -> Path:
     """Write ``builds`` (config name -> DatasetDict) as a Hub-layout folder at ``output_dir``, atomically.
 
+    ``extra_files``: relative file name -> content, written into the folder with the export (not part of the card).
     Returns ``output_dir``. Raises :class:`ExportError` when there is nothing to export.
     """
     output_dir = Path(output_dir).absolute()
     if not builds or not any(len(ds) for dd in builds.values() for ds in dd.values()):
         raise ExportError(f"nothing to export to {output_dir}: the build holds no examples")
+    for name in extra_files or {}:
+        if Path(name).is_absolute() or ".." in Path(name).parts or name in ("README.md", *builds):
+            raise ExportError(f"invalid extra file name {name!r}: must be a new relative path inside {output_dir}")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(output_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
     try:
         infos: dict[str, DatasetInfo] = {}
@@ -228,12 +239,33 @@ def export_hub_folder(
             for source, n in _source_counts(ds_dict).items():
                 sources[source] = max(sources[source], n)
         (tmp / "README.md").write_text(card_text(infos, sources, provenance, default_config), encoding="utf-8")
+        for name, content in (extra_files or {}).items():
+            target = tmp / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
         _swap_in(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("exported %s to %s", ", ".join(builds), output_dir)
     return output_dir
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove the temporary folders an export of ``target`` killed mid-way left beside it.
+
+    A kill between the two renames of :func:`_swap_in` leaves no ``target`` but a complete ``.old-`` folder: it is
+    put back first, so an earlier export is never lost.
+    """
+    olds = sorted(target.parent.glob(f".{target.name}.old-*"))
+    if olds and not target.exists() and (olds[-1] / "README.md").is_file():
+        os.replace(olds.pop(), target)
+    for leftover in [*olds, *target.parent.glob(f".{target.name}.tmp-*")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _swap_in(new: Path, target: Path) -> None:

@@ -5,7 +5,9 @@ privacy is checked with ``repo_info`` and fixed with ``update_repo_settings`` *b
 again afterwards. The token comes from the usual login (``hf auth login``) or ``HF_TOKEN``; it is never printed,
 logged, put in an error message or written to a file.
 
-Also the ``covidx-us push`` sub-command. This module must not build or export anything: it uploads a folder as is.
+Also the ``covidx-us push`` sub-command. This module must not build or export anything: it uploads a folder as is,
+except the local files the build and the report leave beside the export (``LOCAL_FILES``: ``build_record.json`` and
+``report/``), which hold local paths and are never uploaded.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from processing.errors import CovidxError
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT = Path("covidx_us")
+LOCAL_FILES = ("build_record.json", "report/*")  # upload_folder ignore patterns: local to this machine
+
+
+def is_local(relative: str) -> bool:
+    """Whether the export-relative path ``relative`` is a local file that is never uploaded."""
+    return relative == "build_record.json" or relative.startswith("report/")
 
 
 class HubError(CovidxError):
@@ -73,7 +81,8 @@ def check_export_folder(folder: Path) -> tuple[str, ...]:
     """The files of an export folder, relative paths sorted; :class:`HubError` if it is not one."""
     if not (folder / "README.md").is_file():
         raise HubError(f"{folder} is not an export folder (no README.md); run `covidx-us build --output {folder}` first")
-    files = tuple(sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()))
+    files = tuple(sorted(rel for p in folder.rglob("*") if p.is_file()
+                         and not is_local(rel := p.relative_to(folder).as_posix())))
     if not any(f.endswith(".parquet") for f in files):
         raise HubError(f"{folder} holds no Parquet shard; run `covidx-us build --output {folder}` first")
     return files
@@ -112,7 +121,8 @@ def push_folder(
             _ensure_visibility(api, repo_id, private)
             log.info("uploading %d files from %s to %s (%s)", len(files), folder, repo_id, want)
             commit = api.upload_folder(
-                repo_id=repo_id, repo_type="dataset", folder_path=folder, commit_message=commit_message
+                repo_id=repo_id, repo_type="dataset", folder_path=folder, commit_message=commit_message,
+                ignore_patterns=list(LOCAL_FILES),
             )
             actual = bool(api.repo_info(repo_id, repo_type="dataset").private)
         except OfflineModeIsEnabled:
