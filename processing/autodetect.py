@@ -67,6 +67,9 @@ _MIN_FOV_SHARE = 0.02  # a field of view covers at least 2% of the frame
 _MIN_MIDGREY = 0.45  # share of mid-grey pixels in an ultrasound field (text is two-level)
 _LINEAR_FILL = 0.9  # a region filling >= 90% of its bounding box is a linear rectangle
 _MAX_COLOURED_SHARE = 0.05  # a frame with more coloured pixels than this is not annotated greyscale (doppler)
+_VALLEY = 0.2  # a column (row) with < 20% of the live pixels of the panels beside it separates two panels (a rib
+# shadow under a linear probe dips to ~27%; the neck between stacked sectors to ~15%; a seam or ruler to ~0%)
+_PANEL_SHARE = 0.12  # ... when each side holds >= 12% of the region's live pixels (not a sector's apex or rim)
 
 
 @dataclass(frozen=True)
@@ -232,15 +235,84 @@ def _candidates(
         # static bright marks and their coded halo (text and rulers touching the image would extend it).
         marks = cv2.dilate(((std_raw <= _STATIC_STD) & (gray_med > 60)).astype(np.uint8), _kernel(3)) > 0
         candidate = (live | ((gray_med > black + 6) & ~marks)) & grey
+        evidence = (std_raw > _LIVE_STD) & grey  # unblurred: a ruler or seam between two panels stays a valley
     else:  # a still: no change over time, fall back to speckle texture
         live = (_roughness(gray_med, box) > 6.0) & (cv2.blur(gray_med, (box, box)) > black + 12)
         candidate = live & grey
+        evidence = candidate
     # Opening removes thin marks (ruler ticks, digits, text) that touch the image; closing fills speckle gaps.
     candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, _kernel(_odd(scale / 60)))
     # A small closing: side-by-side panels a few pixels apart must stay apart; the convex hull fills the rest.
     candidate = cv2.morphologyEx(candidate, cv2.MORPH_CLOSE, _kernel(_odd(scale / 100)))
     _, labels = cv2.connectedComponents(candidate, connectivity=8)
+    labels = _split_panels(labels, evidence, min_size=_MIN_FOV_SHARE * height * width)
     return labels, live & grey, gray_med, black
+
+
+def _valleys(profile: np.ndarray) -> np.ndarray:
+    """Positions (bool) of interior valleys of a live-pixel profile that separate two substantial panels.
+
+    A valley is a run where the profile drops below ``_VALLEY`` of the smaller of the two peaks around it, with at
+    least ``_PANEL_SHARE`` of the live pixels on either side (a sector's narrow apex or a rib shadow is no valley).
+    """
+    profile = profile.astype(np.float64)  # unsmoothed: the seam between touching panels can be 1-2 pixels wide
+    total = profile.sum()
+    cuts = np.zeros(profile.size, bool)
+    if total <= 0:
+        return cuts
+    cumulative = np.cumsum(profile)
+    n = profile.size
+    low = profile <= _VALLEY * profile.max()
+    start = None
+    for i in range(n + 1):
+        if i < n and low[i]:
+            start = i if start is None else start
+            continue
+        if start is not None:
+            stop = i  # run [start, stop)
+            before = cumulative[start - 1] if start > 0 else 0.0
+            after = total - cumulative[stop - 1]
+            if start > 0 and stop < n and min(before, after) >= _PANEL_SHARE * total:
+                level = _VALLEY * min(profile[:start].max(), profile[stop:].max())
+                cuts[start:stop] = profile[start:stop] <= level  # the narrowest part of a neck; none if too wide
+            start = None
+    return cuts
+
+
+def _split_panels(labels: np.ndarray, live: np.ndarray, *, min_size: float) -> np.ndarray:
+    """Split candidate regions that join side-by-side (or stacked) panels at valleys of their column (row) profile
+    of live speckle: panels touching through a ruler, a label or a thin seam come apart; a single sector does not."""
+    out = np.zeros(labels.shape, np.int32)
+    queue = [labels == i for i in range(1, int(labels.max()) + 1)]
+    count = 0
+    for _ in range(64):  # panels of a grid: a few splits each
+        if not queue:
+            break
+        part = queue.pop()
+        if part.sum() < min_size:
+            continue
+        evidence = part & live
+        ys, xs = np.nonzero(part)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        cut = np.zeros(part.shape, bool)
+        columns = _valleys(evidence[y0:y1, x0:x1].sum(axis=0))
+        if columns.any():
+            cut[:, x0:x1] = columns[None, :]
+        else:  # stacked panels: the region itself narrows (a label row, apex against arc); dim, still bands
+            # under the pleura (aerated lung between A-lines) keep the region's width and are no valley
+            rows = _valleys(part[y0:y1, x0:x1].sum(axis=1))
+            cut[y0:y1, :] = rows[:, None]
+        if not cut.any():
+            count += 1
+            out[part] = count
+            continue
+        n, pieces = cv2.connectedComponents((part & ~cut).astype(np.uint8), connectivity=8)
+        queue.extend(pieces == i for i in range(1, n))
+    else:  # pragma: no cover - guard against pathological masks: keep what is left as it is
+        for part in queue:
+            count += 1
+            out[part] = count
+    return out
 
 
 def _best_component(labels: np.ndarray, live: np.ndarray) -> np.ndarray | None:
