@@ -123,6 +123,32 @@ def is_missing(video: Mapping[str, Any]) -> bool:
     return video.get("record") is None or (video.get("download") or {}).get("status") == "missing"
 
 
+def catalogue_facts(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per video id, what the build record does not repeat from the release: licence, case page, catalogue URL.
+
+    Read from the build's release folder (local files, no network); empty when that folder is gone or unreadable,
+    and the report then goes without these facts.
+    """
+    from processing.catalogue import VERSIONS, load_catalogue
+
+    release = record.get("release") or {}
+    folder, version = release.get("release_dir"), release.get("version")
+    if not folder or not Path(folder).is_dir() or version not in VERSIONS:
+        return {}
+    try:
+        catalogue = load_catalogue(version, Path(folder), custom=not release.get("official", False))
+    except CovidxError as exc:
+        log.warning("release facts (licence, case page) left out: %s", exc)
+        return {}
+    return {v.id: {"licence": v.licence, "link": v.link, "catalogue_url": v.url, "version_added": v.version_added}
+            for v in catalogue.videos}
+
+
+def missing_reason(video: Mapping[str, Any]) -> str:
+    """Why the build left ``video`` out: the build's reason, else the download's."""
+    return str(video.get("reason") or (video.get("download") or {}).get("reason") or "no processing record")
+
+
 def _frames(video: Mapping[str, Any]) -> list[tuple[int, str]]:
     """``(index, image path)`` of the record's kept frames; entries are ``[index, timestamp, path, masked]``."""
     out = []
@@ -467,13 +493,19 @@ def _provenance(record: Mapping[str, Any]) -> str:
         "official release": release.get("official"), "release folder": release.get("release_dir"),
         "work folder": record.get("work_dir"), "download manifest sha256": record.get("download_manifest_digest"),
     }
-    parameters = record.get("parameters") or {}
-    if parameters and all(isinstance(v, Mapping) for v in parameters.values()):
-        params = "".join(f"<h3>{_e(name)}</h3>{_kv_table(p)}" for name, p in parameters.items())
-    else:
-        params = _kv_table(parameters) if parameters else "<p>(none recorded)</p>"
+    parameters = dict(record.get("parameters") or {})
+    per_config = dict(record.get("config_parameters") or {})
+    if parameters and all(isinstance(v, Mapping) for v in parameters.values()):  # per config only
+        per_config, parameters = {**parameters, **per_config}, {}
+    params = _kv_table(parameters) if parameters else ""
+    for name, values in per_config.items():
+        own = {k: v for k, v in values.items() if k not in parameters or parameters[k] != v}
+        if own:
+            params += f"<h4>{_e(name)}</h4>{_kv_table(own)}"
+    params = params or "<p>(none recorded)</p>"
     return (f'<section id="provenance"><h2>Release and build parameters</h2>{warn}{_kv_table(facts)}'
-            f"<h3>Parameters</h3>{params}</section>")
+            "<h3>Parameters</h3><p>Shared by every config, then what each config sets differently.</p>"
+            f"{params}</section>")
 
 
 def _missing(record: Mapping[str, Any]) -> str:
@@ -483,8 +515,8 @@ def _missing(record: Mapping[str, Any]) -> str:
     rows = "".join(
         f'<tr><td><a href="#v-{_e(v["id"])}">{_e(v["id"])}</a></td><td>{_e(v.get("source"))}</td>'
         f'<td>{_e(v.get("label"))}</td><td>{_badge((v.get("download") or {}).get("status") or "missing")}</td>'
-        f'<td>{_e((v.get("download") or {}).get("reason") or v.get("reason") or "no processing record")}</td>'
-        f'<td>{_link((v.get("download") or {}).get("url"))}</td></tr>' for v in gone)
+        f"<td>{_e(missing_reason(v))}</td>"
+        f'<td>{_link((v.get("download") or {}).get("url") or v.get("catalogue_url"))}</td></tr>' for v in gone)
     return (f'<section id="missing"><h2>Missing videos ({len(gone)})</h2><table><tr><th>video</th><th>source</th>'
             f"<th>class</th><th>status</th><th>reason</th><th>URL</th></tr>{rows}</table></section>")
 
@@ -498,13 +530,15 @@ def _video_card(video: Mapping[str, Any], thumbs: list[Thumb] | None) -> str:
         "URL": _link(download.get("url")),
         "sha256": f"<code>{_e(download.get('sha256'))}</code>",
     }
-    for key in ("licence", "link"):
+    if not download.get("url") and video.get("catalogue_url"):
+        facts["URL"] = _link(video["catalogue_url"]) + " (release)"
+    for key, name in (("licence", "licence"), ("link", "case page"), ("version_added", "added in release")):
         if video.get(key):
-            facts[key] = _link(video[key])
+            facts[name] = _link(video[key])
     if video.get("split"):
         facts["split"] = _e(", ".join(f"{c}: {s}" for c, s in video["split"].items()))
     if is_missing(video):
-        facts["reason"] = _e(download.get("reason") or video.get("reason") or "no processing record")
+        facts["reason"] = _e(missing_reason(video))
     if record:
         src, crp = record.get("source_size") or ["?", "?"], record.get("crop_size") or ["?", "?"]
         facts["frames"] = _e(f"read {record.get('frames_read')}, kept {record.get('frames_kept')}, deleted "
@@ -514,6 +548,10 @@ def _video_card(video: Mapping[str, Any], thumbs: list[Thumb] | None) -> str:
         facts["plan"] = _e(f"crop {plan.get('crop')} window {plan.get('window')}; masks {plan.get('masks')}"
                            f"{' (tight)' if plan.get('tight') else ''}; {len(plan.get('frame_masks') or {})} "
                            f"frame-specific masks; deleted {plan.get('deleted') or []}")
+        detected = plan.get("detected")
+        if isinstance(detected, Mapping):
+            facts["detected"] = _e(f"window {detected.get('window')}, probe {detected.get('probe')}, "
+                                   f"{detected.get('frame_masks')} frame masks, {detected.get('dropped')} dropped")
     if download.get("path"):
         facts["clip"] = f"<code>{_e(download['path'])}</code>"
     prov = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in facts.items())
@@ -559,7 +597,10 @@ def _thumbs_in_order(videos: Sequence[Mapping[str, Any]], options: ReportOptions
 
 
 def _write_html(out: TextIO, record: Mapping[str, Any], output: Path, options: ReportOptions) -> None:
-    videos = record["videos"]
+    facts = catalogue_facts(record)
+    # The record's own fields win over the release's (a build may record more than the catalogue says).
+    videos = [{**facts.get(v["id"], {}), **v} for v in record["videos"]]
+    record = {**record, "videos": videos}
     gone = sum(is_missing(v) for v in videos)
     release = record.get("release") or {}
     out.write('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

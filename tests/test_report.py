@@ -365,3 +365,46 @@ def test_report_renders_in_headless_chromium_without_broken_images_or_requests(r
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+# ---- on the record a real `covidx-us build` writes
+
+
+@pytest.fixture(scope="module")
+def real_build(tmp_path_factory):
+    """`covidx-us build` of the simulated release from a loopback mirror, one video answering 404."""
+    from processing.testsite import LoopbackSite
+
+    root = tmp_path_factory.mktemp("report-real-build")
+    sim = write_simulated_release(root / "sim", scale=0.5, frames=0.5)
+    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
+    with LoopbackSite.from_videos(catalogue.videos, clips=sim.clips) as site:
+        site.fault(catalogue[GONE].url, "404", times=1000)
+        output = root / "covidx_us"
+        args = ["build", "--release-dir", str(sim.release_dir), "--custom-release", "--mirror", site.prefix,
+                "--no-original", "--delay", "0", "--cache-dir", str(root / "cache"), "--output", str(output),
+                "--config", "frames-4class,frames-3class", "--max-frames", "4", "--allow-missing"]
+        assert cli.main(args) == 0
+    return output, catalogue
+
+
+@pytest.mark.slow
+def test_report_of_a_real_build_shows_every_video_its_thumbnails_and_the_missing_one(real_build, capsys):
+    output, catalogue = real_build
+    assert cli.main(["report", "--output", str(output)]) == 0
+    page = (output / "report" / "index.html").read_text(encoding="utf-8")
+    record = json.loads((output / "build_record.json").read_text(encoding="utf-8"))
+    assert {v["id"] for v in record["videos"]} == {v.id for v in catalogue.videos}
+    missing = page[page.index('<section id="missing">'):page.index("</section>", page.index('<section id="missing">'))]
+    assert "Missing videos (1)" in missing and GONE in missing and "HTTP 404" in missing
+    assert catalogue[GONE].url in missing  # the record has no URL for it; the release has
+    for video in catalogue.videos:
+        card = _card(page, video.id)
+        if video.id == GONE:
+            assert "<img" not in card
+        else:
+            assert len(_images(card)) >= 3 and "original frame" in card and "clean frame" in card, video.id
+    assert page.count('<svg class="chart"') == 5
+    assert "pointer removed" in _card(page, POINTER_VIDEO)
+    card = _card(page, "1_butterfly_covid")
+    assert f"<dt>licence</dt><dd>{catalogue['1_butterfly_covid'].licence}</dd>" in card
