@@ -37,6 +37,7 @@ import numpy as np
 
 from processing.errors import CovidxError
 from processing.fileutil import atomic_write
+from processing.progress import progress
 from processing.simulate import ClipSpec, GroundTruth, write_clip
 from processing.windows import Window
 
@@ -365,7 +366,7 @@ def write_simulated_release(root: Path | str, seed: int = 0, *, scale: float = 1
     meta_rows, crop_rows, mask_rows, prop_rows, luss_rows = [], [], [], [], []
     label_rows: dict[str, list[dict[str, object]]] = {task: [] for task in LABEL_COLUMNS}
     patients: dict[str, str] = {}
-    for base in _CATALOGUE:
+    for base in progress(_CATALOGUE, desc="simulate", unit="clip"):
         entry, spec = _scaled(base, scale, frames, seed)
         vid, ext = entry.id, entry.container
         clip_path = root / "clips" / f"{vid}.{ext}"
