@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
 import av
 import datasets
+import numpy as np
 import pytest
 
 import covidx_us
@@ -302,3 +304,307 @@ def test_kfold_build_exports_one_split_per_fold_and_folds_partition_the_patients
     assert not (groups["fold0"] & groups["fold1"]) and not (groups["fold1"] & groups["fold2"])
     assert not (groups["fold0"] & groups["fold2"])
     assert sum(len(part) for part in ds.values()) == len(catalogue.videos)
+
+
+# ---- crops and masks: release | auto | both (issue 7), plans moved between windows
+
+
+def test_crop_and_masks_parameters_are_validated_with_their_valid_values(tmp_path):
+    with pytest.raises(InvalidChoiceError, match="invalid crop 'sector'; valid values: release, auto"):
+        CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), crop="sector")
+    with pytest.raises(InvalidChoiceError, match="invalid masks 'none'; valid values: release, auto, both"):
+        CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), masks="none")
+    with pytest.raises(CovidxError, match="invalid num_proc 0; valid values: a positive integer"):
+        CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), num_proc=0)
+    config = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), crop="auto", masks="both").config
+    assert (config.crop, config.masks) == ("auto", "both")
+
+
+def test_default_crop_and_masks_keep_the_processed_cache_key_and_num_proc_changes_nothing_recorded(tmp_path):
+    base = CovidxUS.BUILDER_CONFIGS[2]
+    assert base.processing_key() == {"format": 1, "max_frames": None, "sample_hz": None, "inpaint": "ns",
+                                     "image_format": "png"}  # caches made before crop/masks existed stay valid
+    assert dataclasses.replace(base, crop="auto").processing_key()["crop"] == "auto"
+    fast = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), num_proc=7)
+    assert fast.config.workers() == 7 and fast.config_id == "frames-4class"
+    card = dataclasses.replace(base, work_dir="/home/me/cache", num_proc=3).card_parameters()
+    assert not {"num_proc", "work_dir", "data_dir", "release_dir"} & set(card) and card["inpaint"] == "ns"
+
+
+def test_move_mask_keeps_pixels_at_their_place_in_the_source_frame():
+    from processing.processed import move_mask
+    from processing.windows import Window
+
+    mask = np.zeros((4, 6), bool)
+    mask[1, 2] = mask[3, 5] = True  # source pixels (12, 21) and (15, 23) of a window at x=10, y=20
+    moved = move_mask(mask, Window(10, 20, 6, 4), Window(11, 18, 4, 5))
+    assert moved.shape == (5, 4)
+    assert np.argwhere(moved).tolist() == [[3, 1]]  # (12, 21) -> row 21-18, col 12-11; (15, 23) is cut away
+    with pytest.raises(CovidxError, match="does not match its window"):
+        move_mask(mask, Window(0, 0, 5, 4), Window(0, 0, 5, 4))
+
+
+def test_dropped_frames_become_merged_inclusive_ranges():
+    from processing.processed import frame_ranges, merge_ranges
+
+    assert frame_ranges((9, 3, 4, 5)) == [(3, 5), (9, 9)]
+    assert merge_ranges([(10, 12), (3, 5), (6, 6), (11, 20)]) == ((3, 6), (10, 20))
+
+
+@pytest.mark.slow
+def test_masks_both_is_the_union_of_the_release_and_the_detected_masks(simulated, tmp_path):
+    from processing.autodetect import detect_clip
+    from processing.crop import fit_mask
+    from processing.masks import read_mask
+    from processing.pipeline import ProcessingOptions
+    from processing.processed import ClipJob, move_mask, run_job
+    from processing.windows import Window
+
+    sim, catalogue, _site = simulated
+    video = next(v for v in catalogue.videos if v.masks.main_mask)
+    source = sim.clips[video.id]
+    job = ClipJob(video=video, source=source, source_sha256=None, mask_dir=sim.release_dir / "data" / "mask",
+                  out_root=tmp_path, options=ProcessingOptions(max_frames=2), crop="release", masks="both")
+    data = run_job(job)
+    plan = data["plan"]
+    window = Window(*plan["window"])
+    assert (plan["crop"], plan["masks"]) == ("release", "both")
+    union = read_mask(plan["main_mask"])
+    release_file = sim.release_dir / "data" / "mask" / video.masks.main_mask
+    release = fit_mask(read_mask(release_file), window.size, source, release_file)
+    detection = detect_clip(source, clip_id=video.id, pointer_policy="drop")
+    detected = move_mask(detection.main_mask, detection.window, window)
+    assert (union == (release | detected)).all()
+    assert release.any() and detected.any()
+    assert data["record"]["frames_kept"] == 2 and json.loads(job.record_path.read_text()) == data
+
+
+# ---- speed, incremental rebuilds, crash safety (issue 9), build record
+
+
+def _export_files(out: Path) -> dict[str, bytes]:
+    """Every file of an export but build_record.json (which holds the time and local paths)."""
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != "build_record.json"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small simulated release (frames quartered, sizes halved) served by a loopback site."""
+    from processing.simrelease import write_simulated_release
+    from processing.testsite import LoopbackSite
+
+    root = tmp_path_factory.mktemp("tiny")
+    sim = write_simulated_release(root / "sim", scale=0.5, frames=0.25)
+    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
+    with LoopbackSite.from_videos(catalogue.videos, clips=sim.clips) as site:
+        yield sim, catalogue, site
+
+
+def _params(sim, site, work: Path, **extra):
+    return {"release_dir": str(sim.release_dir), "custom_release": True, "mirrors": (site.prefix,),
+            "use_original": False, "download_delay": 0, "work_dir": str(work), **extra}
+
+
+@pytest.mark.slow
+def test_two_processes_export_the_same_bytes_as_one(tiny, tmp_path):
+    from processing.build_cli import build
+
+    sim, catalogue, site = tiny
+    names = ("frames-4class", "videos-binary")
+    serial, summary = build(names, _params(sim, site, tmp_path / "c1", num_proc=1), tmp_path / "serial")
+    parallel, _ = build(names, _params(sim, site, tmp_path / "c2", num_proc=2), tmp_path / "parallel")
+    assert len(summary["frames-4class"]["processed"]) == len(catalogue.videos)  # fresh caches: all processed
+    assert _export_files(serial) == _export_files(parallel)
+    assert any(name.endswith(".parquet") for name in _export_files(serial))
+
+
+@pytest.mark.slow
+def test_rebuilds_redo_only_what_a_changed_parameter_touches(tiny, tmp_path):
+    from processing.build_cli import build
+
+    sim, catalogue, site = tiny
+    names = ("frames-4class",)
+    every = sorted(v.id for v in catalogue.videos)
+    _, first = build(names, _params(sim, site, tmp_path / "cache"), tmp_path / "out")
+    assert sorted(first["frames-4class"]["processed"]) == every
+    records = sorted((tmp_path / "cache" / "processed").rglob("records/*.json"))
+    stamps = {p: p.stat().st_mtime_ns for p in records}
+    before = _export_files(tmp_path / "out")
+    hits = len(site.hits())
+
+    _, again = build(names, _params(sim, site, tmp_path / "cache"), tmp_path / "out")
+    assert again["frames-4class"]["processed"] == () and sorted(again["frames-4class"]["reused"]) == every
+    assert {p: p.stat().st_mtime_ns for p in records} == stamps  # nothing rewritten
+    assert _export_files(tmp_path / "out") == before
+    assert len(site.hits()) == hits  # verified downloads reused: no request at all
+
+    _, seed = build(names, _params(sim, site, tmp_path / "cache", seed=5), tmp_path / "out")
+    assert seed["frames-4class"]["processed"] == ()  # a new split: export only
+    assert {p: p.stat().st_mtime_ns for p in records} == stamps
+
+    _, telea = build(names, _params(sim, site, tmp_path / "cache", inpaint="telea"), tmp_path / "out")
+    assert sorted(telea["frames-4class"]["processed"]) == every  # other pixels: reprocessed ...
+    assert len(site.hits()) == hits  # ... from the cached downloads
+    assert {p: p.stat().st_mtime_ns for p in records} == stamps  # the ns clips stay cached beside
+
+
+def _run_build(args: list[str], log: Path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COVIDX_US_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "processing.cli", *args], cwd=str(Path(covidx_us.__file__).parent),
+                            stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _kill_when(proc, ready, timeout: float = 60.0) -> bool:
+    """SIGKILL ``proc`` (the build process only, not its workers) once ``ready()``; False if it ended first."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if ready():
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.02)
+    proc.wait()
+    return False
+
+
+def _group_gone(pgid: int, timeout: float = 10.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.slow
+def test_a_build_killed_at_any_point_resumes_to_the_same_export(tiny, tmp_path):
+    import random
+    import time
+
+    sim, catalogue, site = tiny
+    log = tmp_path / "build.log"
+
+    def args(tag: str) -> list[str]:
+        return ["build", "--config", "frames-4class,videos-binary", "--release-dir", str(sim.release_dir),
+                "--custom-release", "--mirror", site.prefix, "--no-original", "--delay", "0", "--num-proc", "2",
+                "--cache-dir", str(tmp_path / f"cache-{tag}"), "--output", str(tmp_path / f"out-{tag}")]
+
+    clock = time.monotonic()
+    reference = _run_build(args("ref"), log)
+    assert reference.wait(timeout=120) == 0, log.read_text()[-3000:]
+    whole = time.monotonic() - clock
+    expected = _export_files(tmp_path / "out-ref")
+
+    records = tmp_path / "cache-crash" / "processed"
+    out = tmp_path / "out-crash"
+
+    def after_records(n: int):
+        return lambda: len(list(records.rglob("records/*.json"))) >= n
+
+    def at_delay(seconds: float):
+        start = time.monotonic()
+        return lambda: time.monotonic() - start >= seconds
+
+    def exporting():
+        return any(tmp_path.glob(".out-crash.tmp-*/*/*.parquet"))
+
+    rng = random.Random(9)
+    points = [at_delay(rng.uniform(0.3, 0.5) * whole), after_records(1), after_records(len(catalogue.videos) // 2),
+              at_delay(rng.uniform(0.6, 0.9) * whole), exporting]
+    killed = 0
+    for ready in points:
+        proc = _run_build(args("crash"), log)
+        killed += _kill_when(proc, ready)
+        assert _group_gone(proc.pid), "worker processes outlived the killed build"
+    assert killed >= 3, "the build ended before most kill points; the test did not test much"
+    final = _run_build(args("crash"), log)
+    assert final.wait(timeout=120) == 0, log.read_text()[-3000:]
+    assert _export_files(out) == expected
+    assert not list(tmp_path.glob(".out-crash.*"))  # no leftover of the killed exports
+    record = json.loads((out / "build_record.json").read_text())
+    assert sorted(v["id"] for v in record["videos"]) == sorted(v.id for v in catalogue.videos)
+
+
+@pytest.mark.slow
+def test_build_record_describes_every_video_beside_the_export(tiny, tmp_path):
+    from processing.build_cli import build
+
+    sim, catalogue, site = tiny
+    gone = catalogue["7_litfl_pneumonia"]
+    route = site.fault(gone.url, "404")
+    try:
+        out, summaries = build(("frames-4class", "videos-3class"),
+                               _params(sim, site, tmp_path / "cache", allow_missing=True, max_frames=3),
+                               tmp_path / "out")
+    finally:
+        route.fault = None
+    record = json.loads((out / "build_record.json").read_text())
+    assert record["format"] == 1 and record["configs"] == ["frames-4class", "videos-3class"]
+    assert record["created"].endswith("Z") and record["parameters"]["max_frames"] == 3
+    assert record["release"] == {"version": "1.5", "commit": None, "official": False,
+                                 "release_dir": str(sim.release_dir.absolute())}
+    assert record["work_dir"] == str((tmp_path / "cache").absolute())
+    assert record["splits"]["frames-4class"] == summaries["frames-4class"]["videos"]
+    assert "Download manifest sha256: " + record["download_manifest_digest"] in (out / "README.md").read_text()
+    entries = {v["id"]: v for v in record["videos"]}
+    assert list(entries) == [v.id for v in catalogue.videos]  # catalogue order, every video of any config
+    missing = entries[gone.id]
+    assert missing["download"]["status"] == "missing" and missing["plan"] is None and missing["record"] is None
+    assert missing["reason"]
+    loaded = datasets.load_dataset(str(out), "frames-4class", cache_dir=str(tmp_path / "hf"))
+    rows = defaultdict(list)
+    for split, part in loaded.items():
+        for vid, index in zip(part["video_id"], part["frame_index"], strict=True):
+            rows[vid].append((split, index))
+    for video in catalogue.videos:
+        if video.id == gone.id:
+            continue
+        entry = entries[video.id]
+        assert (entry["source"], entry["label"], entry["probe"]) == (video.source, video.label, video.probe)
+        assert entry["download"]["status"] == "mirror" and Path(entry["download"]["path"]).is_file()
+        assert entry["plan"]["crop"] == "release" and entry["plan"]["masks"] == "release"
+        assert entry["plan"]["window"] == _xywh(video, entry)
+        frames = entry["record"]["frames"]
+        assert entry["record"]["frames_kept"] == len(frames) == len(rows[video.id])
+        assert sorted(i for _s, i in rows[video.id]) == sorted(f[0] for f in frames)
+        assert {s for s, _i in rows[video.id]} == {entry["split"]["frames-4class"]}
+        assert all(Path(f[2]).is_file() for f in frames) and Path(entry["record"]["clean_video"]).is_file()
+        assert ("videos-3class" in entry["split"]) == (video.label != "other")
+
+
+def _xywh(video, entry):
+    window = video.crop_rule.window(*entry["record"]["source_size"])
+    return [window.x, window.y, window.w, window.h]
+
+
+@pytest.mark.slow
+def test_crop_auto_finds_the_release_windows_and_builds(simulated, tmp_path):
+    from processing.autodetect import window_iou
+    from processing.build_cli import build
+    from processing.windows import Window
+
+    sim, catalogue, site = simulated
+    out, _ = build(("frames-4class",), _params(sim, site, tmp_path / "cache", crop="auto", max_frames=2),
+                   tmp_path / "out")
+    record = json.loads((out / "build_record.json").read_text())
+    ious = {}
+    for entry in record["videos"]:
+        video = catalogue[entry["id"]]
+        release = video.crop_rule.window(*entry["record"]["source_size"])
+        assert entry["plan"]["crop"] == "auto" and entry["plan"]["masks"] == "release"
+        ious[entry["id"]] = window_iou(Window(*entry["plan"]["window"]), release)
+        assert entry["record"]["crop_size"] == entry["plan"]["window"][2:]
+    assert len(ious) == len(catalogue.videos) and min(ious.values()) >= 0.9, ious
+    loaded = datasets.load_dataset(str(out), "frames-4class", cache_dir=str(tmp_path / "hf"))
+    assert sum(len(part) for part in loaded.values()) == 2 * len(catalogue.videos)
