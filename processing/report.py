@@ -320,9 +320,10 @@ def video_thumbnails(video: Mapping[str, Any], options: ReportOptions) -> list[T
     if not frames:
         return [Thumb("no kept frame", None, "the record lists no frame image")]
     images = dict(frames)
-    first = frames[0][0]
     frame_masks = {int(k): Path(v) for k, v in (plan.get("frame_masks") or {}).items()}
-    pointer = next((i for i, _ in frames if i in frame_masks), None)
+    # The main strip shows a frame under the main mask only; the pointer pair a frame under a frame-specific mask.
+    first = next((i for i, _ in frames if i not in frame_masks), frames[0][0])
+    pointer = next((i for i, _ in frames if i in frame_masks and i != first), None)
     size = tuple(int(v) for v in record.get("crop_size") or ())
     window = plan.get("window")
     q, side = options.jpeg_quality, options.thumb_size
@@ -387,7 +388,7 @@ def video_thumbnails(video: Mapping[str, Any], options: ReportOptions) -> list[T
             return Thumb(caption, None, f"frame image {path} cannot be read: {exc}")
 
     thumbs.append(original_thumb(first))
-    thumbs.append(mask_thumb(first, "mask"))
+    thumbs.append(mask_thumb(first, "pointer mask" if first in frame_masks else "mask"))
     thumbs.append(clean_thumb(first, f"clean frame {first}"))
     if pointer is not None:
         thumbs.append(mask_thumb(pointer, "pointer mask"))
@@ -629,8 +630,10 @@ def write_report(output: Path | str, options: ReportOptions | None = None) -> Pa
     options = options or ReportOptions()
     record = load_build_record(output)
     path = output / REPORT_DIR / "index.html"
-    with atomic_write(path) as tmp, tmp.open("w", encoding="utf-8") as out:
-        _write_html(out, record, output, options)
+    with atomic_write(path) as tmp:
+        with tmp.open("w", encoding="utf-8") as out:
+            _write_html(out, record, output, options)
+        tmp.chmod(0o644)  # a page to share, not a private temp file
     log.info("report of %d videos written to %s", len(record["videos"]), path)
     return path
 

@@ -216,6 +216,7 @@ def test_a_broken_record_names_the_file_and_the_video(tmp_path):
 def test_report_lists_every_video_and_the_missing_one_with_its_reason(report):
     path, page, record = report
     assert path.name == "index.html" and path.parent.name == "report"
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by whoever the page is shared with
     for video in record["videos"]:
         assert f'id="v-{video["id"]}"' in page
     missing = page[page.index('<section id="missing">'):page.index("</section>", page.index('<section id="missing">'))]
@@ -274,7 +275,9 @@ def test_a_video_with_frame_specific_masks_shows_its_pointer_frame(report):
     video = next(v for v in record["videos"] if v["id"] == POINTER_VIDEO)
     kept = {f[0] for f in video["record"]["frames"]}
     pointer = min(kept & {int(k) for k in video["plan"]["frame_masks"]})
+    first = min(kept - {int(k) for k in video["plan"]["frame_masks"]})
     card = _card(page, POINTER_VIDEO)
+    assert f"mask on cropped frame {first}<" in card and f"clean frame {first}<" in card
     assert f"pointer mask on cropped frame {pointer}" in card
     assert f"clean frame {pointer} (pointer removed)" in card
     assert len(_images(card)) == 5
@@ -319,6 +322,18 @@ def test_cli_writes_the_report_and_says_where(build, tmp_path, capsys):
     shutil.copy(build[0] / "build_record.json", output)
     assert cli.main(["report", "--output", str(output), "--max-videos", "1"]) == 0
     assert str(output / "report" / "index.html") in capsys.readouterr().out
+
+
+def test_open_hands_the_file_url_to_the_web_browser(build, tmp_path, monkeypatch):
+    import processing.report as report_module
+
+    output = tmp_path / "covidx_us"
+    output.mkdir()
+    shutil.copy(build[0] / "build_record.json", output)
+    opened = []
+    monkeypatch.setattr(report_module.webbrowser, "open", opened.append)
+    assert cli.main(["report", "--output", str(output), "--max-videos", "0", "--open"]) == 0
+    assert opened == [(output / "report" / "index.html").resolve().as_uri()]
 
 
 # ---- in a real browser
