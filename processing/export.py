@@ -214,13 +214,13 @@ def export_hub_folder(
     Returns ``output_dir``. Raises :class:`ExportError` when there is nothing to export.
     """
     output_dir = Path(output_dir).absolute()
+    _remove_leftovers(output_dir)  # first: even a refused export puts a half-swapped earlier one back
     if not builds or not any(len(ds) for dd in builds.values() for ds in dd.values()):
         raise ExportError(f"nothing to export to {output_dir}: the build holds no examples")
     for name in extra_files or {}:
         if Path(name).is_absolute() or ".." in Path(name).parts or name in ("README.md", *builds):
             raise ExportError(f"invalid extra file name {name!r}: must be a new relative path inside {output_dir}")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(output_dir)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
     try:
         infos: dict[str, DatasetInfo] = {}

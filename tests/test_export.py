@@ -168,3 +168,34 @@ def test_a_failed_first_export_leaves_no_folder(tmp_path, monkeypatch):
 def test_an_empty_build_is_refused(tmp_path):
     with pytest.raises(ExportError, match="no examples"):
         export_hub_folder({"frames-4class": datasets.DatasetDict(train=_frames(0, 1, "litfl"))}, tmp_path / "x", PROVENANCE)
+
+
+def test_the_same_builds_export_the_same_bytes(tmp_path):
+    one = export_hub_folder(BUILDS, tmp_path / "one", PROVENANCE)
+    two = export_hub_folder(BUILDS, tmp_path / "two", PROVENANCE)
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    assert all((one / f).read_bytes() == (two / f).read_bytes() for f in files)
+
+
+def test_extra_files_appear_with_the_export_and_bad_names_are_refused(tmp_path):
+    out = export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE,
+                            extra_files={"build_record.json": '{"format": 1}\n', "notes/a.bin": b"\x00\x01"})
+    assert (out / "build_record.json").read_text() == '{"format": 1}\n'
+    assert (out / "notes" / "a.bin").read_bytes() == b"\x00\x01"
+    assert "build_record" not in (out / "README.md").read_text()
+    for name in ("../escape.json", "/abs.json", "README.md", "frames-4class"):
+        with pytest.raises(ExportError, match="invalid extra file name"):
+            export_hub_folder(BUILDS, out, PROVENANCE, extra_files={name: "x"})
+    assert (out / "build_record.json").is_file()  # the refused exports changed nothing
+
+
+def test_leftovers_of_a_killed_export_are_cleaned_and_a_half_swapped_export_is_put_back(tmp_path):
+    out = export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (tmp_path / ".covidx_us.tmp-dead" / "frames-4class").mkdir(parents=True)  # killed while writing
+    os.replace(out, tmp_path / ".covidx_us.old-dead")  # killed between the two renames of the swap
+    with pytest.raises(ExportError):  # even an export that fails restores the previous one
+        export_hub_folder({"frames-4class": datasets.DatasetDict(train=_frames(0, 1, "litfl"))}, out, PROVENANCE)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(os.listdir(tmp_path)) == ["covidx_us"]

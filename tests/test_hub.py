@@ -151,3 +151,13 @@ def test_offline_mode_is_named_instead_of_a_network_error(hub, export_dir, monke
     with pytest.raises(HubError, match="offline mode is on"):
         push_folder("tester/covidx-us", export_dir)
     assert hub.requests == []
+
+
+def test_push_leaves_the_build_record_and_the_report_on_this_machine(hub, export_dir):
+    (export_dir / "build_record.json").write_text('{"work_dir": "/home/me/private/path"}\n')
+    (export_dir / "report" / "img").mkdir(parents=True)
+    (export_dir / "report" / "index.html").write_text("<p>/home/me</p>\n")
+    (export_dir / "report" / "img" / "1.png").write_bytes(b"\x89PNG")
+    result = push_folder("tester/covidx-us", export_dir)
+    assert _uploaded(hub) == ["README.md", "frames-4class/train-00000-of-00001.parquet"]
+    assert result.files == tuple(_uploaded(hub))
