@@ -248,3 +248,33 @@ def test_train_example_runs_three_steps_on_the_demo_build(demo_run, tmp_path):
     assert match and validation, result.stdout
     assert int(match.group(2)) == int(validation.group(1))  # the whole validation split was evaluated
     assert (tmp_path / "model" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_keep_server_serves_the_sources_until_ctrl_c_then_closes(demo_run, simulation, tmp_path):
+    import signal
+    import urllib.request
+
+    sim, catalogue = simulation
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(  # same work dir: downloads and processed clips are reused
+        [sys.executable, "-m", "processing.cli", "demo", "--output", str(tmp_path / "out"), "--workdir",
+         str(demo_run["work"]), "--keep-server"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal
+    try:
+        prefix = None
+        for line in process.stderr:
+            if m := re.match(r"serving (http://127\.0\.0\.1:\d+/) until Ctrl-C", line):
+                prefix = m.group(1)
+                break
+        assert prefix, "the demo did not report its server"
+        video = catalogue["6_litfl_pneumonia"]
+        with urllib.request.urlopen(prefix + video.url.split("://", 1)[1], timeout=10) as response:
+            assert response.read() == (sim / "clips" / "6_litfl_pneumonia.mp4").read_bytes()
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0 and "frames-4class: train" in stdout
+    assert _port_is_closed(int(prefix.rsplit(":", 1)[1].strip("/")))
