@@ -69,6 +69,9 @@ _LINEAR_FILL = 0.9  # a region filling >= 90% of its bounding box is a linear re
 _MAX_COLOURED_SHARE = 0.05  # a frame with more coloured pixels than this is not annotated greyscale (doppler)
 _VALLEY = 0.2  # a column (row) with < 20% of the live pixels of the panels beside it separates two panels (a rib
 # shadow under a linear probe dips to ~27%; the neck between stacked sectors to ~15%; a seam or ruler to ~0%)
+_RULER_GREY = 90  # ruler ticks and digits are drawn at >= 130 grey; steady pixels this bright are candidate ticks
+_RULER_TICKS = 20  # a ruler column has >= 20 regularly spaced ticks (steady tissue: < 17 on the real clips)
+_STROKE = 40  # a tick or digit stroke is >= 40 grey above the opening of its neighbourhood
 _PANEL_SHARE = 0.12  # ... when each side holds >= 12% of the region's live pixels (not a sector's apex or rim)
 
 
@@ -412,12 +415,61 @@ def _static_marks(
             keep = np.zeros(n, bool)
             areas = stats[1:, cv2.CC_STAT_AREA]
             # A large static component is a mark only near the border (a ruler touching the image), never deep
-            # inside the lung.
+            # inside the lung; a small one only within the border band where vendors burn in logos and labels
+            # (still, bright tissue deep in the lung of a quiet patient is static too: real clip 1451609510347513859).
             deep = cv2.erode(region.astype(np.uint8), _kernel(_odd(min(region.shape) / 50))) > 0
             depth_share = np.bincount(labels[deep], minlength=n)[1:] / np.maximum(areas, 1)
-            keep[1:] = (areas >= smallest) & ((areas <= largest) | (depth_share < 0.2))
+            core = cv2.erode(region.astype(np.uint8), _kernel(_odd(min(region.shape) / 8))) > 0
+            core_share = np.bincount(labels[core], minlength=n)[1:] / np.maximum(areas, 1)
+            keep[1:] = (areas >= smallest) & (((areas <= largest) & (core_share < 0.5)) | (depth_share < 0.2))
             marks_in = _grow(keep[labels], inner & (std <= 2 * _STATIC_STD) & (gray_med > _DARK), steps=1)
-    return marks_out | colour | marks_in, colour
+    rulers = _ruler_marks(gray_med, gray_max.astype(np.int16) - gray_min) if len(grays) >= 4 else colour & False
+    return marks_out | colour | marks_in | rulers, colour
+
+
+def _regular_ticks(column: np.ndarray, longest: int) -> int:
+    """How many short runs of ``column`` (bool) start at the regular spacing of a ruler's ticks."""
+    edges = np.diff(np.concatenate(([0], column.astype(np.int8), [0])))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    starts = starts[stops - starts <= longest]
+    if starts.size < _RULER_TICKS:
+        return 0
+    gaps = np.diff(starts)
+    step = float(np.median(gaps))
+    return int((np.abs(gaps - step) <= max(2.0, 0.15 * step)).sum())
+
+
+def _ruler_marks(gray_med: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Depth rulers (vertical), in the window, also where they are drawn over the edge of the image.
+
+    A ruler is a column of short, bright, steady tick marks at a regular spacing (speckle is neither steady nor
+    regular); its tick labels (digits) sit beside it. Everything bright and steady in a band around the ruler's
+    columns, over the rows its ticks span, is a mark. A bright echo of still tissue is steady too, but not a column
+    of regularly spaced short runs.
+    """
+    height, width = gray_med.shape
+    # Ticks and digits are thin strokes: they stand out of a small opening (bright tissue is broad and does not).
+    strokes = cv2.morphologyEx(gray_med, cv2.MORPH_TOPHAT, _kernel(_odd(0.012 * min(height, width)) + 2))
+    steady = (gray_med >= _RULER_GREY) & (spread <= np.maximum(30, 0.4 * gray_med)) & (strokes >= _STROKE)
+    longest = max(3, int(round(0.015 * height)))
+    score = np.array([_regular_ticks(steady[:, x], longest) for x in range(width)])
+    columns = np.flatnonzero(score >= _RULER_TICKS)
+    marks = np.zeros((height, width), bool)
+    if columns.size == 0:
+        return marks
+    reach = max(4, int(round(0.05 * min(height, width))))
+    # contiguous clusters of ruler columns (a ruler's line and tick ends are a few pixels wide)
+    clusters = np.split(columns, np.flatnonzero(np.diff(columns) > 3) + 1)
+    for cluster in clusters:
+        a, b = int(cluster[0]), int(cluster[-1]) + 1
+        rows = np.flatnonzero(steady[:, a:b].any(axis=1))
+        r0, r1 = max(0, rows[0] - reach // 2), min(height, rows[-1] + 1 + reach // 2)
+        c0, c1 = max(0, a - reach), min(width, b + reach)
+        band = np.zeros((height, width), bool)
+        band[r0:r1, c0:c1] = True
+        seeds = band & steady
+        marks |= _grow(seeds, band & (gray_med > _DARK), steps=2)
+    return marks
 
 
 def _pointer(
