@@ -178,11 +178,12 @@ def run_demo(options: DemoOptions, *, stderr: TextIO | None = None) -> DemoResul
     with stages.stage("simulate", f"writing the simulated release and its clips to {run_dir / 'sim'}"):
         sim = write_simulated_release(run_dir / "sim", seed=options.seed, scale=options.scale, frames=options.frames)
         catalogue = load_catalogue("1.5", sim.release_dir, custom=True, cache_dir=run_dir / "cache" / "release")
-    with LoopbackSite.from_videos(catalogue.videos, clips=sim.clips) as site:
-        prefix = site.prefix
-        with stages.stage("serve", "serving the clips under each source's URL layout"):
+    with contextlib.ExitStack() as server:  # closes the site however the block ends (error, Ctrl-C)
+        with stages.stage("serve", "serving the clips on 127.0.0.1 under each source's URL layout"):
+            site = server.enter_context(LoopbackSite.from_videos(catalogue.videos, clips=sim.clips))
+            prefix = site.prefix
             hosts = sorted({url.split("/")[2] for url in sim.urls.values()})
-            print(f"      {site.prefix} serves {len(sim.clips)} clips from {len(hosts)} hosts: {', '.join(hosts)}",
+            print(f"      {prefix} serves {len(sim.clips)} clips from {len(hosts)} hosts: {', '.join(hosts)}",
                   file=stream)
         argv = build_argv(sim.release_dir, site.prefix, run_dir / "cache", options.output)
         with stages.stage("build", "building all six configs (original hosts not contacted: --no-original; "
