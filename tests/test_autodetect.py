@@ -270,3 +270,70 @@ def test_real_single_sector_masks_little_inside_the_lung(single_sector):
     h, w = detection.main_mask.shape
     core = detection.main_mask[h // 4 : 3 * h // 4, w // 3 : 2 * w // 3]
     assert core.mean() < 0.002
+
+
+_DETECTIONS: dict[str, Detection] = {}
+
+
+def _detected(realdata: Path, stem: str) -> tuple[Path, Detection]:
+    """Detection of a real overlay clip, computed once per test session (16 sampled frames)."""
+    path = _overlay_clip(realdata, stem)
+    if stem not in _DETECTIONS:
+        _DETECTIONS[stem] = detect_clip(path, max_sample_frames=16)
+    return path, _DETECTIONS[stem]
+
+
+def _first_frame(path: Path) -> np.ndarray:
+    from processing.clips import iter_frames
+
+    return next(iter(iter_frames(path))).image
+
+
+def _sector_core_masked(detection: Detection, frame: np.ndarray, right: int | None = None) -> float:
+    """Share of the kept sector's inner lung (bright-enough pixels well inside the crop, left of source column
+    ``right``) that the main mask covers."""
+    crop = frame[detection.window.slices()]
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
+    tissue = cv2.erode((cv2.blur(gray, (15, 15)) > 25).astype(np.uint8), np.ones((41, 41), np.uint8)) > 0
+    if right is not None:
+        tissue[:, max(0, right - detection.window.x) :] = False
+    assert tissue.sum() > 0.2 * tissue.size
+    return float(detection.main_mask[tissue].mean())
+
+
+def test_real_ruler_drawn_over_the_sector_edge_is_masked(realdata):
+    # 1457933751766421505: the depth ruler (line at x ~ 700 of 910, digits at x ~ 670-685) overlaps the sector's
+    # right edge from depth 6 cm down; the dim lung there is < 90 grey, the ruler strokes > 150.
+    path, detection = _detected(realdata, "1457933751766421505")
+    frame = _first_frame(path)
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    w = detection.window
+    band = np.zeros(gray.shape, bool)
+    band[330:630, 662:706] = True
+    strokes = (band & (gray >= 150))[w.slices()]
+    assert strokes.sum() > 300  # ticks and the digits 6-12
+    assert detection.main_mask[strokes].mean() > 0.97
+    assert _sector_core_masked(detection, frame) < 0.003
+
+
+@pytest.mark.parametrize("stem, seam", [("1451609510347513859", 482), ("1467637736802861062", 485)])
+def test_real_touching_side_by_side_panels_keep_the_left_panel(realdata, stem, seam):
+    # Two sectors whose edges meet at the left panel's ruler (column ``seam``): the crop is a square around the
+    # left sector only, the probe is convex, and the left sector's lung is not masked (the sliver of the right
+    # panel that the square takes in is not part of the field of view: masked, and not counted here).
+    path, detection = _detected(realdata, stem)
+    w = detection.window
+    assert detection.probe == "convex"
+    assert w.w == w.h and w.x < seam // 4
+    assert seam - 10 <= w.x + w.w <= seam + 70  # the square reaches just past the seam, never across the right panel
+    assert _sector_core_masked(detection, _first_frame(path), right=seam - 50) < 0.003  # left of the ruler digits
+
+
+def test_real_six_panel_grid_keeps_one_panel(realdata):
+    # 1351168003455516676: 3 rows x 2 columns of sectors (636x960) with labels between; the top-left panel spans
+    # y ~ 30-415, x ~ 0-265 (the ruler beside it at x ~ 270): the window holds that panel and no other.
+    path, detection = _detected(realdata, "1351168003455516676")
+    w = detection.window
+    assert w.y <= 40 and w.y + w.h <= 425
+    assert w.x + w.w <= 420 and w.w >= 350
+    assert _sector_core_masked(detection, _first_frame(path)) < 0.003
