@@ -125,6 +125,21 @@ def build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tuple
     ``output`` also receives ``build_record.json`` (see the module docstring). Each summary holds ``videos`` and
     ``examples`` per split, and ``processed`` / ``reused``: the clips processed now and those taken from the cache.
     """
+    import datasets
+
+    from processing import progress
+
+    quiet = not progress.enabled() and not datasets.utils.are_progress_bars_disabled()
+    if quiet:  # datasets' own bars follow ours: none when stderr is not a terminal
+        datasets.disable_progress_bars()
+    try:
+        return _build(names, params, output)
+    finally:
+        if quiet:
+            datasets.enable_progress_bars()
+
+
+def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tuple[Path, dict[str, Any]]:
     from datasets import DownloadMode
 
     from covidx_us import CovidxUS, download_digest

@@ -608,3 +608,18 @@ def test_crop_auto_finds_the_release_windows_and_builds(simulated, tmp_path):
     assert len(ious) == len(catalogue.videos) and min(ious.values()) >= 0.9, ious
     loaded = datasets.load_dataset(str(out), "frames-4class", cache_dir=str(tmp_path / "hf"))
     assert sum(len(part) for part in loaded.values()) == 2 * len(catalogue.videos)
+
+
+@pytest.mark.slow
+def test_progress_bars_show_per_clip_on_a_terminal_and_stay_quiet_otherwise(tiny, tmp_path, monkeypatch, capfd):
+    from processing.build_cli import build
+
+    sim, _catalogue, site = tiny
+    params = _params(sim, site, tmp_path / "cache", sources=["litfl"], max_frames=1, num_proc=1)
+    monkeypatch.setenv("COVIDX_US_PROGRESS", "0")
+    build(("frames-4class",), params, tmp_path / "quiet")
+    assert "%|" not in capfd.readouterr().err  # neither ours nor datasets'
+    monkeypatch.setenv("COVIDX_US_PROGRESS", "1")
+    build(("frames-4class",), {**params, "max_frames": 2}, tmp_path / "bars")
+    err = capfd.readouterr().err
+    assert "download: 100%" in err and "process frames-4class: 100%" in err
