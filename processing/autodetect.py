@@ -72,6 +72,8 @@ _VALLEY = 0.2  # a column (row) with < 20% of the live pixels of the panels besi
 _RULER_GREY = 90  # ruler ticks and digits are drawn at >= 130 grey; steady pixels this bright are candidate ticks
 _RULER_TICKS = 20  # a ruler column has >= 20 regularly spaced ticks (steady tissue: < 17 on the real clips)
 _STROKE = 40  # a tick or digit stroke is >= 40 grey above the opening of its neighbourhood
+_WHITE = 245  # a white pointer (arrow) is drawn at >= 245 grey, flat
+_WHITE_EDGE = 110  # ... and falls to below this grey within 5 px all around (bright tissue fades slowly)
 _PANEL_SHARE = 0.12  # ... when each side holds >= 12% of the region's live pixels (not a sector's apex or rim)
 
 
@@ -490,6 +492,34 @@ def _pointer(
     return blob
 
 
+def _white_pointer(gray: np.ndarray, chroma: np.ndarray, min_area: int) -> np.ndarray | None:
+    """White drawn pointers (arrows) of one frame, or None: blobs of flat near-white grey whose surroundings, a few
+    pixels out, are dark all around, and which fill much of their convex hull. Bright tissue (pleura, consolidation)
+    fades into grey over many pixels and is rarely flat white; static white marks are removed by the caller."""
+    white = (gray >= _WHITE) & (chroma < _MIN_CHROMA)
+    if int(white.sum()) < min_area:
+        return None
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(white.astype(np.uint8), connectivity=8)
+    height, width = gray.shape
+    out = np.zeros(gray.shape, bool)
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area < min_area or max(w, h) > 0.4 * min(height, width):  # a pointer, not a panel
+            continue
+        x0, y0, x1, y1 = max(0, x - 8), max(0, y - 8), min(width, x + w + 8), min(height, y + h + 8)
+        comp = (labels[y0:y1, x0:x1] == i).astype(np.uint8)
+        near = cv2.dilate(comp, _kernel(5))
+        ring = (cv2.dilate(comp, _kernel(11)) > 0) & (near == 0)
+        if not ring.any() or float(np.median(gray[y0:y1, x0:x1][ring])) > _WHITE_EDGE:
+            continue
+        hull = cv2.convexHull(cv2.findNonZero(comp))
+        if area < 0.5 * max(cv2.contourArea(hull), 1.0):
+            continue
+        rim = _grow(comp > 0, gray[y0:y1, x0:x1] > _WHITE_EDGE, steps=3)
+        out[y0:y1, x0:x1] |= rim
+    return out if out.any() else None
+
+
 def _min_pointer_area(window: Window) -> int:
     return max(6, int(0.0002 * window.w * window.h))
 
@@ -533,8 +563,12 @@ def detect_overlays(
     frame_masks: dict[int, np.ndarray] = {}
     dropped: list[int] = []
     min_area = _min_pointer_area(window)
-    for index, chroma in zip(indices, chromas, strict=True):
+    still = _still_bright(grays, main)
+    for index, chroma, gray in zip(indices, chromas, grays, strict=True):
         blob = _pointer(chroma > level, static_colour, chroma > level / 2, min_area)
+        white = _white_pointer(gray, chroma, 4 * min_area)
+        if white is not None and (white & ~still).sum() >= 4 * min_area:
+            blob = (white & ~still) if blob is None else blob | (white & ~still)
         if blob is None:
             continue
         if pointer_policy == "drop" and (blob & core).any():
@@ -542,6 +576,13 @@ def detect_overlays(
         else:
             frame_masks[index] = main | blob
     return Overlays(main_mask=main, frame_masks=frame_masks, dropped_frames=tuple(dropped))
+
+
+def _still_bright(grays: Sequence[np.ndarray], main: np.ndarray) -> np.ndarray:
+    """Where a white blob is not a moving pointer: bright in the median frame (a static mark, still tissue) or
+    already in the main mask."""
+    gray_med = _median(grays) if len(grays) > 1 else grays[0]
+    return cv2.dilate(((gray_med >= 150) | main).astype(np.uint8), _kernel(5)) > 0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -575,6 +616,36 @@ def _frame_items(frames: Iterable[object]) -> Iterable[tuple[int, np.ndarray]]:
             yield int(item.index), item.image  # type: ignore[attr-defined]
 
 
+def _coloured_blob(
+    index: int,
+    coloured_at: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    inside_flat: np.ndarray,
+    static_flat: np.ndarray,
+    level: float,
+    min_area: int,
+    sample_chroma: Mapping[int, np.ndarray],
+    slices: tuple[slice, slice],
+    size: tuple[int, int],
+    static_colour: np.ndarray,
+) -> np.ndarray | None:
+    """The coloured pointer of frame ``index`` in window coordinates, from its kept coloured pixels, or None."""
+    if index not in coloured_at:
+        return None
+    hot, values = coloured_at[index]
+    keep = inside_flat[hot] & ~static_flat[hot] & (values > level)
+    if int(keep.sum()) < min_area:
+        return None
+    rows, cols = slices
+    height, width = size
+    if index in sample_chroma:
+        chroma_w = sample_chroma[index][rows, cols]
+    else:  # only the pixels above _MIN_CHROMA were kept for this frame
+        full = np.zeros(height * width, np.uint8)
+        full[hot] = values
+        chroma_w = full.reshape(height, width)[rows, cols]
+    return _pointer(chroma_w > level, static_colour, chroma_w > level / 2, min_area)
+
+
 def detect_frames(
     frames: Iterable[object],
     *,
@@ -591,6 +662,7 @@ def detect_frames(
         raise CovidxError(f"invalid max_sample_frames {max_sample_frames!r}; expected an integer >= 2")
     sampler = _Sampler(max_sample_frames)
     coloured_at: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # frame index -> (flat indices, chroma) of colour
+    white_at: dict[int, np.ndarray] = {}  # frame index -> flat indices of its white pointer candidates
     shape: tuple[int, ...] | None = None
     count = 0
     for index, image in _frame_items(frames):
@@ -607,6 +679,9 @@ def detect_frames(
         hot = np.flatnonzero(flat > _MIN_CHROMA)
         if 0 < hot.size <= _MAX_COLOURED_SHARE * flat.size:
             coloured_at[index] = (hot.astype(np.int32), flat[hot])
+        white = _white_pointer(gray, chroma, max(24, int(0.0008 * gray.size)))
+        if white is not None:
+            white_at[index] = np.flatnonzero(white.ravel()).astype(np.int32)
     if shape is None:
         raise ClipError(f"{clip_id}: the clip has no frames")
     height, width = shape[:2]
@@ -633,18 +708,19 @@ def detect_frames(
     inside_window[rows, cols] = True
     inside_flat = inside_window.ravel()
     sample_chroma = dict(zip(indices, chromas, strict=True))
-    for index, (hot, values) in sorted(coloured_at.items()):
-        keep = inside_flat[hot] & ~static_flat[hot] & (values > level)
-        if int(keep.sum()) < min_area:
-            continue
-        if index in sample_chroma:
-            chroma_w = sample_chroma[index][rows, cols]
-        else:  # only the pixels above _MIN_CHROMA were kept for this frame
-            full = np.zeros(height * width, np.uint8)
-            full[hot] = values
-            chroma_w = full.reshape(height, width)[rows, cols]
-        coloured, rim = chroma_w > level, chroma_w > level / 2
-        blob = _pointer(coloured, static_colour, rim, min_area)
+    still = _still_bright(grays_w, main)
+    whites: dict[int, np.ndarray] = {}
+    for index, flat_white in white_at.items():
+        full = np.zeros(height * width, bool)
+        full[flat_white] = True
+        white = full.reshape(height, width)[rows, cols] & ~still
+        if int(white.sum()) >= 4 * min_area:
+            whites[index] = white
+    for index in sorted(set(coloured_at) | set(whites)):
+        blob = _coloured_blob(index, coloured_at, inside_flat, static_flat, level, min_area, sample_chroma,
+                              (rows, cols), (height, width), static_colour)
+        if index in whites:
+            blob = whites[index] if blob is None else blob | whites[index]
         if blob is None:
             continue
         if pointer_policy == "drop" and (blob & core).any():

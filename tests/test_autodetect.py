@@ -104,6 +104,36 @@ def test_moving_pointer_gets_frame_masks_only_on_its_frames():
     assert not overlays.main_mask[red].any()
 
 
+def _white_arrow(frame: np.ndarray, tip: tuple[int, int]) -> np.ndarray:
+    """Draw a white arrow (anti-aliased, pointing left) with its tip at ``tip``; returns the arrow's pixels."""
+    x, y = tip
+    shape = np.array([[x, y], [x + 7, y - 5], [x + 7, y - 2], [x + 14, y - 2], [x + 14, y + 2], [x + 7, y + 2],
+                      [x + 7, y + 5]], np.int32)
+    cv2.fillPoly(frame, [shape], (255, 255, 255), cv2.LINE_AA)
+    drawn = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(drawn, [shape], 1)
+    return drawn > 0
+
+
+def test_moving_white_arrow_gets_frame_masks_only_on_its_frames():
+    frames = _fan_clip(n=12)
+    arrows = {t: _white_arrow(frames[t], (38 + 2 * t, 30 + t)) for t in (4, 5, 6)}
+    for detection in (detect_frames(frames), None):
+        if detection is None:  # the array API on the same frames
+            fov = detect_fov(frames)
+            overlays = detect_overlays(frames, fov.window, region=fov.region)
+            window, frame_masks, main = fov.window, overlays.frame_masks, overlays.main_mask
+        else:
+            window, frame_masks, main = detection.window, detection.frame_masks, detection.main_mask
+        assert sorted(frame_masks) == [4, 5, 6]
+        rows, cols = window.slices()
+        for t, arrow in arrows.items():
+            inside = arrow[rows, cols]
+            assert frame_masks[t][inside].mean() > 0.95
+            assert (frame_masks[t] & ~main).sum() <= 3 * inside.sum()  # the arrow and its rim, not the lung
+        assert not main[arrows[5][rows, cols]].any()
+
+
 def test_pointer_over_the_lung_drops_the_frame_under_drop_policy():
     frames = _fan_clip(pointer=(3, 4, 5))
     overlays = detect_overlays(frames, detect_fov(frames).window, pointer_policy="drop", indices=range(10, 20))
