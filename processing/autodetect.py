@@ -421,7 +421,7 @@ def _static_marks(
             # (still, bright tissue deep in the lung of a quiet patient is static too: real clip 1451609510347513859).
             deep = cv2.erode(region.astype(np.uint8), _kernel(_odd(min(region.shape) / 50))) > 0
             depth_share = np.bincount(labels[deep], minlength=n)[1:] / np.maximum(areas, 1)
-            core = cv2.erode(region.astype(np.uint8), _kernel(_odd(min(region.shape) / 8))) > 0
+            core = cv2.erode(region.astype(np.uint8), _kernel(_odd(max(min(region.shape) / 8, 31)))) > 0
             core_share = np.bincount(labels[core], minlength=n)[1:] / np.maximum(areas, 1)
             keep[1:] = (areas >= smallest) & (((areas <= largest) & (core_share < 0.5)) | (depth_share < 0.2))
             marks_in = _grow(keep[labels], inner & (std <= 2 * _STATIC_STD) & (gray_med > _DARK), steps=1)
