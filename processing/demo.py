@@ -193,8 +193,8 @@ def run_demo(options: DemoOptions, *, stderr: TextIO | None = None) -> DemoResul
         with stages.stage("count", f"counting the export in {options.output}"):
             counts = export_counts(options.output)
         if options.keep_server:
-            print(f"serving {site.prefix} until Ctrl-C", file=stream, flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
+            with contextlib.suppress(KeyboardInterrupt):  # entered before saying so: a Ctrl-C right after is a stop
+                print(f"serving {prefix} until Ctrl-C", file=stream, flush=True)
                 threading.Event().wait()
     return DemoResult(output=options.output, prefix=prefix, counts=counts, timings=stages.timings)
 

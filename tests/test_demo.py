@@ -272,9 +272,9 @@ def test_keep_server_serves_the_sources_until_ctrl_c_then_closes(demo_run, simul
         with urllib.request.urlopen(prefix + video.url.split("://", 1)[1], timeout=10) as response:
             assert response.read() == (sim / "clips" / "6_litfl_pneumonia.mp4").read_bytes()
         process.send_signal(signal.SIGINT)
-        stdout, _ = process.communicate(timeout=60)
+        stdout, stderr = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 0 and "frames-4class: train" in stdout
+    assert process.returncode == 0 and "frames-4class: train" in stdout, stdout[-2000:] + stderr[-2000:]
     assert _port_is_closed(int(prefix.rsplit(":", 1)[1].strip("/")))
