@@ -60,6 +60,7 @@ class ProcessingOptions:
     image_format: str = "png"  # "png" | "jpeg"
     jpeg_quality: int = 95
     write_videos: bool = True  # data/video/{original,cropped,clean}
+    write_cropped: bool = True  # with write_videos: also the cropped (not inpainted) video; builds skip it
     mask_dirs: tuple[Path, ...] = ()  # user override folders, searched before the release masks
 
     def __post_init__(self) -> None:
@@ -221,7 +222,7 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
         writers: dict[str, VideoWriter] = {}
         temps: dict[str, Path] = {}
         if options.write_videos:
-            for kind in ("cropped", "clean"):
+            for kind in ("cropped", "clean") if options.write_cropped else ("clean",):
                 temps[kind] = stack.enter_context(atomic_write(outputs[kind]))
                 writers[kind] = stack.enter_context(VideoWriter(temps[kind], *crop_size, info.fps))
         clock = time.perf_counter()
@@ -234,7 +235,7 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
             image = crop(frame.image, plan.window)
             clock = time.perf_counter()
             timings["crop"] += clock - now
-            if writers:
+            if "cropped" in writers:
                 writers["cropped"].write(image, frame.timestamp)
             now = time.perf_counter()
             timings["encode"] += now - clock
@@ -285,7 +286,7 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
         frames=tuple(records),
         clean_video=outputs["clean"] if options.write_videos else None,
         timings=timings,
-        cropped_video=outputs["cropped"] if options.write_videos else None,
+        cropped_video=outputs["cropped"] if "cropped" in writers else None,
         original_video=outputs["original"] if options.write_videos else None,
     )
 
