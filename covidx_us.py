@@ -426,7 +426,8 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         for name in video.masks.mask_names(video.id, video.probe):
             mask_dir = catalogue.mask_path(name).parent  # fetched and verified on first use
         options = ProcessingOptions(max_frames=config.max_frames, sample_hz=config.sample_hz,
-                                    inpaint=config.inpaint, image_format=config.image_format, write_videos=True)
+                                    inpaint=config.inpaint, image_format=config.image_format, write_videos=True,
+                                    write_cropped=False)  # no example is made from the cropped video
         return ClipJob(video=video, source=Path(result.path), source_sha256=result.sha256, mask_dir=mask_dir,
                        out_root=work / "processed" / _digest(config.processing_key())[:16], options=options,
                        crop=config.crop, masks=config.masks, official=catalogue.official)

@@ -8,7 +8,8 @@ Usage: python benchmarks/bench_build.py [--videos DIR] [--limit N] [--scale S] [
 2. Real clips (``../shared/realdata/videos``; skipped when absent), each clip with a centred 80% window and a
    release-like overlay mask (benchmarks/bench_processing.py):
    - floor: decode + crop + one lossless encode of the cropped frames (what any pipeline must do);
-   - ours: ``process_clip`` (cropped and clean lossless videos, NS inpainting of the mask's regions, PNG frames);
+   - ours: ``process_clip`` as a build runs it (clean lossless video, NS inpainting of the mask's regions, PNG
+     frames; no cropped video);
    - upstream-style baseline, as NOTES-upstream.md describes the release's scripts: OpenCV decode, crop, every
      cropped frame written as JPEG; each JPEG read back, padded by 5 px, mask dilated, the *whole* frame inpainted
      with Telea (radius 3), written as JPEG again; the clean video re-encoded from those JPEGs (mp4v, 15 fps).
@@ -92,7 +93,9 @@ def floor(path: Path, window, tmp: Path) -> None:
 def ours(path: Path, window, mask_file: Path, tmp: Path) -> None:
     from processing.pipeline import ClipPlan, ProcessingOptions, process_clip
 
-    process_clip(path, ClipPlan("bench", "convex", window, mask_file), tmp / "ours", ProcessingOptions())
+    # What a build writes (covidx_us): the clean video and the PNG frames (no cropped video).
+    process_clip(path, ClipPlan("bench", "convex", window, mask_file), tmp / "ours",
+                 ProcessingOptions(write_cropped=False))
 
 
 def upstream_style(path: Path, window, mask: np.ndarray, tmp: Path) -> None:
@@ -128,14 +131,18 @@ def upstream_style(path: Path, window, mask: np.ndarray, tmp: Path) -> None:
         cv2.imwrite(str(tmp / "up_cropped" / names[-1]), frame)
     capture.release()
     pad = 5
-    mask8 = cv2.dilate(cv2.copyMakeBorder(mask.astype(np.uint8) * 255, pad, pad, pad, pad, cv2.BORDER_CONSTANT, 0),
-                       np.ones((5, 5), np.uint8), iterations=1)
+    mask8 = None
     for name in names:
         image = cv2.imread(str(tmp / "up_cropped" / name))
+        if mask8 is None:  # XVID truncated odd sizes to even, as upstream's masks were (NOTES-upstream.md)
+            height, width = image.shape[:2]
+            mask8 = cv2.dilate(cv2.copyMakeBorder(mask[:height, :width].astype(np.uint8) * 255, pad, pad, pad, pad,
+                                                  cv2.BORDER_CONSTANT, 0), np.ones((5, 5), np.uint8), iterations=1)
         padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
         clean = cv2.inpaint(padded, mask8, 3, cv2.INPAINT_TELEA)[pad:-pad, pad:-pad]
         cv2.imwrite(str(tmp / "up_clean" / name), clean)
-    writer = cv2.VideoWriter(str(tmp / "up_clean.avi"), fourcc, 15, (window.w, window.h))
+    height, width = mask8.shape[0] - 2 * pad, mask8.shape[1] - 2 * pad
+    writer = cv2.VideoWriter(str(tmp / "up_clean.avi"), fourcc, 15, (width, height))
     for name in names:
         writer.write(cv2.imread(str(tmp / "up_clean" / name)))
     writer.release()

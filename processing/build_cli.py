@@ -124,6 +124,8 @@ def build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tuple
 
     ``output`` also receives ``build_record.json`` (see the module docstring). Each summary holds ``videos`` and
     ``examples`` per split, and ``processed`` / ``reused``: the clips processed now and those taken from the cache.
+    ``params["num_proc"]`` > 1 (the default on a multi-core machine) starts worker processes with the ``spawn``
+    method: a script calling this needs the usual ``if __name__ == "__main__":`` guard.
     """
     import datasets
 

@@ -22,6 +22,7 @@ describes complete outputs, so a build killed at any point resumes by redoing on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -102,6 +103,7 @@ def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
+@functools.cache
 def _autodetect_digest() -> str:
     from processing import autodetect
 

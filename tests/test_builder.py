@@ -550,6 +550,7 @@ def test_build_record_describes_every_video_beside_the_export(tiny, tmp_path):
     finally:
         route.fault = None
     record = json.loads((out / "build_record.json").read_text())
+    assert not list((tmp_path / "cache" / "processed").rglob("cropped/*"))  # no example needs the cropped video
     assert record["format"] == 1 and record["configs"] == ["frames-4class", "videos-3class"]
     assert record["created"].endswith("Z") and record["parameters"]["max_frames"] == 3
     assert record["release"] == {"version": "1.5", "commit": None, "official": False,
