@@ -57,6 +57,7 @@ POINTER_POLICIES = ("mask", "drop")
 
 # Tuning constants (grey levels are 0-255). Why each value, in a line:
 _DARK = 40  # median grey above this outside the field of view is a mark (video black is < 20 even after coding)
+_FAINT = 18  # outside the field of view, a pixel this much above the video black is a mark (dim dotted rulers)
 _RIM = 12  # a mark grows into neighbouring pixels brighter than this (anti-aliased edges of text)
 _MIN_CHROMA = 40  # grey ultrasound coded as video keeps chroma < ~25; coloured marks are far above
 _TINT_MARGIN = 25  # over the image's own tint (p90 chroma inside the field), a pixel is coloured
@@ -395,7 +396,23 @@ def _static_marks(
     # Outside the field of view: anything not black is a mark. Keep a 2-pixel margin so the blurred sector edge
     # is not taken for one.
     outside = ~(cv2.dilate(region.astype(np.uint8), _kernel(5)) > 0)
-    marks_out = _grow(outside & (gray_med > _DARK), outside & (gray_med > _RIM))
+    # Seeds: not black, or faint but static (dotted ruler lines of some vendors are ~25 grey); rims grown 3 px
+    # (no ghost digits).
+    black = float(np.percentile(gray_med, 2))
+    seeds = gray_med > _DARK
+    if len(grays) >= 4:
+        seeds |= (gray_med > black + _FAINT) & (_temporal_std(grays) <= 2 * _STATIC_STD)
+    marks_out = _grow(outside & seeds, outside & (gray_med > _RIM // 2), steps=3)
+    if len(grays) >= 4:
+        # Live grey speckle beside the field of view is a neighbouring panel that the square window takes in
+        # (side-by-side clips): not this image, so inpainted too, dark parts included. Not above or below it:
+        # a still image can fall apart into stacked pieces at a dark band, and its lung is not a neighbour.
+        chroma_max = np.max(np.stack(chromas), axis=0)
+        neighbour = outside & (_temporal_std(grays) > 2 * _LIVE_STD) & (chroma_max < colour_level)
+        neighbour = cv2.morphologyEx(neighbour.astype(np.uint8), cv2.MORPH_OPEN, _kernel(5))
+        neighbour = cv2.morphologyEx(neighbour, cv2.MORPH_CLOSE, _kernel(_odd(min(height, width) / 30))) > 0
+        beside = ~region.any(axis=0)[None, :]  # only columns left or right of the field (side-by-side panels)
+        marks_out |= neighbour & outside & beside
 
     # Coloured marks present in most frames, anywhere in the window.
     coloured_share = np.mean(np.stack([c > colour_level for c in chromas]), axis=0)
