@@ -6,8 +6,9 @@ pixels, so a new source (or a user's own clip) needs no hand work:
 1. **Field of view** (:func:`detect_fov`). The ultrasound image is the part of the frame that is *grey* and *alive*:
    speckle changes from frame to frame, while text, rulers, logos and the black background do not. The temporal
    standard deviation of the grey level over a bounded sample of frames, smoothed, thresholded and cleaned with
-   morphology, gives candidate regions; the largest one (the left/top panel wins ties of side-by-side clips) is
-   filled to its convex hull. A clip that never changes (a still) falls back to speckle texture. The region is
+   morphology, gives candidate regions. Panels that touch (side by side through a ruler, stacked apex to arc) are
+   split at valleys of the column profile of live speckle and of the row profile of the region; the region with the
+   most live speckle (the left/top panel wins among those within 10% of it) is filled to its convex hull. A clip that never changes (a still) falls back to speckle texture. The region is
    accepted only if it is big enough and looks like ultrasound (mostly mid-grey levels, not the two levels of text);
    otherwise :class:`~processing.errors.ClipError` names the clip: ``no ultrasound field of view found``.
    The region's shape gives the probe: a region that fills its bounding box is a ``linear`` rectangle, a fan that
@@ -16,12 +17,17 @@ pixels, so a new source (or a user's own clip) needs no hand work:
    shifted to stay inside the frame; clipped to the frame's smaller side when the frame is too small).
 2. **Overlays** (:func:`detect_overlays`), in the crop window's coordinates (True = overlay to inpaint):
    - static marks outside the field of view but inside the window (ruler ticks and digits, text, logos): pixels that
-     are not black in the median frame;
+     are not black in the median frame (or faint and static), and the live speckle of a neighbouring panel beside
+     the field;
+   - depth rulers drawn over the edge of the image: a column of short, bright, steady, thin strokes at a regular
+     spacing, and the bright steady strokes (digits) in a band around it;
    - coloured marks anywhere (orientation dot, coloured triangles, coloured text): chroma (max-min of R, G, B) well
      above the image's own tint, present in most frames -> main mask;
    - static bright text burned into the image (e.g. a vendor logo on the sector): very bright pixels that never
-     change while the ultrasound around them does;
-   - moving pointers: coloured blobs that are present in some frames only -> frame-specific masks. A pointer that
+     change while the ultrasound around them does, in the border band of the field (still tissue deep in the
+     lung of a quiet patient is static too);
+   - moving pointers: coloured blobs, or flat near-white blobs with a sharp dark surround (white arrows), that are
+     present in some frames only -> frame-specific masks. A pointer that
      touches the lung region (the field of view's core) is masked (``pointer_policy="mask"``) or its frame is
      dropped (``"drop"``), as the release deleted frames with a pointer over the lung.
    Each mark is grown into its faint anti-aliased rim, so inpainting does not leave a halo.
