@@ -66,6 +66,9 @@ DATASET_INFOS_PATH = Path(__file__).with_name("dataset_infos.json")
 PROCESSING_FORMAT = 1  # bump when the processed outputs change for the same parameters
 # Parameters that change neither the examples nor the card's meaning: how fast, and where on this machine.
 LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir")
+# With num_proc unset, clips are processed in this process below this many source pixels (~5 s of work here):
+# starting spawn workers costs ~0.5 s each and the simulated demo release is done serially sooner.
+PARALLEL_MIN_PIXELS = 300_000_000
 
 _DESCRIPTION = (
     "COVIDx-US lung-ultrasound clips (COVID-19, pneumonia, normal, other), downloaded from their public sources, "
@@ -112,8 +115,8 @@ class CovidxUSConfig(datasets.BuilderConfig):
         crop: "release" (the release's crop rules, default) or "auto" (detected field of view).
         masks: "release" (the release's masks, default), "auto" (detected overlays) or "both" (their union).
             A video without a crop rule or mask plan uses "auto" for that part whatever is asked.
-        num_proc: worker processes for clip processing (None: every core; 1: in this process). Results do not
-            depend on it.
+        num_proc: worker processes for clip processing (None: every core, or this process alone when the clips
+            to process hold under PARALLEL_MIN_PIXELS; 1: in this process). Results do not depend on it.
     """
 
     release: str = "1.5"
@@ -451,6 +454,8 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         if todo:
             log.info("%s: processing %d clips (%d reused from the cache)", self.config.name, len(todo), len(records))
         workers = min(self.config.workers(), len(todo))
+        if self.config.num_proc is None and _source_pixels(todo) < PARALLEL_MIN_PIXELS:
+            workers = 1  # starting worker processes costs more than it saves on this little work (the demo)
         desc = f"process {self.config.name}"
         if workers <= 1:
             for job in progress(todo, desc=desc, total=len(todo), unit="clip"):
@@ -498,6 +503,15 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                     "timestamp": timestamp, "width": width, "height": height,
                     "original_width": source_w, "original_height": source_h,
                 }
+
+
+def _source_pixels(jobs: Any) -> int:
+    """Pixels to decode for ``jobs``, from the release's expected sizes (300 frames where the count is unknown)."""
+    total = 0
+    for job in jobs:
+        expected = job.video.expected
+        total += expected.width * expected.height * (expected.frame_count or 300)
+    return total
 
 
 def _download_entry(result: Any) -> dict[str, Any]:

@@ -624,3 +624,19 @@ def test_progress_bars_show_per_clip_on_a_terminal_and_stay_quiet_otherwise(tiny
     build(("frames-4class",), {**params, "max_frames": 2}, tmp_path / "bars")
     err = capfd.readouterr().err
     assert "download: 100%" in err and "process frames-4class: 100%" in err
+
+
+def test_without_num_proc_little_work_stays_in_this_process(tiny, tmp_path, monkeypatch):
+    from processing.build_cli import build
+
+    sim, catalogue, site = tiny
+    assert covidx_us._source_pixels([type("J", (), {"video": v}) for v in catalogue.videos]) < \
+        covidx_us.PARALLEL_MIN_PIXELS
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a process pool was started for a few small clips")
+
+    monkeypatch.setattr(covidx_us, "ProcessPoolExecutor", no_pool)
+    _, summary = build(("frames-4class",), _params(sim, site, tmp_path / "cache", max_frames=1, sources=["litfl"]),
+                       tmp_path / "out")
+    assert summary["frames-4class"]["processed"]
