@@ -15,6 +15,8 @@ Usage: python benchmarks/bench_build.py [--videos DIR] [--limit N] [--scale S] [
      with Telea (radius 3), written as JPEG again; the clean video re-encoded from those JPEGs (mp4v, 15 fps).
    fps = source frames / wall seconds, per clip and in total; all three run in this process, one after the other.
 3. Peak memory: ``process_clip`` on the largest clip in a child process (ru_maxrss; bench_processing.peak_memory).
+4. Process pool on real work: the first 12 real clips (``--limit``) processed as a build does, in this process vs
+   in 2 spawn workers.
 """
 
 from __future__ import annotations
@@ -182,6 +184,44 @@ def real_clips(videos: Path, limit: int | None) -> dict:
     return {"rows": rows, "summary": summary, "peak_memory": peak_memory(largest)}
 
 
+def _ours_job(args: tuple[Path, Path]) -> int:
+    """One real clip processed as a build does, for the process-pool measurement (module-level: picklable)."""
+    from PIL import Image
+
+    path, out = args
+    info = probe_clip(path)
+    window = centred_window(info.width, info.height)
+    out.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(overlay_mask(window.w, window.h).astype(np.uint8) * 255).save(out / "mask.png")
+    ours(path, window, out / "mask.png", out)
+    return info.frame_count
+
+
+def parallel_real(videos: Path, limit: int) -> dict:
+    """Wall time of the first ``limit`` real clips processed in this process vs in 2 spawn workers (as builds do)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from processing.processed import init_worker
+
+    clips = sorted(p for p in videos.iterdir() if p.suffix.lower() in CLIP_SUFFIXES)[:limit]
+    out: dict = {"clips": len(clips)}
+    for label in ("serial", "2proc"):
+        with tempfile.TemporaryDirectory() as name:
+            jobs = [(clip, Path(name) / str(n)) for n, clip in enumerate(clips)]
+            start = time.perf_counter()
+            if label == "serial":
+                frames = sum(map(_ours_job, jobs))
+            else:
+                with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"), initializer=init_worker,
+                                         initargs=(os.getpid(),)) as pool:
+                    frames = sum(pool.map(_ours_job, jobs))
+            out[f"{label}_s"] = round(time.perf_counter() - start, 2)
+            out["frames"] = frames
+    out["speedup_2proc"] = round(out["serial_s"] / out["2proc_s"], 2)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
@@ -202,6 +242,8 @@ def main() -> int:
             result = real_clips(args.videos, args.limit)
             print("real clips:", json.dumps(result["summary"]))
             print("peak memory:", json.dumps(result["peak_memory"]))
+            print("real clips, 1 vs 2 processes:", json.dumps(parallel_real(args.videos, args.limit or 12)),
+                  flush=True)
     return 0
 
 
