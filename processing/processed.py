@@ -138,6 +138,7 @@ def run_job(job: ClipJob) -> dict[str, Any]:
     from processing.clips import probe_clip
     from processing.pipeline import process_clip
 
+    _remove_leftovers(job)
     clock = time.perf_counter()
     info = probe_clip(job.source)
     plan, summary = _plan(job, info)
@@ -150,6 +151,21 @@ def run_job(job: ClipJob) -> dict[str, Any]:
     with atomic_write(job.record_path) as tmp:
         tmp.write_text(json.dumps(data), encoding="utf-8")
     return data
+
+
+def _remove_leftovers(job: ClipJob) -> None:
+    """Remove the temporary files and staging folders a killed run of this clip left in the cache.
+
+    Only this clip's (their names start with ``.<video id>``); one build processes a clip in one process at a time.
+    """
+    for folder in (job.out_root / "data" / "image" / "clean", *(job.out_root / "data" / "video" / kind
+                                                               for kind in ("original", "cropped", "clean")),
+                   job.record_path.parent):
+        for leftover in folder.glob(f".{job.video.id}[._]*tmp-*") if folder.is_dir() else ():
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 def record_dict(record: ProcessingRecord, *, plan_s: float = 0.0) -> dict[str, Any]:
