@@ -641,3 +641,40 @@ def test_without_num_proc_little_work_stays_in_this_process(tiny, tmp_path, monk
     _, summary = build(("frames-4class",), _params(sim, site, tmp_path / "cache", max_frames=1, sources=["litfl"]),
                        tmp_path / "out")
     assert summary["frames-4class"]["processed"]
+
+
+def test_a_video_without_crop_rule_or_mask_plan_falls_back_to_auto(simulated):
+    from processing.pipeline import ProcessingOptions
+    from processing.processed import ClipJob
+
+    sim, catalogue, _site = simulated
+    video = catalogue.videos[0]
+    job = ClipJob(video=video, source=sim.clips[video.id], source_sha256=None, mask_dir=sim.release_dir,
+                  out_root=Path("unused"), options=ProcessingOptions())
+    assert (job.crop_mode, job.mask_mode) == ("release", "release")
+    bare = dataclasses.replace(job, video=dataclasses.replace(video, crop_rule=None, masks=None))
+    assert (bare.crop_mode, bare.mask_mode) == ("auto", "auto")
+    assert bare.fingerprint() != job.fingerprint()
+    with pytest.raises(InvalidChoiceError, match="invalid masks 'all'; valid values: release, auto, both"):
+        dataclasses.replace(job, masks="all")
+
+
+@pytest.mark.slow
+def test_masks_auto_uses_the_detected_overlays_and_drops_pointer_frames(simulated, tmp_path):
+    from processing.autodetect import detect_clip
+    from processing.pipeline import ProcessingOptions
+    from processing.processed import ClipJob, frame_ranges, run_job
+
+    sim, catalogue, _site = simulated
+    video = next(v for v in catalogue.videos if v.masks.frame_masks or v.masks.deleted)  # a clip with a pointer
+    source = sim.clips[video.id]
+    data = run_job(ClipJob(video=video, source=source, source_sha256=None, mask_dir=sim.release_dir / "data" / "mask",
+                           out_root=tmp_path, options=ProcessingOptions(max_frames=3), crop="auto", masks="auto"))
+    detection = detect_clip(source, clip_id=video.id, pointer_policy="drop")
+    assert detection.frame_masks and detection.dropped_frames  # the clip does exercise both
+    plan = data["plan"]
+    assert plan["window"] == [detection.window.x, detection.window.y, detection.window.w, detection.window.h]
+    assert plan["deleted"] == [list(r) for r in frame_ranges(detection.dropped_frames)]
+    assert sorted(map(int, plan["frame_masks"])) == sorted(detection.frame_masks)
+    assert all(Path(p).parent == tmp_path / "data" / "mask" / video.id for p in plan["frame_masks"].values())
+    assert data["record"]["frames_deleted"] == len(detection.dropped_frames)
