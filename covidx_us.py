@@ -22,7 +22,10 @@ Speed and crash safety: clips are processed in ``num_proc`` worker processes (de
 record written last and atomically (:mod:`processing.processed`), so a second build with the same parameters
 reuses every download and processed clip, a changed parameter redoes only what depends on it (inpaint method:
 reprocessing, not downloading; split seed: splitting and export only), and a build killed at any point resumes
-where it stopped. Results do not depend on ``num_proc``.
+where it stopped. Results do not depend on ``num_proc``. Frames configs do not encode the clean video (only videos
+configs use it; it is about half of a clip's processing time), so a videos config built after a frames config
+processes its clips again, while a frames config reuses a videos config's clips: ``covidx-us build`` builds the
+videos configs first.
 
 Crops and masks: ``crop="release"|"auto"`` and ``masks="release"|"auto"|"both"`` (default: the release's hand-made
 crop rules and masks; a video without them falls back to automatic detection, :mod:`processing.autodetect`).
@@ -428,12 +431,15 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         mask_dir = catalogue.release_dir / "data" / "mask"
         for name in video.masks.mask_names(video.id, video.probe):
             mask_dir = catalogue.mask_path(name).parent  # fetched and verified on first use
+        # Only videos-* examples are made from the clean video (the lossless encode is ~half a clip's processing
+        # time), and none from the cropped one. Frames are the same bytes either way.
+        need_video = config.kind == "videos"
         options = ProcessingOptions(max_frames=config.max_frames, sample_hz=config.sample_hz,
-                                    inpaint=config.inpaint, image_format=config.image_format, write_videos=True,
-                                    write_cropped=False)  # no example is made from the cropped video
+                                    inpaint=config.inpaint, image_format=config.image_format,
+                                    write_videos=need_video, write_cropped=False)
         return ClipJob(video=video, source=Path(result.path), source_sha256=result.sha256, mask_dir=mask_dir,
                        out_root=work / "processed" / _digest(config.processing_key())[:16], options=options,
-                       crop=config.crop, masks=config.masks, official=catalogue.official)
+                       crop=config.crop, masks=config.masks, official=catalogue.official, need_video=need_video)
 
     def _process(self, jobs: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """Records of every job (cached ones reused, the others processed in ``num_proc`` processes) and the

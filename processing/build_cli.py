@@ -151,7 +151,9 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
     catalogue, downloads = None, set()
     videos: dict[str, dict[str, Any]] = {}
     split_of: dict[str, dict[str, str]] = {}
-    for name in names:
+    # videos-* first: they process clips with the clean video, which frames-* configs then reuse (the other way
+    # round every clip would be processed twice). The export keeps the order asked for.
+    for name in sorted(names, key=lambda n: not n.startswith("videos-")):
         builder = CovidxUS(config_name=name, cache_dir=str(cache / "datasets"), **params)
         # Processed clips are cached by covidx_us itself; datasets' Arrow cache would hide changed downloads.
         builder.download_and_prepare(download_mode=DownloadMode.FORCE_REDOWNLOAD)
@@ -166,6 +168,8 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
         for vid, entry in (builder.video_entries or {}).items():
             videos.setdefault(vid, entry)
         split_of[name] = dict(builder.split_of or {})
+    builds = {name: builds[name] for name in names}
+    summaries = {name: summaries[name] for name in names}
     digest = download_digest(downloads)
     provenance = Provenance(
         release_version=catalogue.version,

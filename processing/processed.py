@@ -67,6 +67,7 @@ class ClipJob:
     crop: str = "release"
     masks: str = "release"
     official: bool = True
+    need_video: bool = True  # a cached record without the clean video does not do (a videos-* config needs it)
 
     def __post_init__(self) -> None:
         check_choice("crop", self.crop, CROP_MODES)
@@ -122,6 +123,8 @@ def cached_record(job: ClipJob) -> dict[str, Any] | None:
     if data.get("fingerprint") != job.fingerprint():
         return None
     record = data.get("record") or {}
+    if job.need_video and not record.get("clean_video"):
+        return None
     files = [frame[2] for frame in record.get("frames", ())]
     files += [record.get("clean_video")] if record.get("clean_video") else []
     if not all(Path(f).is_file() for f in files):
@@ -144,8 +147,8 @@ def run_job(job: ClipJob) -> dict[str, Any]:
     plan, summary = _plan(job, info)
     detect_s = time.perf_counter() - clock
     record = process_clip(job.source, plan, job.out_root, job.options)
-    if record.clean_video is None:
-        raise ClipError(f"video {job.video.id}: processing wrote no clean video")
+    if job.need_video and record.clean_video is None:
+        raise ClipError(f"video {job.video.id}: processing wrote no clean video (write_videos is off)")
     data = {"format": RECORD_FORMAT, "fingerprint": job.fingerprint(), "video_id": job.video.id,
             "plan": summary, "record": record_dict(record, plan_s=detect_s)}
     with atomic_write(job.record_path) as tmp:

@@ -274,12 +274,13 @@ def test_builder_used_directly_caches_in_the_download_manager_and_reuses_process
     sim, catalogue, site = simulated
     params = dict(release_dir=str(sim.release_dir), custom_release=True, mirrors=(site.prefix,), use_original=False,
                   download_delay=0, sources=["pocusatlas"])
-    builder = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path / "hf"), **params)
+    # videos first: a frames config needs no clean video, so its records would not do for a videos config
+    builder = CovidxUS(config_name="videos-binary", cache_dir=str(tmp_path / "hf"), **params)
     builder.download_and_prepare()
-    frames = builder.as_dataset()
+    clips = builder.as_dataset()
     assert (tmp_path / "hf" / "downloads" / "covidx_us" / "processed").is_dir()
     pocus = {v.id for v in catalogue.filter(sources=["pocusatlas"]).videos}
-    assert {vid for part in frames.values() for vid in part["video_id"]} == pocus
+    assert {vid for part in clips.values() for vid in part["video_id"]} == pocus
 
     import processing.pipeline
 
@@ -287,9 +288,10 @@ def test_builder_used_directly_caches_in_the_download_manager_and_reuses_process
         raise AssertionError("processed clips should come from the cache")
 
     monkeypatch.setattr(processing.pipeline, "process_clip", no_processing)
-    again = CovidxUS(config_name="videos-binary", cache_dir=str(tmp_path / "hf"), **params)
+    again = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path / "hf"), **params)
     again.download_and_prepare()
-    assert sum(len(part) for part in again.as_dataset().values()) == len(pocus)
+    frames = again.as_dataset()
+    assert {vid for part in frames.values() for vid in part["video_id"]} == pocus
 
 
 @pytest.mark.slow
@@ -414,7 +416,7 @@ def test_two_processes_export_the_same_bytes_as_one(tiny, tmp_path):
     names = ("frames-4class", "videos-binary")
     serial, summary = build(names, _params(sim, site, tmp_path / "c1", num_proc=1), tmp_path / "serial")
     parallel, _ = build(names, _params(sim, site, tmp_path / "c2", num_proc=2), tmp_path / "parallel")
-    assert len(summary["frames-4class"]["processed"]) == len(catalogue.videos)  # fresh caches: all processed
+    assert len(summary["videos-binary"]["processed"]) == len(catalogue.videos)  # fresh caches: all processed
     assert _export_files(serial) == _export_files(parallel)
     assert any(name.endswith(".parquet") for name in _export_files(serial))
 
@@ -428,6 +430,7 @@ def test_rebuilds_redo_only_what_a_changed_parameter_touches(tiny, tmp_path):
     every = sorted(v.id for v in catalogue.videos)
     _, first = build(names, _params(sim, site, tmp_path / "cache"), tmp_path / "out")
     assert sorted(first["frames-4class"]["processed"]) == every
+    assert not list((tmp_path / "cache" / "processed").rglob("*.mp4"))  # frames only: no video is encoded
     records = sorted((tmp_path / "cache" / "processed").rglob("records/*.json"))
     stamps = {p: p.stat().st_mtime_ns for p in records}
     before = _export_files(tmp_path / "out")
@@ -447,6 +450,12 @@ def test_rebuilds_redo_only_what_a_changed_parameter_touches(tiny, tmp_path):
     assert sorted(telea["frames-4class"]["processed"]) == every  # other pixels: reprocessed ...
     assert len(site.hits()) == hits  # ... from the cached downloads
     assert {p: p.stat().st_mtime_ns for p in records} == stamps  # the ns clips stay cached beside
+
+    _, both = build(("frames-4class", "videos-4class"), _params(sim, site, tmp_path / "cache"), tmp_path / "out")
+    assert sorted(both["videos-4class"]["processed"]) == every  # the clean videos were never made ...
+    assert both["frames-4class"]["processed"] == ()  # ... and frames reuse those records, in either order
+    assert {k: v for k, v in _export_files(tmp_path / "out").items() if k.startswith("frames-4class/")} == {
+        k: v for k, v in before.items() if k.startswith("frames-4class/")}
 
 
 def _run_build(args: list[str], log: Path):
@@ -581,8 +590,10 @@ def test_build_record_describes_every_video_beside_the_export(tiny, tmp_path):
         assert entry["record"]["frames_kept"] == len(frames) == len(rows[video.id])
         assert sorted(i for _s, i in rows[video.id]) == sorted(f[0] for f in frames)
         assert {s for s, _i in rows[video.id]} == {entry["split"]["frames-4class"]}
-        assert all(Path(f[2]).is_file() for f in frames) and Path(entry["record"]["clean_video"]).is_file()
+        assert all(Path(f[2]).is_file() for f in frames)
         assert ("videos-3class" in entry["split"]) == (video.label != "other")
+        clean = entry["record"]["clean_video"]  # encoded only for the clips a videos config holds
+        assert Path(clean).is_file() if video.label != "other" else clean is None
 
 
 def _xywh(video, entry):
