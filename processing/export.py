@@ -13,7 +13,8 @@ are written into the same temporary folder, so they appear together with the exp
 
 Deterministic: the same builds and provenance give byte-identical files (no time, host or path is written into the
 Parquet shards or the card), which is what lets a resumed build be checked against an uninterrupted one.
-Leftovers of an export killed mid-way (``.DIR.tmp-*`` / ``.DIR.old-*`` beside DIR) are removed by the next export.
+Leftovers of an export killed mid-way (``.DIR.tmp-*`` / ``.DIR.old-*`` beside DIR) are removed by the next export
+(so two exports must not write the same DIR at the same time).
 
 This module must not run the pipeline, download anything or talk to the Hub; it only writes what it is given.
 """
