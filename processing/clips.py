@@ -199,6 +199,22 @@ def probe_clip(path: Path | str) -> ClipInfo:
     )
 
 
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as RGB uint8. One swscale thread: each frame gets a fresh scaler context, and with automatic
+    threads that context starts a thread pool per frame (measured 0.6 s vs 0.3 s for 180 1080x1080 frames, decode
+    included); the pixels are the same (slices are converted independently either way)."""
+    global _RGB_THREADS_KW
+    if _RGB_THREADS_KW:
+        try:
+            return frame.to_ndarray(format="rgb24", threads=1)
+        except TypeError:  # PyAV without the threads argument (< 15)
+            _RGB_THREADS_KW = False
+    return frame.to_ndarray(format="rgb24")
+
+
+_RGB_THREADS_KW = True
+
+
 def iter_frames(path: Path | str) -> Iterator[Frame]:
     """Yield the clip's frames one at a time as RGB uint8 arrays; timestamps as :func:`probe_clip` reports them.
 
@@ -208,7 +224,7 @@ def iter_frames(path: Path | str) -> Iterator[Frame]:
     timeline = _Timeline(_nominal_fps(path) or 25.0)
     index = -1
     for index, (frame, time, _duration) in enumerate(_decoded(path)):
-        yield Frame(index=index, timestamp=timeline.stamp(time), image=frame.to_ndarray(format="rgb24"))
+        yield Frame(index=index, timestamp=timeline.stamp(time), image=_rgb(frame))
     if index < 0:
         raise ClipError(f"clip {path} has zero decodable frames")
 
