@@ -9,6 +9,8 @@ This module knows containers and codecs; it must not know about crops, masks or 
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -161,12 +163,47 @@ class _Timeline:
         return value
 
 
+_PROBED: OrderedDict[tuple, ClipInfo] = OrderedDict()  # the last few probes, by path and file identity
+_PROBED_MAX = 8
+_PROBED_LOCK = threading.Lock()
+
+
 def probe_clip(path: Path | str) -> ClipInfo:
     """Decode the whole clip once (without keeping frames) and report its true size, frame count and timing.
+
+    The last few results are remembered by path, inode, size and modification time, so a caller that probes a
+    clip and then hands it to one that probes it again (a build: plan, then process) decodes it once, not twice;
+    a rewritten file is probed anew.
 
     Raises :class:`ClipError` naming the clip when it cannot be opened, fails mid-stream or has no frame.
     """
     path = Path(path)
+    try:
+        stat = path.stat()
+        key: tuple | None = (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    except OSError:
+        key = None  # _open names the missing clip
+    with _PROBED_LOCK:
+        info = _PROBED.get(key) if key is not None else None
+        if info is not None:
+            _PROBED.move_to_end(key)
+            return info
+    info = _probe(path)
+    if key is not None:
+        with _PROBED_LOCK:
+            _PROBED[key] = info
+            while len(_PROBED) > _PROBED_MAX:
+                _PROBED.popitem(last=False)
+    return info
+
+
+def forget_probes() -> None:
+    """Drop the remembered probes (benchmarks time a cold probe with it)."""
+    with _PROBED_LOCK:
+        _PROBED.clear()
+
+
+def _probe(path: Path) -> ClipInfo:
     nominal = _nominal_fps(path)
     times: list[float | None] = []
     width = height = 0

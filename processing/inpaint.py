@@ -76,11 +76,9 @@ def inpaint(
     out = frame.copy()
     if not mask.any():
         return out
-    mask8 = mask.astype(np.uint8) * 255
     for x0, y0, x1, y1 in boxes if boxes is not None else regions(mask, margin(radius)):
-        patch = cv2.inpaint(
-            np.ascontiguousarray(frame[y0:y1, x0:x1]), mask8[y0:y1, x0:x1], radius, METHODS[method]
-        )
-        inside = mask[y0:y1, x0:x1]
-        out[y0:y1, x0:x1][inside] = patch[inside]  # outside the mask the frame is kept exactly
+        inside = mask[y0:y1, x0:x1] != 0  # a new contiguous bool array
+        # OpenCV inpaints the non-zero mask pixels: the bool bytes (0/1) serve as its 8-bit mask
+        patch = cv2.inpaint(np.ascontiguousarray(frame[y0:y1, x0:x1]), inside.view(np.uint8), radius, METHODS[method])
+        np.copyto(out[y0:y1, x0:x1], patch, where=inside[..., None])  # outside the mask the frame is kept exactly
     return out

@@ -1,0 +1,59 @@
+"""Speed measures that must not change results: the remembered probe, the threaded frame pipeline's outputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from processing.clips import forget_probes, iter_frames, probe_clip, write_video
+from processing.inpaint import inpaint
+from processing.pipeline import ClipPlan, ProcessingOptions, process_clip
+from processing.windows import Window
+from tests.clipfactory import flat_frames, write_clip
+
+
+def test_a_second_probe_of_an_unchanged_clip_is_remembered(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "clip.mp4", flat_frames(10), fps=10, kind="mp4")
+    forget_probes()
+    first = probe_clip(path)
+    assert probe_clip(path) is first
+    assert probe_clip(str(path)) == first
+
+
+def test_a_rewritten_clip_is_probed_again(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "clip.mp4", flat_frames(10), fps=10, kind="mp4")
+    assert probe_clip(path).frame_count == 10
+    os.replace(write_clip(tmp_path / "other.mp4", flat_frames(6), fps=10, kind="mp4"), path)
+    assert probe_clip(path).frame_count == 6
+    forget_probes()
+    assert probe_clip(path).frame_count == 6
+
+
+def test_threaded_pipeline_writes_each_frame_inpainted_in_order(tmp_path: Path) -> None:
+    """PNG frames and the clean video hold, frame by frame in source order, the cropped frame inpainted by
+    inpaint() on the dilated mask (computed here independently), whatever the worker threads' timing."""
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(23)]
+    path = tmp_path / "clip.mp4"
+    write_video(path, frames, [i / 10 for i in range(len(frames))], 10)  # lossless: decoded == written
+    mask = np.zeros((40, 56), bool)
+    mask[2:6, 3:20] = True
+    mask[30:35, 50:54] = True
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    plan = ClipPlan("clip", "convex", Window(4, 4, 56, 40), tmp_path / "mask.png", deleted=((5, 7),))
+    record = process_clip(path, plan, tmp_path / "out", ProcessingOptions(write_cropped=False))
+    dilated = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    kept = [i for i in range(len(frames)) if not 5 <= i <= 7]
+    expected = [inpaint(frames[i][4:44, 4:60], dilated, "ns") for i in kept]
+    assert [f.index for f in record.frames] == kept
+    for frame, want in zip(record.frames, expected, strict=True):
+        assert frame.masked
+        assert np.array_equal(np.asarray(Image.open(frame.path)), want)
+    video = list(iter_frames(record.clean_video))
+    assert [round(f.timestamp, 6) for f in video] == [i / 10 for i in kept]
+    for got, want in zip(video, expected, strict=True):
+        assert np.array_equal(got.image, want)
