@@ -70,6 +70,13 @@ def test_hosts_match_subdomains_only():
     assert not grepmed.allows("grepmed.com.evil.example") and not grepmed.allows("notgrepmed.com")
 
 
+def test_shared_cdns_admit_only_the_sources_own_distribution_or_bucket():
+    core, clarius = get_engine("core"), get_engine("clarius")
+    assert core.allows("d25ixnv6uinqzi.cloudfront.net") and not core.allows("d999someoneelse.cloudfront.net")
+    assert core.allows("vod-progressive.akamaized.net") and not core.allows("evil.akamaized.net")
+    assert clarius.allows("cloud-ca.s3.amazonaws.com") and not clarius.allows("other-bucket.s3.amazonaws.com")
+
+
 def test_browser_user_agent_where_sites_refuse_others():
     assert {name for name, e in engines().items() if e.user_agent == BROWSER_USER_AGENT} == {"uf", "paper",
                                                                                                "clarius"}

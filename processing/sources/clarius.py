@@ -26,7 +26,7 @@ def presigned_expiry(url: str) -> dt.datetime | None:
 @register
 class Clarius(SourceEngine):
     name = "clarius"
-    hosts = ("clarius.com", "cloud-ca.s3.amazonaws.com", "s3.amazonaws.com")
+    hosts = ("clarius.com", "cloud-ca.s3.amazonaws.com")  # the bucket itself, not every S3 bucket
     user_agent = BROWSER_USER_AGENT
 
     def unavailable(self, video, now: float) -> str | None:

@@ -13,7 +13,8 @@ from processing.sources import Candidate, SourceEngine, register
 @register
 class Core(SourceEngine):
     name = "core"
-    hosts = ("d25ixnv6uinqzi.cloudfront.net", "cloudfront.net", "vimeo.com", "vimeocdn.com", "akamaized.net",
+    # Exact CDN hosts only: a shared CDN's suffix (cloudfront.net, akamaized.net) would admit anyone's distribution.
+    hosts = ("d25ixnv6uinqzi.cloudfront.net", "vimeo.com", "vimeocdn.com", "vod-progressive.akamaized.net",
              "coreultrasound.com", "ultrasoundoftheweek.com")
 
     def candidates(self, video) -> list[Candidate]:
