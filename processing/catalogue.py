@@ -522,6 +522,7 @@ def parse_release(root: Path, *, official: bool, errata: tuple[Erratum, ...] | N
                                   LUSS_METADATA: luss, LABELS_4CLASS: labels, VIDEO_METADATA: meta.by_id("id")})
     spell = {f: spelling_map(applied, f) for f in ("source", "class", "probe", "version")}
     withdrawn = {e.video_id for e in applied if e.kind == "withdrawn"}
+    upstream_withdrawn = {e.video_id for e in errata if e.kind == "withdrawn"}
     stale = {e.video_id for e in applied if e.kind == "stale_count"}
     same_clips = [(e.video_id, e.corrected) for e in applied if e.kind == "same_clip"]
     unused_masks = {e.found for e in applied if e.kind == "unused_mask"}
@@ -567,7 +568,11 @@ def parse_release(root: Path, *, official: bool, errata: tuple[Erratum, ...] | N
 
         def lookup(table: dict, rel: str, _vid: str = vid) -> tuple[int, dict[str, str]]:
             if _vid not in table:
-                raise ReleaseError(f"{root / rel}: no row for video {_vid}")
+                hint = ""
+                if _vid in upstream_withdrawn:  # a custom release copied from upstream keeps the withdrawn video
+                    hint = (f" ({_vid} was withdrawn upstream, see metadata/errata.csv: remove its row from "
+                            f"{VIDEO_METADATA}, or load the pinned release without --custom-release)")
+                raise ReleaseError(f"{root / rel}: no row for video {_vid}{hint}")
             return table[_vid]
 
         def consistent(r: dict[str, str], where: str, _d: dict = d) -> None:

@@ -473,6 +473,12 @@ def test_custom_release_is_unofficial_and_skips_release_errata(reference_release
     assert custom["200_paper_covid"].expected.trusted
 
 
+def test_custom_copy_of_upstream_that_keeps_the_withdrawn_video_says_how_to_fix_it(reference_release, tmp_path):
+    root = copy_release(reference_release, tmp_path / "r")
+    with pytest.raises(ReleaseError, match=r"no row for video 22_butterfly_covid \(22_butterfly_covid was withdrawn"):
+        load_catalogue("1.5", root, custom=True)
+
+
 MINIMAL = {
     "utils/video_metadata.csv": "id,filename,filetype,source,url,probe,class,version\n"
     "1_grepmed_covid,a.mp4,mp4,GrepMed,https://img.grepmed.com/uploads/1/a-original.mp4,Convex,COVID,1.0\n"
