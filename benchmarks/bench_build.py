@@ -7,12 +7,13 @@ Usage: python benchmarks/bench_build.py [--videos DIR] [--limit N] [--scale S] [
    (end-to-end wall time each, and the speed-up), then once more on the warm cache (the incremental rebuild).
 2. Real clips (``../shared/realdata/videos``; skipped when absent), each clip with a centred 80% window and a
    release-like overlay mask (benchmarks/bench_processing.py):
-   - floor: decode + crop + one lossless encode of the cropped frames (what any pipeline must do);
-   - ours: ``process_clip`` as a build runs it (clean lossless video, NS inpainting of the mask's regions, PNG
-     frames; no cropped video);
-   - upstream-style baseline, as NOTES-upstream.md describes the release's scripts: OpenCV decode, crop, every
-     cropped frame written as JPEG; each JPEG read back, padded by 5 px, mask dilated, the *whole* frame inpainted
-     with Telea (radius 3), written as JPEG again; the clean video re-encoded from those JPEGs (mp4v, 15 fps).
+   - floor: probe + decode + crop + one lossless encode of the cropped frames (what any pipeline must do);
+   - ours: what a build runs per clip (processing.processed.run_job): ``probe_clip``, then ``process_clip`` (clean
+     lossless video, NS inpainting of the mask's regions, PNG frames, copy of the original; no cropped video);
+   - upstream-style baseline: the release's notebook for one clip (see :func:`upstream_style`): OpenCV decode,
+     crop, the whole clip in memory, cropped XVID video; the original and the cropped video decoded again to
+     JPEG frames; the cropped JPEGs read back, zero-padded by 5 px, the *whole* frame inpainted with Telea (radius
+     3) with the JPEG mask dilated once, clean JPEGs and a clean DIVX video (15 fps).
    fps = source frames / wall seconds, per clip and in total; all three run in this process, one after the other.
 3. Peak memory: ``process_clip`` on the largest clip in a child process (ru_maxrss; bench_processing.peak_memory).
 4. Process pool on real work: the first 12 real clips (``--limit``) processed as a build does, in this process vs
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_processing import DEFAULT_VIDEOS, centred_window, overlay_mask, peak_memory  # noqa: E402
 
-from processing.clips import VideoWriter, iter_frames, probe_clip  # noqa: E402
+from processing.clips import VideoWriter, forget_probes, iter_frames, probe_clip  # noqa: E402
 from processing.crop import crop  # noqa: E402
 
 CLIP_SUFFIXES = (".mp4", ".gif", ".avi", ".mov", ".wmv")
@@ -86,6 +87,7 @@ def demo_build(scale: float, work: Path) -> dict:
 
 
 def floor(path: Path, window, tmp: Path) -> None:
+    forget_probes()  # a cold probe: the floor decodes the clip twice too (probe, then frames)
     info = probe_clip(path)
     with VideoWriter(tmp / "floor.mp4", window.w, window.h, info.fps) as writer:
         for frame in iter_frames(path):
@@ -95,58 +97,79 @@ def floor(path: Path, window, tmp: Path) -> None:
 def ours(path: Path, window, mask_file: Path, tmp: Path) -> None:
     from processing.pipeline import ClipPlan, ProcessingOptions, process_clip
 
-    # What a build writes (covidx_us): the clean video and the PNG frames (no cropped video).
+    # What a build runs (processing.processed.run_job): probe the clip (its size gives the crop), then
+    # process_clip, which writes the clean video and the PNG frames (no cropped video) and a copy of the original.
+    forget_probes()
+    probe_clip(path)
     process_clip(path, ClipPlan("bench", "convex", window, mask_file), tmp / "ours",
                  ProcessingOptions(write_cropped=False))
 
 
-def upstream_style(path: Path, window, mask: np.ndarray, tmp: Path) -> None:
-    """The release's scripts as NOTES-upstream.md describes them, stage by stage through files.
+def _zero_pad(array: np.ndarray, pad: int = 5) -> np.ndarray:
+    """Upstream's zero_pad_array: a black border of ``pad`` pixels."""
+    out = np.zeros((array.shape[0] + 2 * pad, array.shape[1] + 2 * pad, *array.shape[2:]), dtype=np.uint8)
+    out[pad:pad + array.shape[0], pad:pad + array.shape[1]] = array
+    return out
 
-    Decode (OpenCV) -> every original frame as JPEG + the cropped video (XVID .avi, 20 fps); decode the cropped
-    video -> every cropped frame as JPEG; read each back, pad 5 px, dilate the mask once (5x5), inpaint the whole
-    padded frame with Telea (radius 3) -> clean JPEG; re-encode the clean JPEGs as the clean video (15 fps).
+
+def upstream_style(path: Path, window, mask: np.ndarray, tmp: Path) -> None:
+    """The release's notebook (create_COVIDxUS.ipynb, image_data.extract_images) for one clip, cell by cell, as
+    NOTES-upstream.md summarises it; every stage goes through files and re-decodes the previous one's output:
+
+    1. crop: OpenCV decode of the original, every frame cropped and kept in memory (the whole clip), then the
+       cropped video written as XVID .avi at a fixed 20 fps (OpenCV truncates odd sizes to even);
+    2. data/image/original: the original decoded again, every frame written as JPEG;
+    3. data/image/cropped: the cropped .avi decoded, every frame written as JPEG;
+    4. clean: every cropped JPEG read back (all held in memory), the mask read from its JPEG (not thresholded),
+       zero-padded by 5 px and dilated 5x5 once per clip; every frame zero-padded, the *whole* padded frame
+       inpainted with Telea (radius 3), unpadded and written as JPEG; the clean video (DIVX .avi, 15 fps) written
+       from the inpainted frames in memory.
+    Not included: downloads, the deleted-frame removal (no frame is deleted here), the notebook's os.listdir scans
+    of the shared image folders (they grow with the whole release, not with one clip).
     """
     for folder in ("up_original", "up_cropped", "up_clean"):
         (tmp / folder).mkdir(exist_ok=True)
-    fourcc = cv2.VideoWriter_fourcc(*"XVID")
     rows, cols = window.slices()
+    # 1. crop (the whole clip in memory, as upstream's vid_arr)
     capture = cv2.VideoCapture(str(path))
-    cropped_video = cv2.VideoWriter(str(tmp / "up_cropped.avi"), fourcc, 20, (window.w, window.h))
-    n = 0
+    frames = []
     while True:
         ok, frame = capture.read()
         if not ok:
             break
-        cv2.imwrite(str(tmp / "up_original" / f"frame{n}.jpg"), frame)
-        cropped_video.write(np.ascontiguousarray(frame[rows, cols]))
-        n += 1
+        frames.append(np.asarray(frame[rows, cols]).astype(np.uint8))
     capture.release()
+    clip = np.asarray(frames)
+    del frames
+    cropped_video = cv2.VideoWriter(str(tmp / "up_cropped.avi"), cv2.VideoWriter_fourcc(*"XVID"), 20.0,
+                                    (clip.shape[2], clip.shape[1]))
+    for frame in clip:
+        cropped_video.write(frame.astype("uint8"))
     cropped_video.release()
-    capture = cv2.VideoCapture(str(tmp / "up_cropped.avi"))
-    names = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        names.append(f"frame{len(names)}.jpg")
-        cv2.imwrite(str(tmp / "up_cropped" / names[-1]), frame)
-    capture.release()
-    pad = 5
-    mask8 = None
-    for name in names:
-        image = cv2.imread(str(tmp / "up_cropped" / name))
-        if mask8 is None:  # XVID truncated odd sizes to even, as upstream's masks were (NOTES-upstream.md)
-            height, width = image.shape[:2]
-            mask8 = cv2.dilate(cv2.copyMakeBorder(mask[:height, :width].astype(np.uint8) * 255, pad, pad, pad, pad,
-                                                  cv2.BORDER_CONSTANT, 0), np.ones((5, 5), np.uint8), iterations=1)
-        padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-        clean = cv2.inpaint(padded, mask8, 3, cv2.INPAINT_TELEA)[pad:-pad, pad:-pad]
-        cv2.imwrite(str(tmp / "up_clean" / name), clean)
-    height, width = mask8.shape[0] - 2 * pad, mask8.shape[1] - 2 * pad
-    writer = cv2.VideoWriter(str(tmp / "up_clean.avi"), fourcc, 15, (width, height))
-    for name in names:
-        writer.write(cv2.imread(str(tmp / "up_clean" / name)))
+    del clip
+    # 2. and 3. frames of the original and of the cropped video as JPEG
+    for source, folder in ((path, "up_original"), (tmp / "up_cropped.avi", "up_cropped")):
+        capture = cv2.VideoCapture(str(source))
+        while capture.isOpened():
+            number = int(capture.get(1))
+            ok, frame = capture.read()
+            if not ok:
+                break
+            cv2.imwrite(str(tmp / folder / f"bench_convex_frame{number}.jpg"), frame)
+        capture.release()
+    # 4. inpainting: cropped JPEGs read back; the mask from a JPEG, as the release's masks are
+    images = {int(name.stem.rsplit("frame", 1)[1]): cv2.imread(str(name)) for name in (tmp / "up_cropped").iterdir()}
+    height, width = next(iter(images.values())).shape[:2]  # XVID's even-truncated size, as upstream's masks
+    cv2.imwrite(str(tmp / "up_mask.jpg"), mask[:height, :width].astype(np.uint8) * 255)
+    mask8 = cv2.imread(str(tmp / "up_mask.jpg"))[:, :, 0]
+    dilated = cv2.dilate(_zero_pad(mask8), np.ones((5, 5), np.uint8), iterations=1)
+    clean = {key: cv2.inpaint(_zero_pad(image), dilated, 3, cv2.INPAINT_TELEA)[5:-5, 5:-5, :]
+             for key, image in images.items()}
+    for key, image in clean.items():
+        cv2.imwrite(str(tmp / "up_clean" / f"bench_convex_clean_frame{key}.jpg"), image)
+    writer = cv2.VideoWriter(str(tmp / "up_clean.avi"), cv2.VideoWriter_fourcc(*"DIVX"), 15, (width, height))
+    for key in sorted(clean):
+        writer.write(clean[key])
     writer.release()
 
 

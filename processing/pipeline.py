@@ -51,8 +51,8 @@ log = logging.getLogger(__name__)
 IMAGE_FORMATS = {"png": ".png", "jpeg": ".jpg"}
 WORKERS = max(2, min(4, os.cpu_count() or 1))  # threads inpainting and compressing frames (both release the GIL)
 IMAGE_QUEUE = 2 * WORKERS + 2  # frames in flight: decoded, not yet in the clean video
-_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.11; older ones use adaptive filters (same pixels)
+_PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 2]
+if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # recent OpenCV; older ones choose filters per row (same pixels, slower)
     _PNG_PARAMS += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
 STAGES = ("probe", "decode", "crop", "inpaint", "encode", "write")
 
@@ -186,8 +186,8 @@ def _save_image(image: np.ndarray, path: Path, options: ProcessingOptions) -> No
     if options.image_format == "jpeg":
         Image.fromarray(image).save(path, format="JPEG", quality=options.jpeg_quality)
         return
-    # Lossless. OpenCV's encoder with zlib level 1, the "up" row filter and run-length matches: ~2.4x faster than
-    # Pillow's compress_level=1 (adaptive filters) for files of the same size; pixels identical, bytes deterministic.
+    # Lossless. OpenCV's encoder, zlib level 2 with the "up" row filter for every row: on 180 frames of 6 real clips
+    # 1.7x less CPU than Pillow's compress_level=1 (filters chosen per row) for 2% smaller files; same pixels.
     ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), _PNG_PARAMS)
     if not ok:
         raise ClipError(f"image {path}: the PNG encoder failed")
