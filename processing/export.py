@@ -247,12 +247,21 @@ def export_hub_folder(
                 target.write_bytes(content)
             else:
                 target.write_text(content, encoding="utf-8")
+        # mkdtemp makes the folder 0700; the export is an ordinary folder, readable as the user's umask allows.
+        os.chmod(tmp, 0o777 & ~current_umask())
         _swap_in(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("exported %s to %s", ", ".join(builds), output_dir)
     return output_dir
+
+
+def current_umask() -> int:
+    """This process's file-mode creation mask (read by setting it and putting it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove_leftovers(target: Path) -> None:

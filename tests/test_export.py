@@ -199,3 +199,18 @@ def test_leftovers_of_a_killed_export_are_cleaned_and_a_half_swapped_export_is_p
         export_hub_folder({"frames-4class": datasets.DatasetDict(train=_frames(0, 1, "litfl"))}, out, PROVENANCE)
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(os.listdir(tmp_path)) == ["covidx_us"]
+
+
+@pytest.mark.parametrize("umask,expected", [(0o022, 0o755), (0o027, 0o750)])
+def test_the_export_folder_has_the_umasks_mode_not_mkdtemps_0700(tmp_path, umask, expected):
+    import stat
+
+    old = os.umask(umask)
+    try:
+        out = export_hub_folder(BUILDS, tmp_path / "covidx_us", PROVENANCE)
+        again = export_hub_folder(BUILDS, out, PROVENANCE)  # a swap over an earlier export too
+        subfolder = stat.S_IMODE((out / "frames-4class").stat().st_mode)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(again.stat().st_mode) == expected
+    assert subfolder == expected  # the same mode as the folders inside it
