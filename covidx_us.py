@@ -28,10 +28,13 @@ processes its clips again, while a frames config reuses a videos config's clips:
 videos configs first.
 
 Crops and masks: ``crop="release"|"auto"`` and ``masks="release"|"auto"|"both"`` (default: the release's hand-made
-crop rules and masks; a video without them falls back to automatic detection, :mod:`processing.autodetect`).
+crop rules and masks; a video without them falls back to automatic detection, :mod:`processing.autodetect`). User
+mask files in ``mask_dirs`` or the project's ``masks/`` folder replace release masks of the same name (a clip is
+reprocessed when the override masks it uses change); ``pointer_policy`` ("drop" or "mask") says what detected
+pointers over the lung do.
 
 Expected split sizes: ``dataset_infos.json`` holds, per config, the number of videos per split of the official v1.5
-release at the default split parameters. A build at those parameters (official 1.5, every source and probe,
+release at the default split parameters. A build at those parameters (official 1.5, every source, probe and class,
 split "default", seed 0, nothing missing) that produces other numbers fails and says what differs; any other build
 only logs the differences (processing parameters such as max_frames do not change the number of videos).
 """
@@ -52,10 +55,10 @@ from typing import Any
 
 import datasets
 
-from processing.catalogue import PROBES, SOURCES, TASKS, VERSIONS
+from processing.catalogue import CLASSES, PROBES, SOURCES, TASKS, VERSIONS
 from processing.errors import ClipError, CovidxError, DownloadError, InvalidChoiceError, check_choice
 from processing.fileutil import atomic_write
-from processing.processed import CROP_MODES, MASK_MODES
+from processing.processed import CROP_MODES, MASK_MODES, POINTER_POLICIES
 from processing.progress import progress
 from processing.splits import SCHEMES, assign_splits, split_names
 
@@ -66,9 +69,12 @@ CONFIG_NAMES = tuple(f"{kind}-{task}" for kind in KINDS for task in TASKS)
 INPAINT_METHODS = ("ns", "telea")
 IMAGE_FORMATS = ("png", "jpeg")
 DATASET_INFOS_PATH = Path(__file__).with_name("dataset_infos.json")
+# User mask overrides shipped beside this file (holds only a README unless the user adds masks); searched after the
+# config's mask_dirs and before the release's masks.
+PROJECT_MASK_DIR = Path(__file__).with_name("masks")
 PROCESSING_FORMAT = 1  # bump when the processed outputs change for the same parameters
 # Parameters that change neither the examples nor the card's meaning: how fast, and where on this machine.
-LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir")
+LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir", "mask_dirs")
 # With num_proc unset, clips are processed in this process below this many source pixels (~5 s of work here):
 # starting spawn workers costs ~0.5 s each and the simulated demo release is done serially sooner.
 PARALLEL_MIN_PIXELS = 300_000_000
@@ -101,7 +107,8 @@ class CovidxUSConfig(datasets.BuilderConfig):
         release: release version, one of ``processing.catalogue.VERSIONS`` (default "1.5").
         max_frames: at most this many frames per clip, evenly spaced (None: every frame, the paper's default).
         sample_hz: sample frames at this rate, e.g. 3.0 as POCOVID (None: every frame).
-        sources, probes: keep only these sources / probes (None: all).
+        sources, probes, classes: keep only these sources / probes / 4-class labels (None: all; classes from
+            ``processing.catalogue.CLASSES``, e.g. ("covid", "normal")).
         inpaint: "ns" (Navier-Stokes, the paper) or "telea" (upstream code).
         image_format: "png" (lossless, default) or "jpeg".
         split: "default" (train/validation/test 70/15/15 by patient), "none" (one train split) or "kfold".
@@ -118,6 +125,10 @@ class CovidxUSConfig(datasets.BuilderConfig):
         crop: "release" (the release's crop rules, default) or "auto" (detected field of view).
         masks: "release" (the release's masks, default), "auto" (detected overlays) or "both" (their union).
             A video without a crop rule or mask plan uses "auto" for that part whatever is asked.
+        mask_dirs: folders of user mask files overriding release masks of the same name (``.png`` or ``.jpg``),
+            searched in order, then the project's ``masks/`` folder (PROJECT_MASK_DIR), then the release.
+        pointer_policy: with masks "auto"/"both", a frame whose detected pointer touches the lung is dropped
+            ("drop", default, as the release did) or has its pointer masked and inpainted ("mask").
         num_proc: worker processes for clip processing (None: every core, or this process alone when the clips
             to process hold under PARALLEL_MIN_PIXELS; 1: in this process). Results do not depend on it.
     """
@@ -127,6 +138,7 @@ class CovidxUSConfig(datasets.BuilderConfig):
     sample_hz: float | None = None
     sources: tuple[str, ...] | None = None
     probes: tuple[str, ...] | None = None
+    classes: tuple[str, ...] | None = None
     inpaint: str = "ns"
     image_format: str = "png"
     split: str = "default"
@@ -144,6 +156,8 @@ class CovidxUSConfig(datasets.BuilderConfig):
     use_original: bool = True
     crop: str = "release"
     masks: str = "release"
+    mask_dirs: tuple[str, ...] = ()
+    pointer_policy: str = "drop"
     num_proc: int | None = None
 
     def __post_init__(self) -> None:
@@ -151,20 +165,24 @@ class CovidxUSConfig(datasets.BuilderConfig):
         super().__post_init__()
         check_choice("release", self.release, VERSIONS)
         set_ = object.__setattr__  # normalising before the instance freezes
-        for field_name, valid in (("sources", SOURCES), ("probes", PROBES)):
+        for field_name, valid in (("sources", SOURCES), ("probes", PROBES), ("classes", CLASSES)):
             values = getattr(self, field_name)
             if values is not None:
                 values = (values,) if isinstance(values, str) else tuple(values)
                 if not values:
                     raise CovidxError(f"{field_name} is empty; leave it unset (None) for all of {', '.join(valid)}")
                 for value in values:
-                    check_choice(field_name[:-1], value, valid)
+                    check_choice("class" if field_name == "classes" else field_name[:-1], value, valid)
                 set_(self, field_name, tuple(sorted(set(values), key=valid.index)))
         check_choice("inpaint", self.inpaint, INPAINT_METHODS)
         check_choice("image_format", self.image_format, IMAGE_FORMATS)
         check_choice("split", self.split, SCHEMES)
         check_choice("crop", self.crop, CROP_MODES)
         check_choice("masks", self.masks, MASK_MODES)
+        check_choice("pointer_policy", self.pointer_policy, POINTER_POLICIES)
+        if isinstance(self.mask_dirs, str | os.PathLike):
+            set_(self, "mask_dirs", (self.mask_dirs,))
+        set_(self, "mask_dirs", tuple(str(d) for d in self.mask_dirs))
         if self.num_proc is not None and (isinstance(self.num_proc, bool) or not isinstance(self.num_proc, int)
                                           or self.num_proc < 1):
             raise CovidxError(f"invalid num_proc {self.num_proc!r}; valid values: a positive integer or None "
@@ -229,7 +247,14 @@ class CovidxUSConfig(datasets.BuilderConfig):
                "inpaint": self.inpaint, "image_format": self.image_format}
         # Only when not the default, so caches made before these parameters existed stay valid.
         key.update({k: getattr(self, k) for k in ("crop", "masks") if getattr(self, k) != "release"})
+        if self.masks in ("auto", "both"):  # the policy changes only detected masks
+            key["pointer_policy"] = self.pointer_policy
+        # User mask overrides (mask_dirs) are not here: each clip's fingerprint holds the digests of those it uses.
         return key
+
+    def all_mask_dirs(self) -> tuple[Path, ...]:
+        """Where user mask overrides are looked for, in order: mask_dirs, then the project's masks/ folder."""
+        return (*(Path(d) for d in self.mask_dirs), PROJECT_MASK_DIR)
 
     def workers(self) -> int:
         """The number of worker processes: num_proc, or every core this process may use."""
@@ -243,7 +268,7 @@ class CovidxUSConfig(datasets.BuilderConfig):
     def counts_are_checked(self) -> bool:
         """Whether the number of videos per split must equal dataset_infos.json (see the module docstring)."""
         return (self.release == "1.5" and not self.custom_release and self.sources is None and self.probes is None
-                and self.split == "default" and self.seed == 0)
+                and self.classes is None and self.split == "default" and self.seed == 0)
 
 
 def _default_config(name: str) -> CovidxUSConfig:
@@ -365,10 +390,11 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         splits = assign_splits([v.group for v in task_videos], [v.task_label(config.task) for v in task_videos],
                                scheme=config.split, seed=config.seed, num_folds=config.num_folds, fold=config.fold)
         split_of = {v.id: s for v, s in zip(task_videos, splits, strict=True)}
-        videos = catalogue.filter(task=config.task, sources=config.sources, probes=config.probes).videos
+        videos = catalogue.filter(task=config.task, sources=config.sources, probes=config.probes,
+                                  classes=config.classes).videos
         if not videos:
             raise CovidxError(f"no video of release {config.release} matches sources={config.sources} "
-                              f"probes={config.probes} for task {config.task}")
+                              f"probes={config.probes} classes={config.classes} for task {config.task}")
 
         options = DownloadOptions(cache_dir=work, mirrors=config.mirrors,
                                   data_dir=Path(config.data_dir) if config.data_dir else None,
@@ -436,10 +462,12 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         need_video = config.kind == "videos"
         options = ProcessingOptions(max_frames=config.max_frames, sample_hz=config.sample_hz,
                                     inpaint=config.inpaint, image_format=config.image_format,
-                                    write_videos=need_video, write_cropped=False)
+                                    write_videos=need_video, write_cropped=False,
+                                    mask_dirs=config.all_mask_dirs())
         return ClipJob(video=video, source=Path(result.path), source_sha256=result.sha256, mask_dir=mask_dir,
                        out_root=work / "processed" / _digest(config.processing_key())[:16], options=options,
-                       crop=config.crop, masks=config.masks, official=catalogue.official, need_video=need_video)
+                       crop=config.crop, masks=config.masks, official=catalogue.official, need_video=need_video,
+                       pointer_policy=config.pointer_policy)
 
     def _process(self, jobs: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """Records of every job (cached ones reused, the others processed in ``num_proc`` processes) and the

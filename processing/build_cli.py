@@ -30,8 +30,8 @@ DEFAULT_OUTPUT = Path("covidx_us")
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from covidx_us import CONFIG_NAMES, IMAGE_FORMATS, INPAINT_METHODS
-    from processing.catalogue import PROBES, SOURCES, VERSIONS
-    from processing.processed import CROP_MODES, MASK_MODES
+    from processing.catalogue import CLASSES, PROBES, SOURCES, VERSIONS
+    from processing.processed import CROP_MODES, MASK_MODES, POINTER_POLICIES
     from processing.splits import SCHEMES
 
     p = subparsers.add_parser(
@@ -72,12 +72,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--source", action="append", choices=SOURCES, dest="sources", help="keep only this source "
                    "(repeatable)")
     p.add_argument("--probe", action="append", choices=PROBES, dest="probes", help="keep only this probe")
+    p.add_argument("--class", action="append", choices=CLASSES, dest="classes",
+                   help="keep only videos of this 4-class label (repeatable)")
     p.add_argument("--delay", type=float, dest="download_delay", metavar="S",
                    help="seconds between two requests to one host (default: 1)")
     p.add_argument("--crop", choices=CROP_MODES, help="crop windows: release (the release's crop rules, default) "
                    "or auto (detected field of view)")
     p.add_argument("--masks", choices=MASK_MODES, help="overlay masks: release (default), auto (detected) or both "
                    "(their union)")
+    p.add_argument("--mask-dir", action="append", default=[], type=Path, dest="mask_dirs", metavar="DIR",
+                   help="folder of user masks overriding release masks of the same name (repeatable; searched "
+                   "in order, before the project's masks/ folder)")
+    p.add_argument("--pointer-policy", choices=POINTER_POLICIES,
+                   help="with --masks auto|both, a frame whose detected pointer touches the lung: drop "
+                   "(default, as the release did) or mask (inpaint the pointer)")
     p.add_argument("--num-proc", type=int, dest="num_proc", metavar="N",
                    help="worker processes for clip processing (default: every core); results do not depend on it")
     p.set_defaults(func=run)
@@ -108,9 +116,10 @@ def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "work_dir": str(cache),
         "allow_missing": args.allow_missing or None,
         "use_original": False if args.no_original else None,
+        "mask_dirs": tuple(str(d) for d in args.mask_dirs) or None,
     }
     for name in ("max_frames", "sample_hz", "inpaint", "image_format", "split", "num_folds", "fold", "seed",
-                 "sources", "probes", "download_delay", "crop", "masks", "num_proc"):
+                 "sources", "probes", "classes", "download_delay", "crop", "masks", "pointer_policy", "num_proc"):
         params[name] = getattr(args, name)
     return {k: v for k, v in params.items() if v is not None}
 

@@ -5,9 +5,12 @@ the processing options, where the processed cache lies and how crops and masks a
 
 - ``crop="release"``: the release's crop rule on the clip's real size; ``"auto"``: the window
   :func:`processing.autodetect.detect_clip` finds.
-- ``masks="release"``: the release's hand-drawn masks and deleted frames; ``"auto"``: the detected overlays (main
-  mask, per-frame pointer masks; frames with a pointer over the lung dropped, as the release did); ``"both"``: the
-  union of the two (and of their deleted frames).
+- ``masks="release"``: the release's hand-drawn masks and deleted frames, each replaced by a user mask file of the
+  same name found in ``options.mask_dirs`` (searched in order); ``"auto"``: the detected overlays (main mask,
+  per-frame pointer masks; a frame with a pointer over the lung dropped as the release did, or its pointer masked,
+  per ``pointer_policy``); ``"both"``: the union of the two (and of their deleted frames).
+
+The fingerprint holds the digests of the user masks a clip uses, so adding or changing one redoes only that clip.
 
 A video without a crop rule or mask plan (a custom catalogue) falls back to ``auto`` for that part. Masks are moved
 between windows in source-frame pixels, so release masks work under an automatic crop and vice versa. Masks that are
@@ -51,7 +54,10 @@ log = logging.getLogger(__name__)
 CROP_MODES = ("release", "auto")
 MASK_MODES = ("release", "auto", "both")
 RECORD_FORMAT = 2  # bump when the record's JSON layout changes (old records are then redone)
-POINTER_POLICY = "drop"  # a pointer over the lung drops its frame, as the release's deleted ranges did
+# What to do with a frame whose detected pointer touches the lung (as processing.autodetect.POINTER_POLICIES;
+# kept here so the builder validates it without importing OpenCV): mask it, or drop the frame.
+POINTER_POLICIES = ("mask", "drop")
+POINTER_POLICY = "drop"  # the builds' default: a pointer over the lung drops its frame, as the release did
 
 
 @dataclass(frozen=True)
@@ -68,10 +74,12 @@ class ClipJob:
     masks: str = "release"
     official: bool = True
     need_video: bool = True  # a cached record without the clean video does not do (a videos-* config needs it)
+    pointer_policy: str = POINTER_POLICY  # detected pointers over the lung: "mask" or "drop" (auto/both masks)
 
     def __post_init__(self) -> None:
         check_choice("crop", self.crop, CROP_MODES)
         check_choice("masks", self.masks, MASK_MODES)
+        check_choice("pointer_policy", self.pointer_policy, POINTER_POLICIES)
 
     @property
     def crop_mode(self) -> str:
@@ -97,7 +105,28 @@ class ClipJob:
         }
         if "auto" in (self.crop_mode, self.mask_mode) or self.mask_mode == "both":
             parts["autodetect"] = _autodetect_digest()  # a better detector redoes the automatic clips
+        if self.mask_mode in ("auto", "both"):
+            parts["pointer_policy"] = self.pointer_policy
+        overrides = self.mask_overrides()
+        if overrides:  # only then, so caches made before user masks existed stay valid
+            parts["mask_overrides"] = overrides
         return _digest(parts)
+
+    def mask_overrides(self) -> dict[str, str]:
+        """Release mask name -> sha256 of the user mask file (``options.mask_dirs``) that replaces it, for the
+        masks this clip's release plan uses (none when its release masks are not used)."""
+        from processing.masks import find_mask
+
+        plan = getattr(self.video, "masks", None)
+        dirs = self.options.mask_dirs
+        if not dirs or plan is None or not plan.needs_mask or self.mask_mode not in ("release", "both"):
+            return {}
+        out = {}
+        for name in plan.mask_names(self.video.id, self.video.probe):
+            found = find_mask(name, dirs, None)
+            if found is not None:
+                out[name] = hashlib.sha256(found.read_bytes()).hexdigest()
+        return out
 
 
 def _digest(data: Any) -> str:
@@ -245,7 +274,7 @@ def _detect(job: ClipJob) -> Detection:
     from processing.autodetect import detect_clip
 
     try:
-        return detect_clip(job.source, clip_id=job.video.id, pointer_policy=POINTER_POLICY)
+        return detect_clip(job.source, clip_id=job.video.id, pointer_policy=job.pointer_policy)
     except ClipError:
         raise
     except CovidxError as exc:
@@ -333,5 +362,5 @@ def init_worker(parent_pid: int) -> None:
     threading.Thread(target=watch, name="covidx-parent-watch", daemon=True).start()
 
 
-__all__ = ["CROP_MODES", "MASK_MODES", "ClipJob", "cached_record", "run_job", "record_dict", "move_mask",
+__all__ = ["CROP_MODES", "MASK_MODES", "POINTER_POLICIES", "POINTER_POLICY", "ClipJob", "cached_record", "run_job", "record_dict", "move_mask",
            "frame_ranges", "merge_ranges", "init_worker"]

@@ -689,3 +689,133 @@ def test_masks_auto_uses_the_detected_overlays_and_drops_pointer_frames(simulate
     assert sorted(map(int, plan["frame_masks"])) == sorted(detection.frame_masks)
     assert all(Path(p).parent == tmp_path / "data" / "mask" / video.id for p in plan["frame_masks"].values())
     assert data["record"]["frames_deleted"] == len(detection.dropped_frames)
+
+
+# ---- user mask overrides, classes, pointer policy (issues 3 and 7)
+
+
+def test_classes_and_pointer_policy_are_validated_with_their_valid_values(tmp_path):
+    with pytest.raises(InvalidChoiceError, match="invalid class 'viral'; valid values: covid, pneumonia, normal, "
+                                                 "other"):
+        CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), classes=["viral"])
+    with pytest.raises(InvalidChoiceError, match="invalid pointer_policy 'erase'; valid values: mask, drop"):
+        CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), pointer_policy="erase")
+    config = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), classes="normal",
+                      mask_dirs=tmp_path).config
+    assert config.classes == ("normal",) and config.mask_dirs == (str(tmp_path),)
+    assert config.all_mask_dirs() == (tmp_path, covidx_us.PROJECT_MASK_DIR)
+    assert CovidxUS.BUILDER_CONFIGS[2].pointer_policy == "drop"  # what the release did
+
+
+def test_pointer_policy_keys_the_cache_only_with_detected_masks_and_classes_turn_off_the_count_check():
+    from processing.autodetect import POINTER_POLICIES
+    from processing.processed import POINTER_POLICIES as builder_policies
+
+    assert builder_policies == POINTER_POLICIES
+    base = CovidxUS.BUILDER_CONFIGS[2]
+    assert dataclasses.replace(base, pointer_policy="mask").processing_key() == base.processing_key()
+    for masks in ("auto", "both"):
+        drop, mask = (dataclasses.replace(base, masks=masks, pointer_policy=p).processing_key()
+                      for p in ("drop", "mask"))
+        assert drop != mask and mask["pointer_policy"] == "mask"
+    assert not dataclasses.replace(base, classes=("covid",)).counts_are_checked()
+    assert "mask_dirs" not in base.card_parameters()  # a local path
+
+
+def test_build_cli_passes_classes_mask_dirs_and_pointer_policy(tmp_path):
+    from processing.build_cli import parameters_from_args
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["build", "--class", "normal", "--class", "covid", "--mask-dir", "a", "--mask-dir",
+                              "b", "--pointer-policy", "mask", "--cache-dir", str(tmp_path)])
+    params = parameters_from_args(args)
+    assert (params["classes"], params["mask_dirs"], params["pointer_policy"]) == (["normal", "covid"],
+                                                                                 ("a", "b"), "mask")
+    assert not {"classes", "mask_dirs", "pointer_policy"} & set(
+        parameters_from_args(parser.parse_args(["build", "--cache-dir", str(tmp_path)])))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["build", "--class", "viral"])
+
+
+@pytest.mark.slow
+def test_a_user_mask_overrides_the_release_mask_of_its_name_and_only_its_clip_is_redone(tiny, tmp_path):
+    from PIL import Image
+
+    from processing.build_cli import build
+    from processing.clips import iter_frames
+    from processing.crop import crop
+    from processing.windows import Window
+
+    sim, catalogue, site = tiny
+    video = catalogue["2_butterfly_covid"]  # a main mask only: no frame masks, no deleted frames
+    assert video.masks.main_mask and not video.masks.frame_masks and not video.masks.deleted
+    overrides = tmp_path / "my-masks"
+    overrides.mkdir()
+    params = _params(sim, site, tmp_path / "cache", max_frames=2, num_proc=1, mask_dirs=[str(overrides)])
+    _, first = build(("frames-4class",), params, tmp_path / "out")
+    assert sorted(first["frames-4class"]["processed"]) == sorted(v.id for v in catalogue.videos)
+
+    def clean_frames() -> dict[int, np.ndarray]:
+        record = json.loads((tmp_path / "out" / "build_record.json").read_text())
+        entry = next(v for v in record["videos"] if v["id"] == video.id)
+        return {f[0]: np.asarray(Image.open(f[2])) for f in entry["record"]["frames"]}, entry["plan"]
+
+    inpainted, plan = clean_frames()
+    assert plan["main_mask"] == str(sim.release_dir / "data" / "mask" / video.masks.main_mask)
+    window = Window(*plan["window"])
+    source = {f.index: crop(f.image, window) for f in iter_frames(sim.clips[video.id]) if f.index in inpainted}
+    assert any((inpainted[i] != source[i]).any() for i in inpainted)  # the release mask was inpainted
+
+    # An all-black mask of the same name (PNG beside the release's JPEG name): nothing to inpaint.
+    black = overrides / (Path(video.masks.main_mask).stem + ".png")
+    Image.fromarray(np.zeros((window.h, window.w), np.uint8)).save(black)
+    _, second = build(("frames-4class",), params, tmp_path / "out")
+    assert second["frames-4class"]["processed"] == (video.id,)
+    clean, plan = clean_frames()
+    assert plan["main_mask"] == str(black)
+    assert sorted(clean) == sorted(inpainted)
+    assert all((clean[i] == source[i]).all() for i in clean)  # the cropped source pixels, untouched
+
+    _, third = build(("frames-4class",), params, tmp_path / "out")
+    assert third["frames-4class"]["processed"] == ()  # the same override: cached
+
+
+@pytest.mark.slow
+def test_classes_keep_only_videos_of_those_labels(tiny, tmp_path):
+    from processing.build_cli import build
+
+    sim, catalogue, site = tiny
+    out, summary = build(("frames-4class",), _params(sim, site, tmp_path / "cache", max_frames=1,
+                                                     classes=["pneumonia", "other"]), tmp_path / "out")
+    wanted = sorted(v.id for v in catalogue.videos if v.label in ("pneumonia", "other"))
+    assert sorted(summary["frames-4class"]["processed"]) == wanted
+    loaded = datasets.load_dataset(str(out), "frames-4class", cache_dir=str(tmp_path / "hf"))
+    assert sorted({vid for part in loaded.values() for vid in part["video_id"]}) == wanted
+    names = loaded[next(iter(loaded))].features["label"].names
+    assert {names[label] for part in loaded.values() for label in part["label"]} == {"pneumonia", "other"}
+
+
+@pytest.mark.slow
+def test_pointer_policy_mask_keeps_pointer_frames_with_their_pointer_masked(simulated, tmp_path):
+    from processing.autodetect import detect_clip
+    from processing.pipeline import ProcessingOptions
+    from processing.processed import ClipJob, run_job
+
+    sim, catalogue, _site = simulated
+    video = next(v for v in catalogue.videos if v.masks.frame_masks or v.masks.deleted)  # a clip with a pointer
+    source = sim.clips[video.id]
+    job = ClipJob(video=video, source=source, source_sha256=None, mask_dir=sim.release_dir / "data" / "mask",
+                  out_root=tmp_path, options=ProcessingOptions(max_frames=2, write_videos=False), crop="auto",
+                  masks="auto", pointer_policy="mask", need_video=False)
+    assert job.fingerprint() != dataclasses.replace(job, pointer_policy="drop").fingerprint()
+    release_job = dataclasses.replace(job, crop="release", masks="release")
+    assert release_job.fingerprint() == dataclasses.replace(release_job, pointer_policy="mask").fingerprint()
+    data = run_job(job)
+    dropping = detect_clip(source, clip_id=video.id, pointer_policy="drop")
+    masking = detect_clip(source, clip_id=video.id, pointer_policy="mask")
+    assert dropping.dropped_frames and not masking.dropped_frames
+    assert data["plan"]["deleted"] == [] and data["record"]["frames_deleted"] == 0
+    assert sorted(map(int, data["plan"]["frame_masks"])) == sorted(masking.frame_masks)
+    assert set(dropping.dropped_frames) <= set(masking.frame_masks)  # the dropped frames are masked instead
+    with pytest.raises(InvalidChoiceError, match="invalid pointer_policy 'keep'; valid values: mask, drop"):
+        dataclasses.replace(job, pointer_policy="keep")
