@@ -3,7 +3,10 @@
 Each clip is processed on its own: a bad clip reports its error and the others still complete; the exit code
 is 1 when any clip failed. ``--crop auto`` / ``--mask auto`` ask :mod:`processing.autodetect` (when installed)
 for the window and the overlay masks; detected masks are written to ``<out>/data/mask/`` as PNG and used from
-there, so a run can be inspected and repeated with ``--mask``.
+there, so a run can be inspected and repeated with ``--mask``. With detection, each clip's line is followed by
+what was detected: the window ``x,y,w,h``, the inferred probe and how many frames got their own (pointer) mask or
+were dropped. ``--pointer-policy`` says what a detected pointer over the lung does: ``mask`` (the default here:
+the pointer is inpainted and the frame kept) or ``drop`` (the frame is left out, as the release and the builds do).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -37,6 +41,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--mask", metavar="FILE|auto", help="overlay mask for the cropped frame (white = inpaint)")
     parser.add_argument("--mask-dir", type=Path, action="append", default=[], metavar="DIR",
                         help="folder of masks overriding --mask by file name (repeatable)")
+    parser.add_argument("--pointer-policy", default="mask", choices=("mask", "drop"),
+                        help="with --mask auto, a frame whose detected pointer touches the lung: mask (default, "
+                        "inpaint the pointer) or drop (leave the frame out, as the release did)")
     parser.add_argument("--tight", action="store_true", help="dilate masks 1x1 instead of 5x5")
     parser.add_argument("--delete", default="", metavar="A-B,C", help="source frame ranges to drop (inclusive)")
     parser.add_argument("--max-frames", type=int, metavar="N", help="at most N evenly spaced frames per clip")
@@ -67,6 +74,12 @@ def _save_mask(mask: np.ndarray, path: Path) -> Path:
 
 def plan_for_clip(path: Path, args: argparse.Namespace) -> ClipPlan:
     """The :class:`ClipPlan` for one user clip from the command-line arguments (runs detection when asked)."""
+    return plan_and_detection(path, args)[0]
+
+
+def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, Any]:
+    """:func:`plan_for_clip` and the :class:`processing.autodetect.Detection` it used (None without auto)."""
+    detection = None
     clip_id = path.stem.replace(" ", "_")
     probe = args.probe
     window = None
@@ -74,7 +87,8 @@ def plan_for_clip(path: Path, args: argparse.Namespace) -> ClipPlan:
     frame_masks: dict[int, Path] = {}
     deleted = parse_ranges(args.delete, "--delete")
     if args.crop == "auto" or args.mask == "auto":
-        detection = _autodetect().detect_clip(path, clip_id=clip_id)
+        detection = _autodetect().detect_clip(path, clip_id=clip_id,
+                                              pointer_policy=getattr(args, "pointer_policy", "mask"))
         if probe == "unknown":
             probe = detection.probe
         if args.crop == "auto":
@@ -95,8 +109,9 @@ def plan_for_clip(path: Path, args: argparse.Namespace) -> ClipPlan:
         main_mask = find_mask(main_mask.name, args.mask_dir, None) or main_mask
     if main_mask is not None and not main_mask.is_file():
         raise ClipError(f"clip {path}: mask file {main_mask} does not exist")
-    return ClipPlan(clip_id=clip_id, probe=probe, window=window, main_mask=main_mask, frame_masks=frame_masks,
+    plan = ClipPlan(clip_id=clip_id, probe=probe, window=window, main_mask=main_mask, frame_masks=frame_masks,
                     deleted=deleted, tight=args.tight)
+    return plan, detection
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.clips:
         try:
-            plan = plan_for_clip(path, args)
+            plan, detection = plan_and_detection(path, args)
             record = process_clip(path, plan, args.out, options)
         except CovidxError as exc:
             failed += 1
@@ -121,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}: {record.frames_kept} frames written ({record.frames_read} read, "
               f"{record.frames_deleted} deleted, {record.frames_masked} inpainted), "
               f"crop {record.crop_size[0]}x{record.crop_size[1]}")
+        if detection is not None:  # e.g. "sim: window 12,8,120,96 probe convex, masked 3.1%, 2 frame masks, ..."
+            print(f"  detected: {detection.summary()}")
         if record.frames:
             print(f"  frames: {record.frames[0].path.parent}/{plan.clip_id}_prc_{plan.probe}_clean_frame<N>"
                   f"{record.frames[0].path.suffix}")

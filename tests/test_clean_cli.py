@@ -76,3 +76,50 @@ def test_crop_and_mask_auto_use_the_detector(tmp_path: Path, capsys) -> None:
     h, w = np.asarray(Image.open(frames[0])).shape[:2]
     assert abs(w - spec.window.w) <= 2 and abs(h - spec.window.h) <= 2  # the detector found the simulated field
     assert list((out / "data" / "mask").glob("sim_prc_*_frame0_mask.png"))
+
+
+def _pointer_clip(tmp_path: Path):
+    """A simulated clip whose moving pointer crosses the lung in some frames."""
+    autodetect = pytest.importorskip("processing.autodetect")
+    from processing.simrelease import write_simulated_release
+
+    sim = write_simulated_release(tmp_path / "sim", scale=0.5, frames=0.25)
+    source = sim.clips["1_butterfly_covid"]  # the release drops frames of this clip for its pointer
+    clip = tmp_path / f"pointer{source.suffix}"
+    clip.write_bytes(source.read_bytes())
+    return clip, autodetect
+
+
+def test_auto_prints_the_detected_window_probe_and_frame_counts_per_clip(tmp_path: Path, capsys) -> None:
+    clip, autodetect = _pointer_clip(tmp_path)
+    expected = autodetect.detect_clip(clip, clip_id="pointer", pointer_policy="mask")
+    assert expected.frame_masks  # the clip does have pointer frames to count
+    code = main(["clean", str(clip), "--out", str(tmp_path / "out"), "--crop", "auto", "--mask", "auto",
+                 "--no-videos", "--max-frames", "2"])
+    assert code == 0, capsys.readouterr().err
+    lines = [line for line in capsys.readouterr().out.splitlines() if "detected:" in line]
+    w = expected.window
+    assert len(lines) == 1
+    assert f"window {w.x},{w.y},{w.w},{w.h} probe {expected.probe}" in lines[0]
+    assert f"{len(expected.frame_masks)} frame masks, 0 dropped (of {expected.frame_count} frames)" in lines[0]
+
+
+def test_pointer_policy_drop_leaves_pointer_frames_out_and_mask_is_the_default(tmp_path: Path, capsys) -> None:
+    clip, autodetect = _pointer_clip(tmp_path)
+    dropping = autodetect.detect_clip(clip, clip_id="pointer", pointer_policy="drop")
+    assert dropping.dropped_frames
+    common = ["--crop", "auto", "--mask", "auto", "--no-videos"]
+    assert main(["clean", str(clip), "--out", str(tmp_path / "kept"), *common]) == 0
+    assert main(["clean", str(clip), "--out", str(tmp_path / "dropped"), *common, "--pointer-policy", "drop"]) == 0
+    out = capsys.readouterr().out
+    assert f"{len(dropping.dropped_frames)} dropped (of {dropping.frame_count} frames)" in out
+
+    def written(root: str) -> set[int]:
+        names = (tmp_path / root / "data" / "image" / "clean").glob("pointer_prc_*_clean_frame*.png")
+        return {int(p.stem.rsplit("frame", 1)[1]) for p in names}
+
+    assert written("kept") == set(range(dropping.frame_count))  # default "mask": every frame kept
+    assert written("dropped") == set(range(dropping.frame_count)) - set(dropping.dropped_frames)
+    with pytest.raises(SystemExit):
+        main(["clean", str(clip), "--out", str(tmp_path / "x"), "--pointer-policy", "erase"])
+    assert "invalid choice: 'erase'" in capsys.readouterr().err
