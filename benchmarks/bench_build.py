@@ -15,7 +15,7 @@ Usage: python benchmarks/bench_build.py [--videos DIR] [--limit N] [--scale S] [
      JPEG frames; the cropped JPEGs read back, zero-padded by 5 px, the *whole* frame inpainted with Telea (radius
      3) with the JPEG mask dilated once, clean JPEGs and a clean DIVX video (15 fps).
    fps = source frames / wall seconds, per clip and in total; all three run in this process, one after the other.
-3. Peak memory: ``process_clip`` on the largest clip in a child process (ru_maxrss; bench_processing.peak_memory).
+3. Peak memory: ``process_clip`` on the largest clip in a child process (its VmHWM; bench_processing.peak_memory).
 4. Process pool on real work: the first 12 real clips (``--limit``) processed as a build does, in this process vs
    in 2 spawn workers.
 """

@@ -90,12 +90,18 @@ from processing.windows import Window
 sys.path.insert(0, {bench!r})
 from bench_processing import centred_window, overlay_mask
 from processing.clips import probe_clip
+def hwm_mb():  # this process's own peak RSS (VmHWM): ru_maxrss may carry the parent's RSS over fork + exec
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
 path = Path({clip!r})
 info = probe_clip(path)
 window = centred_window(info.width, info.height)
 with tempfile.TemporaryDirectory() as tmp:
     Image.fromarray(overlay_mask(window.w, window.h).astype(np.uint8) * 255).save(Path(tmp) / "m.png")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hwm_before = hwm_mb()
     tracemalloc.start()
     start = time.perf_counter()
     record = process_clip(path, ClipPlan("bench", "convex", window, Path(tmp) / "m.png"), Path(tmp) / "out",
@@ -103,9 +109,10 @@ with tempfile.TemporaryDirectory() as tmp:
     wall = time.perf_counter() - start
     _cur, peak = tracemalloc.get_traced_memory()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    hwm_after = hwm_mb()
 print(json.dumps({{"clip": path.name, "frames": record.frames_read, "wall_s": round(wall, 2),
                   "fps": round(record.frames_read / wall, 1), "maxrss_mb": round(after / 1024, 1),
-                  "maxrss_before_mb": round(before / 1024, 1), "tracemalloc_peak_mb": round(peak / 2**20, 1),
+                  "maxrss_before_mb": round(before / 1024, 1), "vmhwm_mb": hwm_after, "vmhwm_before_mb": hwm_before, "tracemalloc_peak_mb": round(peak / 2**20, 1),
                   "one_frame_mb": round(info.width * info.height * 3 / 2**20, 2),
                   "timings": {{k: round(v, 2) for k, v in record.timings.items()}}}}))
 """
