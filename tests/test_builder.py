@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import covidx_us
-from covidx_us import CONFIG_NAMES, CovidxUS, CovidxUSConfig, compare_counts, features_for
+from covidx_us import CONFIG_NAMES, PROCESSING_FORMAT, CovidxUS, CovidxUSConfig, compare_counts, features_for
 from processing import cli
 from processing.catalogue import TASKS, load_catalogue
 from processing.errors import CovidxError, InvalidChoiceError
@@ -324,8 +324,9 @@ def test_crop_and_masks_parameters_are_validated_with_their_valid_values(tmp_pat
 
 def test_default_crop_and_masks_keep_the_processed_cache_key_and_num_proc_changes_nothing_recorded(tmp_path):
     base = CovidxUS.BUILDER_CONFIGS[2]
-    assert base.processing_key() == {"format": 1, "max_frames": None, "sample_hz": None, "inpaint": "ns",
-                                     "image_format": "png"}  # caches made before crop/masks existed stay valid
+    # default crop/masks add nothing to the key; the format is the processed-output version of covidx_us.py
+    assert base.processing_key() == {"format": PROCESSING_FORMAT, "max_frames": None, "sample_hz": None,
+                                     "inpaint": "ns", "image_format": "png"}
     assert dataclasses.replace(base, crop="auto").processing_key()["crop"] == "auto"
     fast = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), num_proc=7)
     assert fast.config.workers() == 7 and fast.config_id == "frames-4class"
