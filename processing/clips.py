@@ -126,13 +126,17 @@ def _tail(path: Path) -> bytes:
         return handle.read(1)
 
 
+def _rate(stream) -> float | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and 0 < float(rate) < 1000:
+            return float(rate)
+    return None
+
+
 def _nominal_fps(path: Path) -> float | None:
     container, stream = _open(path)
     try:
-        for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-            if rate and 0 < float(rate) < 1000:
-                return float(rate)
-        return None
+        return _rate(stream)
     finally:
         container.close()
 
@@ -178,23 +182,32 @@ def probe_clip(path: Path | str) -> ClipInfo:
     Raises :class:`ClipError` naming the clip when it cannot be opened, fails mid-stream or has no frame.
     """
     path = Path(path)
-    try:
-        stat = path.stat()
-        key: tuple | None = (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
-    except OSError:
-        key = None  # _open names the missing clip
+    key = _probe_key(path)
     with _PROBED_LOCK:
         info = _PROBED.get(key) if key is not None else None
         if info is not None:
             _PROBED.move_to_end(key)
             return info
     info = _probe(path)
-    if key is not None:
-        with _PROBED_LOCK:
-            _PROBED[key] = info
-            while len(_PROBED) > _PROBED_MAX:
-                _PROBED.popitem(last=False)
+    _remember(key, info)
     return info
+
+
+def _probe_key(path: Path) -> tuple | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # _open names the missing clip
+    return (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _remember(key: tuple | None, info: ClipInfo) -> None:
+    if key is None:
+        return
+    with _PROBED_LOCK:
+        _PROBED[key] = info
+        while len(_PROBED) > _PROBED_MAX:
+            _PROBED.popitem(last=False)
 
 
 def forget_probes() -> None:
@@ -215,9 +228,15 @@ def _probe(path: Path) -> ClipInfo:
         last_duration = duration
     if not times:
         raise ClipError(f"clip {path} has zero decodable frames")
+    timeline = _Timeline(nominal or 25.0)
+    return _clip_info(path, nominal, [timeline.stamp(t) for t in times], width, height, last_duration)
+
+
+def _clip_info(path: Path, nominal: float | None, stamps: list[float], width: int, height: int,
+               last_duration: float | None) -> ClipInfo:
+    """The :class:`ClipInfo` of a whole decode: ``stamps`` from :class:`_Timeline`, ``last_duration`` the last
+    frame's (None when the stream gives none)."""
     fps = nominal or 25.0
-    timeline = _Timeline(fps)
-    stamps = [timeline.stamp(t) for t in times]
     if last_duration is None:
         last_duration = 1 / fps
     duration = stamps[-1] + last_duration
@@ -226,7 +245,7 @@ def _probe(path: Path) -> ClipInfo:
         fps = len(stamps) / duration if duration > 0 else fps
     return ClipInfo(
         path=path,
-        container=path.suffix.lower().lstrip(".") or "unknown",
+        container=_container_name(path),
         width=width,
         height=height,
         fps=round(fps, 6),
@@ -234,6 +253,67 @@ def _probe(path: Path) -> ClipInfo:
         duration=round(duration, 6),
         timestamps=tuple(stamps),
     )
+
+
+def _container_name(path: Path) -> str:
+    return path.suffix.lower().lstrip(".") or "unknown"
+
+
+@dataclass(frozen=True)
+class ClipHeader:
+    """What a clip's header (and, for a GIF, a demux without decoding) tells: enough to plan a crop.
+
+    ``width``/``height`` are the decoder's frame size as the container declares it; ``fps`` is the rate
+    :func:`probe_clip` would report *if* the decoded frames match the packets (always checked afterwards by
+    :class:`FrameReader` users: see :func:`processing.pipeline.process_clip`). Not a frame count.
+    """
+
+    path: Path
+    container: str
+    width: int
+    height: int
+    fps: float
+
+
+def probe_header(path: Path | str) -> ClipHeader:
+    """Read a clip's header without decoding a frame: size, container and the expected rate.
+
+    For a GIF (per-frame delays, no rate) or a stream without a usable rate, the packets are demuxed (not decoded)
+    to estimate the mean rate as :func:`probe_clip` computes it. Raises :class:`ClipError` naming the clip when it
+    is missing, cannot be opened or has no video stream; truncation and zero frames are found by decoding.
+    """
+    path = Path(path)
+    container, stream = _open(path)
+    try:
+        nominal = _rate(stream)
+        width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+        fps = round(nominal, 6) if nominal is not None else 25.0
+        if nominal is None or path.suffix.lower() == ".gif":
+            fps = _demuxed_mean_rate(container, stream, nominal, fps)
+    except av.FFmpegError as exc:
+        raise ClipError(f"clip {path} is unreadable: {exc}") from exc
+    finally:
+        container.close()
+    return ClipHeader(path=path, container=_container_name(path), width=width, height=height, fps=fps)
+
+
+def _demuxed_mean_rate(container, stream, nominal: float | None, fallback: float) -> float:
+    """The mean rate :func:`_clip_info` would compute, from packet times instead of decoded frames' (no decode)."""
+    tb = stream.time_base
+    timeline = _Timeline(nominal or 25.0)
+    stamps: list[float] = []
+    last_duration: float | None = None
+    for packet in container.demux(stream):
+        if not packet.size:
+            continue
+        time = float(packet.pts * tb) if packet.pts is not None and tb is not None else None
+        stamps.append(timeline.stamp(time))
+        last_duration = float(packet.duration * tb) if packet.duration and tb is not None else None
+    if not stamps:
+        return fallback
+    step = 1 / (nominal or 25.0)
+    duration = stamps[-1] + (last_duration if last_duration is not None else step)
+    return round(len(stamps) / duration if duration > 0 else (nominal or 25.0), 6)
 
 
 def _rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -252,18 +332,45 @@ def _rgb(frame: av.VideoFrame) -> np.ndarray:
 _RGB_THREADS_KW = True
 
 
+class FrameReader:
+    """Decode a clip once: iterating yields its frames (as :func:`iter_frames`); once the iteration has ended
+    without error, :attr:`info` is exactly what :func:`probe_clip` reports (and probe_clip remembers it).
+
+    The truncation and zero-frame checks of :func:`probe_clip` run at the end of the iteration and raise
+    :class:`ClipError` naming the clip, after the last good frame was yielded.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.info: ClipInfo | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        path = self.path
+        key = _probe_key(path)
+        nominal = _nominal_fps(path)
+        timeline = _Timeline(nominal or 25.0)
+        stamps: list[float] = []
+        width = height = 0
+        last_duration: float | None = None
+        for index, (frame, time, duration) in enumerate(_decoded(path)):
+            if index == 0:
+                width, height = frame.width, frame.height
+            stamp = timeline.stamp(time)
+            stamps.append(stamp)
+            last_duration = duration
+            yield Frame(index=index, timestamp=stamp, image=_rgb(frame))
+        if not stamps:
+            raise ClipError(f"clip {path} has zero decodable frames")
+        self.info = _clip_info(path, nominal, stamps, width, height, last_duration)
+        _remember(key, self.info)
+
+
 def iter_frames(path: Path | str) -> Iterator[Frame]:
     """Yield the clip's frames one at a time as RGB uint8 arrays; timestamps as :func:`probe_clip` reports them.
 
     Raises :class:`ClipError` naming the clip on unreadable data (frames already yielded stay valid).
     """
-    path = Path(path)
-    timeline = _Timeline(_nominal_fps(path) or 25.0)
-    index = -1
-    for index, (frame, time, _duration) in enumerate(_decoded(path)):
-        yield Frame(index=index, timestamp=timeline.stamp(time), image=_rgb(frame))
-    if index < 0:
-        raise ClipError(f"clip {path} has zero decodable frames")
+    yield from FrameReader(path)
 
 
 class VideoWriter:

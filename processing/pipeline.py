@@ -1,5 +1,8 @@
 """The per-clip pipeline: probe -> crop -> select frames -> mask -> inpaint -> write images and videos.
 
+A clip is decoded once when no ``max_frames`` cap is set (the header is enough to plan, frames are chosen while
+they stream, the probe's checks run at the end of the same pass); with a cap it is probed first, then decoded.
+
 I/O lives here, pixels are done by the pure functions of crop.py, masks.py, inpaint.py; frame choice by
 frames.py. One clip is streamed frame by frame (bounded memory). Outputs follow the release layout under
 ``out_root``::
@@ -34,11 +37,19 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from processing.clips import VIDEO_SUFFIX, ClipInfo, VideoWriter, iter_frames, probe_clip
+from processing.clips import (
+    VIDEO_SUFFIX,
+    ClipHeader,
+    ClipInfo,
+    FrameReader,
+    VideoWriter,
+    probe_clip,
+    probe_header,
+)
 from processing.crop import check_window, crop
 from processing.errors import ClipError, CovidxError, check_choice
 from processing.fileutil import atomic_write
-from processing.frames import is_deleted, select_frames
+from processing.frames import StreamSelector, is_deleted, select_frames
 from processing.inpaint import METHODS, inpaint, margin, regions
 from processing.masks import MaskSet, find_mask
 from processing.windows import Window
@@ -104,9 +115,19 @@ def mask_name(video_id: str, probe: str, frame: int) -> str:
     return f"{video_id}_prc_{probe}_frame{frame}_mask.jpg"
 
 
-def plan_for_video(video: Video, release_mask_dir: Path, options: ProcessingOptions, clip: ClipInfo) -> ClipPlan:
+def clip_for_plan(path: Path | str, options: ProcessingOptions) -> ClipInfo | ClipHeader:
+    """What planning a clip needs, as cheaply as :func:`process_clip` can use it: the header (no decode) when
+    ``options`` stream (no ``max_frames``), else the full probe (``max_frames`` needs the frame count first;
+    process_clip then reuses the remembered probe)."""
+    return probe_header(path) if options.max_frames is None else probe_clip(path)
+
+
+def plan_for_video(
+    video: Video, release_mask_dir: Path, options: ProcessingOptions, clip: ClipInfo | ClipHeader,
+) -> ClipPlan:
     """The plan for a catalogue video: its crop rule applied to the clip's real size, its masks resolved (user
-    mask folders first, then the release's ``data/mask``), its deleted ranges and tightness.
+    mask folders first, then the release's ``data/mask``), its deleted ranges and tightness. Only the clip's
+    size (and path) is used, so a :class:`ClipHeader` (:func:`clip_for_plan`) does as well as a full probe.
 
     Raises :class:`ClipError` naming the video and file when a mask the release lists cannot be found.
     """
@@ -206,27 +227,62 @@ def _clean_frame(
     return clean, now - clock, time.perf_counter() - now
 
 
+class _Mismatch(Exception):
+    """The single pass found the clip other than its header said (size or mean rate): redo it in two passes."""
+
+
 def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOptions) -> ProcessingRecord:
     """Process one clip as ``plan`` says and write its outputs under ``out_root`` (see the module docstring).
+
+    Without ``max_frames`` the clip is decoded once: the header gives the size and rate, frames are chosen while
+    they stream (:class:`processing.frames.StreamSelector`) and the probe's checks (truncation, zero frames, the
+    rate) run at the end of that pass, before anything is moved into place. Should the decoded clip differ from
+    its header (frame size, mean GIF rate), that pass is thrown away and the clip processed again the two-pass
+    way (full probe, then decode), so the outputs are always those of the two-pass path. With ``max_frames``
+    the clip is probed first (it needs the frame count).
 
     Raises :class:`ClipError` naming the clip for an unreadable clip, a window outside the frame or a mask of the
     wrong size; nothing of this clip is written then.
     """
     path, out_root = Path(path), Path(out_root)
+    if options.max_frames is None:
+        clock = time.perf_counter()
+        header = probe_header(path)
+        probe_s = time.perf_counter() - clock
+        if header.width > 0 and header.height > 0:
+            try:
+                return _process(path, plan, out_root, options, header, probe_s)
+            except _Mismatch as exc:
+                log.info("%s: %s; processing it again in two passes", path, exc)
+    return _process(path, plan, out_root, options, None, 0.0)
+
+
+def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOptions, header: ClipHeader | None,
+             probe_s: float) -> ProcessingRecord:
+    """One pass over the decoded frames. ``header`` given: the single-pass way (selection while streaming, the
+    clip's :class:`ClipInfo` from the same decode); None: probe first, then select from the full timestamp list."""
     timings = dict.fromkeys(STAGES, 0.0)
-    clock = time.perf_counter()
-    info = probe_clip(path)
-    timings["probe"] = time.perf_counter() - clock
+    timings["probe"] = probe_s
+    info: ClipInfo | None = None
+    if header is None:
+        clock = time.perf_counter()
+        info = probe_clip(path)
+        timings["probe"] = time.perf_counter() - clock
+        width, height, fps = info.width, info.height, info.fps
+    else:
+        width, height, fps = header.width, header.height, header.fps
 
     if plan.window is not None:
-        check_window(plan.window, info.width, info.height, path)
-    crop_size = plan.window.size if plan.window is not None else (info.width, info.height)
+        check_window(plan.window, width, height, path)
+    crop_size = plan.window.size if plan.window is not None else (width, height)
     masks = MaskSet(path, crop_size, plan.main_mask, plan.frame_masks, plan.tight)
-    selected = set(
-        select_frames(info.timestamps, deleted=plan.deleted, sample_hz=options.sample_hz,
-                      max_frames=options.max_frames)
-    )
-    deleted_count = sum(is_deleted(i, plan.deleted) for i in range(info.frame_count))
+    stream: StreamSelector | None = None
+    selected: set[int] = set()
+    if info is None:
+        stream = StreamSelector(deleted=plan.deleted, sample_hz=options.sample_hz)
+    else:
+        selected = set(select_frames(info.timestamps, deleted=plan.deleted, sample_hz=options.sample_hz,
+                                     max_frames=options.max_frames))
     outputs = output_paths(out_root, plan, path)
     outputs["images"].mkdir(parents=True, exist_ok=True)
 
@@ -234,6 +290,7 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
     frames_read = 0
     boxes: tuple[np.ndarray | None, list] = (None, [])
     in_flight: deque[tuple[Future, float]] = deque()  # (clean frame, timestamp) in source order
+    reader = FrameReader(path)
     with contextlib.ExitStack() as stack:
         staging = Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix=f".{plan.clip_id}.tmp-", dir=outputs["images"])
@@ -249,7 +306,7 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
         if options.write_videos:
             for kind in ("cropped", "clean") if options.write_cropped else ("clean",):
                 temps[kind] = stack.enter_context(atomic_write(outputs[kind]))
-                writers[kind] = stack.enter_context(VideoWriter(temps[kind], *crop_size, info.fps))
+                writers[kind] = stack.enter_context(VideoWriter(temps[kind], *crop_size, fps))
 
         def finish_one() -> None:
             future, timestamp = in_flight.popleft()
@@ -261,13 +318,20 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
                 writers["clean"].write(clean, timestamp)
                 timings["encode"] += time.perf_counter() - clock
 
+        frames = stack.enter_context(contextlib.closing(iter(reader)))  # closed early when a check fails
         clock = time.perf_counter()
-        for frame in iter_frames(path):
+        for frame in frames:
             now = time.perf_counter()
             timings["decode"] += now - clock
             frames_read += 1
             keep = not is_deleted(frame.index, plan.deleted)
-            wanted = frame.index in selected
+            if stream is not None:
+                if frame.image.shape[:2] != (height, width):
+                    raise _Mismatch(f"frame {frame.index} is {frame.image.shape[1]}x{frame.image.shape[0]}, "
+                                    f"the header says {width}x{height}")
+                wanted = stream.keep(frame.index, frame.timestamp)
+            else:
+                wanted = frame.index in selected
             image = crop(frame.image, plan.window)
             clock = time.perf_counter()
             timings["crop"] += clock - now
@@ -291,6 +355,12 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
             clock = time.perf_counter()
         while in_flight:
             finish_one()
+        assert reader.info is not None  # the reader raised otherwise
+        if info is None:
+            info = reader.info  # the probe's result, from this same decode (truncation checks included)
+            if (info.width, info.height, info.fps) != (width, height, fps):
+                raise _Mismatch(f"decoded {info.width}x{info.height} at {info.fps} fps, "
+                                f"the header said {width}x{height} at {fps} fps")
         if frames_read != info.frame_count:
             raise ClipError(f"clip {path}: decoded {frames_read} frames, the probe counted {info.frame_count}")
         clock = time.perf_counter()
@@ -301,6 +371,8 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
                 shutil.copyfile(path, tmp)
         _replace_images(outputs["images"], plan, staging)
         timings["write"] += time.perf_counter() - clock
+    deleted_count = stream.deleted if stream is not None else sum(
+        is_deleted(i, plan.deleted) for i in range(info.frame_count))
     log.info("%s: %d frames read, %d written", plan.clip_id, frames_read, len(records))
     return ProcessingRecord(
         clip_id=plan.clip_id,

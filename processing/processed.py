@@ -168,14 +168,19 @@ def run_job(job: ClipJob) -> dict[str, Any]:
     view (auto modes); nothing is recorded then.
     """
     from processing.clips import probe_clip
-    from processing.pipeline import process_clip
+    from processing.pipeline import clip_for_plan, process_clip
 
     _remove_leftovers(job)
     clock = time.perf_counter()
-    info = probe_clip(job.source)
+    info = clip_for_plan(job.source, job.options)  # the header when process_clip decodes the clip once
     plan, summary = _plan(job, info)
     detect_s = time.perf_counter() - clock
     record = process_clip(job.source, plan, job.out_root, job.options)
+    if record.source_size != (info.width, info.height):  # a header that misstated the size: plan on the real one
+        clock = time.perf_counter()
+        plan, summary = _plan(job, probe_clip(job.source))
+        detect_s += time.perf_counter() - clock
+        record = process_clip(job.source, plan, job.out_root, job.options)
     if job.need_video and record.clean_video is None:
         raise ClipError(f"video {job.video.id}: processing wrote no clean video (write_videos is off)")
     data = {"format": RECORD_FORMAT, "fingerprint": job.fingerprint(), "video_id": job.video.id,
