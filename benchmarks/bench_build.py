@@ -7,14 +7,16 @@ Usage: python benchmarks/bench_build.py [--videos DIR] [--limit N] [--scale S] [
    (end-to-end wall time each, and the speed-up), then once more on the warm cache (the incremental rebuild).
 2. Real clips (``../shared/realdata/videos``; skipped when absent), each clip with a centred 80% window and a
    release-like overlay mask (benchmarks/bench_processing.py):
-   - floor: probe + decode + crop + one lossless encode of the cropped frames (what any pipeline must do);
-   - ours: what a build runs per clip (processing.processed.run_job): ``probe_clip``, then ``process_clip`` (clean
-     lossless video, NS inpainting of the mask's regions, PNG frames, copy of the original; no cropped video);
+   - floor: header + one decode + crop + one lossless encode of the cropped frames (what any pipeline must do);
+   - ours: what a build runs per clip (processing.processed.run_job): ``clip_for_plan`` (the header: no decode),
+     then ``process_clip``, which decodes the clip once (clean lossless video, NS inpainting of the mask's
+     regions, PNG frames, copy of the original; no cropped video);
    - upstream-style baseline: the release's notebook for one clip (see :func:`upstream_style`): OpenCV decode,
      crop, the whole clip in memory, cropped XVID video; the original and the cropped video decoded again to
      JPEG frames; the cropped JPEGs read back, zero-padded by 5 px, the *whole* frame inpainted with Telea (radius
      3) with the JPEG mask dilated once, clean JPEGs and a clean DIVX video (15 fps).
    fps = source frames / wall seconds, per clip and in total; all three run in this process, one after the other.
+   CPU ms per frame (this process's user + system time, all threads) is printed too: steadier on a loaded machine.
 3. Peak memory: ``process_clip`` on the largest clip in a child process (its VmHWM; bench_processing.peak_memory).
 4. Process pool on real work: the first 12 real clips (``--limit``) processed as a build does, in this process vs
    in 2 spawn workers.
@@ -40,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_processing import DEFAULT_VIDEOS, centred_window, overlay_mask, peak_memory  # noqa: E402
 
-from processing.clips import VideoWriter, forget_probes, iter_frames, probe_clip  # noqa: E402
+from processing.clips import VideoWriter, forget_probes, iter_frames, probe_clip, probe_header  # noqa: E402
 from processing.crop import crop  # noqa: E402
 
 CLIP_SUFFIXES = (".mp4", ".gif", ".avi", ".mov", ".wmv")
@@ -87,22 +89,22 @@ def demo_build(scale: float, work: Path) -> dict:
 
 
 def floor(path: Path, window, tmp: Path) -> None:
-    forget_probes()  # a cold probe: the floor decodes the clip twice too (probe, then frames)
-    info = probe_clip(path)
+    info = probe_header(path)  # no decode: the floor decodes the clip once, as ours now does
     with VideoWriter(tmp / "floor.mp4", window.w, window.h, info.fps) as writer:
         for frame in iter_frames(path):
             writer.write(np.ascontiguousarray(crop(frame.image, window)), frame.timestamp)
 
 
 def ours(path: Path, window, mask_file: Path, tmp: Path) -> None:
-    from processing.pipeline import ClipPlan, ProcessingOptions, process_clip
+    from processing.pipeline import ClipPlan, ProcessingOptions, clip_for_plan, process_clip
 
-    # What a build runs (processing.processed.run_job): probe the clip (its size gives the crop), then
-    # process_clip, which writes the clean video and the PNG frames (no cropped video) and a copy of the original.
+    # What a build runs (processing.processed.run_job): what planning needs (the header, no decode, as no
+    # max_frames is set; its size gives the crop), then process_clip, which decodes the clip once and writes the
+    # clean video, the PNG frames (no cropped video) and a copy of the original.
     forget_probes()
-    probe_clip(path)
-    process_clip(path, ClipPlan("bench", "convex", window, mask_file), tmp / "ours",
-                 ProcessingOptions(write_cropped=False))
+    options = ProcessingOptions(write_cropped=False)
+    clip_for_plan(path, options)
+    process_clip(path, ClipPlan("bench", "convex", window, mask_file), tmp / "ours", options)
 
 
 def _zero_pad(array: np.ndarray, pad: int = 5) -> np.ndarray:
@@ -178,6 +180,7 @@ def real_clips(videos: Path, limit: int | None) -> dict:
 
     clips = sorted(p for p in videos.iterdir() if p.suffix.lower() in CLIP_SUFFIXES)[: limit or None]
     rows, totals = [], {"frames": 0, "floor": 0.0, "ours": 0.0, "upstream": 0.0}
+    cpu = {"floor": 0.0, "ours": 0.0, "upstream": 0.0}
     for path in clips:
         info = probe_clip(path)
         window = centred_window(info.width, info.height)
@@ -190,9 +193,10 @@ def real_clips(videos: Path, limit: int | None) -> dict:
             for stage, run, stage_args in (("floor", floor, (path, window, tmp)),
                                            ("ours", ours, (path, window, mask_file, tmp)),
                                            ("upstream", upstream_style, (path, window, mask, tmp))):
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 run(*stage_args)
                 seconds = time.perf_counter() - start
+                cpu[stage] += time.process_time() - cpu_start
                 totals[stage] += seconds
                 row[f"{stage}_fps"] = round(info.frame_count / seconds, 1)
         totals["frames"] += info.frame_count
@@ -203,6 +207,9 @@ def real_clips(videos: Path, limit: int | None) -> dict:
                                                     ("floor", "ours", "upstream")}}
     summary["ours_vs_upstream"] = round(summary["ours_fps"] / summary["upstream_fps"], 2)
     summary["floor_vs_ours"] = round(summary["floor_fps"] / summary["ours_fps"], 2)
+    summary.update({f"{k}_cpu_ms_per_frame": round(1000 * v / n, 2) for k, v in cpu.items()})
+    summary["ours_vs_upstream_cpu"] = round(cpu["upstream"] / cpu["ours"], 2)
+    summary["floor_vs_ours_cpu"] = round(cpu["ours"] / cpu["floor"], 2)
     largest = max(clips, key=lambda p: (lambda i: i.width * i.height * i.frame_count)(probe_clip(p)))
     return {"rows": rows, "summary": summary, "peak_memory": peak_memory(largest)}
 
@@ -254,7 +261,7 @@ def main() -> int:
     parser.add_argument("--skip-real", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("COVIDX_US_PROGRESS", "0")
-    print("machine:", machine())
+    print("machine:", machine(), "| load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     if not args.skip_demo:
         with tempfile.TemporaryDirectory() as work:
             print("demo build:", json.dumps(demo_build(args.scale, Path(work))), flush=True)
@@ -267,6 +274,7 @@ def main() -> int:
             print("peak memory:", json.dumps(result["peak_memory"]))
             print("real clips, 1 vs 2 processes:", json.dumps(parallel_real(args.videos, args.limit or 12)),
                   flush=True)
+    print("load average at the end:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 
 
