@@ -3,6 +3,9 @@
 Reading decodes one frame at a time with PyAV (FFmpeg), so memory stays bounded whatever the clip length.
 Frame numbers count decoded frames from 0; timestamps are seconds from the first frame, taken from the
 stream's presentation times (GIF frame durations are honoured because FFmpeg's GIF demuxer reads them).
+Three ways in: :func:`probe_header` (no decode: size and rate, for planning), :func:`probe_clip` (a full decode:
+true frame count and timestamps, truncation checks) and :class:`FrameReader` / :func:`iter_frames` (the frames;
+a FrameReader also ends with what probe_clip would report, so one decode can serve both).
 This module knows containers and codecs; it must not know about crops, masks or the release.
 """
 
@@ -145,7 +148,7 @@ class _Timeline:
     """Turn presentation times into seconds from the first frame, strictly increasing.
 
     A frame without a pts (or with one not after its predecessor) is placed 1/fps after the previous frame.
-    probe_clip and iter_frames share this so their timestamps agree exactly.
+    probe_clip, FrameReader and probe_header share this so their timestamps agree exactly.
     """
 
     def __init__(self, fps: float) -> None:
