@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from processing import progress
 from processing.clips import (
     VIDEO_SUFFIX,
     ClipHeader,
@@ -319,11 +320,14 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
                 timings["encode"] += time.perf_counter() - clock
 
         frames = stack.enter_context(contextlib.closing(iter(reader)))  # closed early when a check fails
+        frame_bar = progress.bar(desc=plan.clip_id, total=info.frame_count if info is not None else None)
+        stack.callback(frame_bar.close)
         clock = time.perf_counter()
         for frame in frames:
             now = time.perf_counter()
             timings["decode"] += now - clock
             frames_read += 1
+            frame_bar.update(1)
             keep = not is_deleted(frame.index, plan.deleted)
             if stream is not None:
                 if frame.image.shape[:2] != (height, width):

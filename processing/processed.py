@@ -357,6 +357,7 @@ def init_worker(parent_pid: int) -> None:
     import cv2
 
     cv2.setNumThreads(1)
+    os.environ["COVIDX_US_PROGRESS"] = "0"  # per-frame bars from several processes would garble the terminal
 
     def watch() -> None:
         while True:

@@ -23,3 +23,8 @@ def enabled() -> bool:
 def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, unit: str = "it", leave: bool = True):
     """Wrap ``iterable`` in a tqdm bar labelled ``desc`` (disabled when :func:`enabled` is False)."""
     return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, disable=not enabled(), dynamic_ncols=True)
+
+
+def bar(*, desc: str, total: int | None = None, unit: str = "frame", leave: bool = False):
+    """A manually updated bar (``.update(n)``, ``.close()``), e.g. per frame inside one clip; same rules as above."""
+    return tqdm(desc=desc, total=total, unit=unit, leave=leave, disable=not enabled(), dynamic_ncols=True)

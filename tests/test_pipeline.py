@@ -211,3 +211,26 @@ def test_real_clip_end_to_end(realdata: Path, tmp_path: Path) -> None:
     # 20 frames left (5..24); positions round(i * 19 / 4) = 0, 5, 10, 14, 19
     assert [f.index for f in record.frames] == [5, 10, 15, 19, 24]
     assert probe_clip(record.clean_video).frame_count == 20
+
+
+def test_a_terminal_sees_one_bar_per_clip_counting_its_frames(tmp_path: Path, clip: Path, capsys, monkeypatch) -> None:
+    from processing import progress
+
+    made = []
+
+    def spy(**kwargs):
+        made.append(real(**kwargs))
+        return made[-1]
+
+    real = progress.bar
+    monkeypatch.setattr(progress, "bar", spy)
+    monkeypatch.setenv("COVIDX_US_PROGRESS", "1")
+    process_clip(clip, ClipPlan("barclip", "linear", WINDOW), tmp_path / "out", ProcessingOptions(write_videos=False))
+    assert [(b.desc, b.n) for b in made] == [("barclip", 12)]  # the clip has 12 frames
+    assert "barclip" in capsys.readouterr().err  # shown, not disabled
+
+
+def test_progress_stays_quiet_when_turned_off(tmp_path: Path, clip: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COVIDX_US_PROGRESS", "0")
+    process_clip(clip, ClipPlan("quietclip", "linear", WINDOW), tmp_path / "out", ProcessingOptions(write_videos=False))
+    assert "quietclip" not in capsys.readouterr().err
