@@ -69,8 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--fold", type=int, metavar="I",
                    help="with --split kfold: train/test for fold I (default: one split per fold)")
     p.add_argument("--seed", type=int, help="split seed (default: 0)")
-    p.add_argument("--source", action="append", choices=SOURCES, dest="sources", help="keep only this source "
-                   "(repeatable)")
+    p.add_argument("--source", "--sources", nargs="+", action="extend", choices=SOURCES, dest="sources",
+                   metavar="SOURCE", help="keep only these sources (repeatable, as in download)")
     p.add_argument("--probe", action="append", choices=PROBES, dest="probes", help="keep only this probe")
     p.add_argument("--class", action="append", choices=CLASSES, dest="classes",
                    help="keep only videos of this 4-class label (repeatable)")

@@ -28,8 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "(default: fetch the pinned upstream files into the cache)")
     parser.add_argument("--custom-release", action="store_true",
                         help="accept a release folder that is not the pinned upstream (recorded as unofficial)")
-    parser.add_argument("--sources", nargs="+", choices=SOURCES, metavar="SOURCE",
-                        help=f"only these sources ({', '.join(SOURCES)})")
+    parser.add_argument("--sources", "--source", nargs="+", action="extend", choices=SOURCES, metavar="SOURCE",
+                        dest="sources", help=f"only these sources ({', '.join(SOURCES)}); repeatable, as in build")
     parser.add_argument("--mirror", action="append", default=[], metavar="PREFIX",
                         help="URL prefix to which the original host and path are appended, tried after the "
                              "original (repeatable), e.g. https://web.archive.org/web/2021id_/")
