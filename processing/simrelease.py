@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from processing.catalogue import CropRule
 from processing.errors import CovidxError
 from processing.fileutil import atomic_write
 from processing.progress import progress
@@ -106,13 +107,8 @@ class RectCrop:
 
 
 def square_window(width: int, height: int, del_upper: float, width_rate: float) -> Window:
-    """The crop window upstream's square rule gives for a ``width`` x ``height`` frame (NOTES-upstream.md)."""
-    b = int(width * width_rate)
-    box = int(width - 2 * b)
-    if box + del_upper > height:
-        box = int(height - del_upper)
-        b = int(width / 2 - box / 2)
-    return Window(b, int(del_upper), box, box)
+    """The crop window upstream's square rule gives for a ``width`` x ``height`` frame: the catalogue's own rule."""
+    return CropRule("square", del_upper=int(del_upper), width_rate=width_rate).window(width, height)
 
 
 def _width_rate_for(width: int, b: int) -> float:
