@@ -78,6 +78,9 @@ _VALLEY = 0.2  # a column (row) with < 20% of the live pixels of the panels besi
 # shadow under a linear probe dips to ~27%; the neck between stacked sectors to ~15%; a seam or ruler to ~0%)
 _RULER_GREY = 90  # ruler ticks and digits are drawn at >= 130 grey; steady pixels this bright are candidate ticks
 _RULER_TICKS = 20  # a ruler column has >= 20 regularly spaced ticks (steady tissue: < 17 on the real clips)
+_FAINT_TICKS = 14  # a faint ruler (ticks 40-120 grey) has >= 14 regular gaps; clips without one score <= 9
+_FAINT_GREY = 40  # ... its ticks are at least this bright
+_TICK_CONTRAST = 25  # ... and this much brighter than the rows a tick spacing above and below them
 _STROKE = 40  # a tick or digit stroke is >= 40 grey above the opening of its neighbourhood
 _WHITE = 245  # a white pointer (arrow) is drawn at >= 245 grey, flat
 _WHITE_EDGE = 110  # ... and falls to below this grey within 5 px all around (bright tissue fades slowly)
@@ -448,16 +451,20 @@ def _static_marks(
             core_share = np.bincount(labels[core], minlength=n)[1:] / np.maximum(areas, 1)
             keep[1:] = (areas >= smallest) & (((areas <= largest) & (core_share < 0.5)) | (depth_share < 0.2))
             marks_in = _grow(keep[labels], inner & (std <= 2 * _STATIC_STD) & (gray_med > _DARK), steps=1)
-    rulers = _ruler_marks(gray_med, gray_max.astype(np.int16) - gray_min) if len(grays) >= 4 else colour & False
+    rulers = colour & False
+    if len(grays) >= 4:
+        spread = gray_max.astype(np.int16) - gray_min
+        rulers = _ruler_marks(gray_med, spread)
+        rulers |= _faint_ruler_marks(gray_med, spread, region, found=rulers)
     return marks_out | colour | marks_in | rulers, colour
 
 
-def _regular_ticks(column: np.ndarray, longest: int) -> int:
-    """How many short runs of ``column`` (bool) start at the regular spacing of a ruler's ticks."""
+def _regular_ticks(column: np.ndarray, longest: int, least: int = _RULER_TICKS) -> int:
+    """How many short runs of ``column`` (bool) start at the regular spacing of a ruler's ticks (0 if < ``least``)."""
     edges = np.diff(np.concatenate(([0], column.astype(np.int8), [0])))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     starts = starts[stops - starts <= longest]
-    if starts.size < _RULER_TICKS:
+    if starts.size < least:
         return 0
     gaps = np.diff(starts)
     step = float(np.median(gaps))
@@ -493,6 +500,50 @@ def _ruler_marks(gray_med: np.ndarray, spread: np.ndarray) -> np.ndarray:
         band = np.zeros((height, width), bool)
         band[r0:r1, c0:c1] = True
         seeds = band & steady
+        marks |= _grow(seeds, band & (gray_med > _DARK), steps=2)
+    return marks
+
+
+def _faint_ruler_marks(
+    gray_med: np.ndarray, spread: np.ndarray, region: np.ndarray, *, found: np.ndarray | None = None
+) -> np.ndarray:
+    """Small, faint depth rulers (ticks 40-120 grey, a few pixels apart) at the border of the field of view.
+
+    The scale-aware second pass of :func:`_ruler_marks`: a tick is a short steady stroke brighter than the rows a
+    tick spacing above and below it (a vertical top-hat whose length follows the window's height), and a ruler is
+    a column of >= ``_FAINT_TICKS`` of them at a regular spacing, outside the lung core of the field. Its digits
+    (bright, steady, thin) and ticks in a band around it are marks; live lung beside it changes and is left alone
+    (real clip 1390908611967193088: digits "1"-"4" beside a 7-grey-level tick column on the image's right edge).
+    A column that the first pass already masked (``found``) is left to it: its band is wider here and would take in
+    bright lung beside a big ruler's digits (real clip 1451609510347513859).
+    """
+    height, width = gray_med.shape
+    marks = np.zeros((height, width), bool)
+    steady = spread <= np.maximum(30, 0.6 * gray_med)
+    vertical = cv2.getStructuringElement(cv2.MORPH_RECT, (1, _odd(0.04 * height)))
+    lifted = gray_med.astype(np.int16) - cv2.morphologyEx(gray_med, cv2.MORPH_OPEN, vertical)
+    ticks = (lifted >= _TICK_CONTRAST) & (gray_med >= _FAINT_GREY) & steady
+    # the lung core, also away from the window's edges (a linear field fills its window)
+    core = cv2.erode(region.astype(np.uint8), _kernel(_odd(max(min(height, width) / 8, 31))),
+                     borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    ticks &= ~core
+    longest = max(3, int(round(0.015 * height)))
+    score = np.array([_regular_ticks(ticks[:, x], longest, _FAINT_TICKS) for x in range(width)])
+    columns = np.flatnonzero(score >= _FAINT_TICKS)
+    if columns.size == 0:
+        return marks
+    strokes = cv2.morphologyEx(gray_med, cv2.MORPH_TOPHAT, _kernel(_odd(0.012 * min(height, width)) + 2))
+    digits = steady & (gray_med >= _RULER_GREY) & (strokes >= _STROKE) & ~core
+    reach = max(4, int(round(0.05 * min(height, width))))
+    for cluster in np.split(columns, np.flatnonzero(np.diff(columns) > 3) + 1):
+        a, b = int(cluster[0]), int(cluster[-1]) + 1
+        if found is not None and found[:, a:b].any():
+            continue
+        rows = np.flatnonzero(ticks[:, a:b].any(axis=1))
+        r0, r1 = max(0, rows[0] - reach), min(height, rows[-1] + 1 + reach)
+        band = np.zeros((height, width), bool)
+        band[r0:r1, max(0, a - reach):min(width, b + reach)] = True
+        seeds = band & (digits | ticks)
         marks |= _grow(seeds, band & (gray_med > _DARK), steps=2)
     return marks
 

@@ -367,3 +367,20 @@ def test_real_six_panel_grid_keeps_one_panel(realdata):
     assert w.y <= 40 and w.y + w.h <= 425
     assert w.x + w.w <= 420 and w.w >= 350
     assert _sector_core_masked(detection, _first_frame(path)) < 0.003
+
+
+def test_real_small_faint_ruler_at_the_field_edge_is_masked(realdata):
+    # 1390908611967193088 (554x316, three linear panels): the kept left panel's depth ruler is tiny and faint --
+    # ticks 40-120 grey every ~8 px at x ~ 175-177, digits "1"-"4" (1-2 px strokes, 110-190 grey) at x ~ 169-170,
+    # y ~ 74, 115, 157, 198 -- below the first ruler pass's thresholds; the scale-aware second pass masks them.
+    path, detection = _detected(realdata, "1390908611967193088")
+    frame = _first_frame(path)
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    w = detection.window
+    assert w.x + w.w >= 176  # the crop takes in the ruler column (the field widens to it)
+    band = np.zeros(gray.shape, bool)
+    band[70:205, 168:172] = True  # the digit columns (bright lung echoes reach x = 166-168)
+    digits = (band & (gray >= 100))[w.slices()]
+    assert digits.sum() > 15  # the digits 1-4 are in the crop
+    assert detection.main_mask[digits].mean() > 0.9
+    assert _sector_core_masked(detection, frame, right=162) < 0.003  # the lung left of the ruler band
