@@ -643,13 +643,18 @@ def detect_overlays(
         white = _white_pointer(gray, chroma, 4 * min_area)
         if white is not None and (white & ~still).sum() >= 4 * min_area:
             blob = (white & ~still) if blob is None else blob | (white & ~still)
-        if blob is None:
-            continue
-        if pointer_policy == "drop" and (blob & core).any():
-            dropped.append(index)
-        else:
-            frame_masks[index] = main | blob
+        if blob is not None:
+            _apply_pointer_policy(index, blob, main, core, pointer_policy, frame_masks, dropped)
     return Overlays(main_mask=main, frame_masks=frame_masks, dropped_frames=tuple(dropped))
+
+
+def _apply_pointer_policy(index: int, blob: np.ndarray, main: np.ndarray, core: np.ndarray, policy: str,
+                          frame_masks: dict[int, np.ndarray], dropped: list[int]) -> None:
+    """The release's rule for a pointer: drop its frame when it covers the lung core (policy "drop"), else mask it."""
+    if policy == "drop" and (blob & core).any():
+        dropped.append(index)
+    else:
+        frame_masks[index] = main | blob
 
 
 def _still_bright(grays: Sequence[np.ndarray], main: np.ndarray) -> np.ndarray:
@@ -795,12 +800,8 @@ def detect_frames(
                               (rows, cols), (height, width), static_colour)
         if index in whites:
             blob = whites[index] if blob is None else blob | whites[index]
-        if blob is None:
-            continue
-        if pointer_policy == "drop" and (blob & core).any():
-            dropped.append(index)
-        else:
-            frame_masks[index] = main | blob
+        if blob is not None:
+            _apply_pointer_policy(index, blob, main, core, pointer_policy, frame_masks, dropped)
     detection = Detection(
         clip_id=clip_id,
         probe=fov.probe,
