@@ -1,0 +1,82 @@
+"""processing.png: the PNG files decode, in every common reader, to exactly the pixels written."""
+
+from __future__ import annotations
+
+import io
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from processing.clips import iter_frames
+from processing.png import encode_png
+
+
+def _pillow(data: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(data))
+    image.verify()  # chunk CRCs and structure
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def _opencv(data: bytes) -> np.ndarray:
+    out = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    return out[:, :, ::-1] if out.ndim == 3 else out
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 7, 3), (9, 1, 3), (37, 53, 3), (120, 161, 3), (31, 17)])
+def test_random_images_decode_to_the_same_pixels_in_pillow_and_opencv(shape) -> None:
+    rng = np.random.default_rng(sum(shape))
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
+    data = encode_png(image)
+    assert np.array_equal(_pillow(data), image)
+    assert np.array_equal(_opencv(data), image)
+    assert Image.open(io.BytesIO(data)).mode == ("RGB" if len(shape) == 3 else "L")
+
+
+def test_up_filter_rows_that_wrap_below_zero_and_a_non_contiguous_view() -> None:
+    image = np.zeros((6, 10, 3), np.uint8)
+    image[::2] = 255  # every Up difference is +-255: wraps modulo 256 both ways
+    view = np.arange(6 * 20 * 3, dtype=np.uint32).astype(np.uint8).reshape(6, 20, 3)[:, ::2]  # strided
+    for array in (image, view):
+        assert np.array_equal(_pillow(encode_png(array)), array)
+
+
+def test_the_stream_holds_up_filtered_rows_and_the_header_the_size() -> None:
+    image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+    data = encode_png(image)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data[12:16] == b"IHDR" and int.from_bytes(data[16:20], "big") == 5 and int.from_bytes(data[20:24], "big") == 4
+    idat = data.index(b"IDAT")
+    raw = zlib.decompress(data[idat + 4: idat + 4 + int.from_bytes(data[idat - 4: idat], "big")])
+    rows = np.frombuffer(raw, np.uint8).reshape(4, 16)
+    assert list(rows[:, 0]) == [0, 2, 2, 2]  # None for the first row, Up for the rest
+    assert np.array_equal(rows[1:, 1:], np.full((3, 15), 15, np.uint8))  # each row is the one above + 15
+    assert data.endswith(b"IEND\xaeB`\x82")
+
+
+def test_the_same_pixels_give_the_same_bytes() -> None:
+    image = np.random.default_rng(3).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    assert encode_png(image) == encode_png(image.copy())
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4, 4), np.uint8),
+                                 np.zeros((0, 4, 3), np.uint8), np.zeros(5, np.uint8)])
+def test_other_arrays_are_refused_naming_the_shape(bad) -> None:
+    with pytest.raises(ValueError, match=r"encode_png"):
+        encode_png(bad)
+
+
+def test_real_frames_round_trip_and_are_smaller_than_opencv_level_2(realdata: Path) -> None:
+    clip = realdata / "videos" / "grepmed__Cov-grep-7431.mp4"
+    ours = theirs = 0
+    for frame in iter_frames(clip):
+        if frame.index % 20:
+            continue
+        data = encode_png(frame.image)
+        assert np.array_equal(_pillow(data), frame.image)
+        ours += len(data)
+        theirs += len(cv2.imencode(".png", frame.image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 2])[1])
+    assert 0 < ours < theirs
