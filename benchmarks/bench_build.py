@@ -25,6 +25,7 @@ Usage: python benchmarks/bench_build.py [--videos DIR] [--limit N] [--scale S] [
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -88,23 +89,52 @@ def demo_build(scale: float, work: Path) -> dict:
 # ---- 2. real clips: floor, ours, upstream-style baseline
 
 
-def floor(path: Path, window, tmp: Path) -> None:
-    info = probe_header(path)  # no decode: the floor decodes the clip once, as ours now does
-    with VideoWriter(tmp / "floor.mp4", window.w, window.h, info.fps) as writer:
+def floor(path: Path, window, tmp: Path, png: bool = True, video: bool = True, x264_threads: int = 0) -> None:
+    """Decode + encode alone: the header (no decode), one decode, the crop, and the encodes a build writes, with
+    the same encoders and nothing else (no mask, no inpainting, no bookkeeping): every frame as PNG
+    (``processing.png``, compressed on ``WORKERS`` threads as ours does) and/or a lossless H.264 video of every
+    frame. x264 on its automatic thread count (fastest alone; ours fixes one thread for machine-independent bytes).
+    ``png=False, video=True`` is the one-encode floor this benchmark used before 2026-11-27."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from processing.pipeline import WORKERS
+    from processing.png import encode_png
+
+    def save(image: np.ndarray, name: Path) -> None:
+        name.write_bytes(encode_png(image))
+
+    info = probe_header(path)
+    (tmp / "floor").mkdir(exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(WORKERS))
+        writer = stack.enter_context(VideoWriter(tmp / "floor.mp4", window.w, window.h, info.fps,
+                                                 threads=x264_threads)) if video else None
+        pending: deque = deque()
         for frame in iter_frames(path):
-            writer.write(np.ascontiguousarray(crop(frame.image, window)), frame.timestamp)
+            image = crop(frame.image, window)
+            if png:
+                pending.append(pool.submit(save, image, tmp / "floor" / f"{frame.index}.png"))
+                while len(pending) >= 2 * WORKERS + 2:
+                    pending.popleft().result()
+            if writer is not None:
+                writer.write(image, frame.timestamp)
+        for future in pending:
+            future.result()
 
 
-def ours(path: Path, window, mask_file: Path, tmp: Path) -> None:
+def ours(path: Path, window, mask_file: Path, tmp: Path, video: bool = True) -> dict:
+    """What a build runs per clip (processing.processed.run_job): what planning needs (the header, no decode, as
+    no max_frames is set; its size gives the crop), then process_clip, which decodes the clip once and writes the
+    PNG frames (NS inpainting of the mask's regions), and with ``video`` the clean lossless video and a copy of
+    the original (a ``videos-*`` build; a ``frames-*`` build writes no video). Returns the record's timings."""
     from processing.pipeline import ClipPlan, ProcessingOptions, clip_for_plan, process_clip
 
-    # What a build runs (processing.processed.run_job): what planning needs (the header, no decode, as no
-    # max_frames is set; its size gives the crop), then process_clip, which decodes the clip once and writes the
-    # clean video, the PNG frames (no cropped video) and a copy of the original.
     forget_probes()
-    options = ProcessingOptions(write_cropped=False)
+    options = ProcessingOptions(write_cropped=False, write_videos=video)
     clip_for_plan(path, options)
-    process_clip(path, ClipPlan("bench", "convex", window, mask_file), tmp / "ours", options)
+    record = process_clip(path, ClipPlan("bench", "convex", window, mask_file), tmp / f"ours-{video}", options)
+    return dict(record.timings)
 
 
 def _zero_pad(array: np.ndarray, pad: int = 5) -> np.ndarray:
@@ -175,12 +205,26 @@ def upstream_style(path: Path, window, mask: np.ndarray, tmp: Path) -> None:
     writer.release()
 
 
+#: The runs per clip, in this order: (label, function, keyword arguments). Each ours_* has its floor_* (the same
+#: encodes, nothing else); floor_x264 is the one-encode floor used until 2026-11-27, kept for comparison.
+RUNS = (
+    ("floor_frames", "floor", {"png": True, "video": False}),
+    ("ours_frames", "ours", {"video": False}),
+    ("floor_videos", "floor", {"png": True, "video": True}),
+    ("ours_videos", "ours", {"video": True}),
+    ("floor_x264", "floor", {"png": False, "video": True}),
+    ("upstream", "upstream", {}),
+)
+
+
 def real_clips(videos: Path, limit: int | None) -> dict:
     from PIL import Image
 
     clips = sorted(p for p in videos.iterdir() if p.suffix.lower() in CLIP_SUFFIXES)[: limit or None]
-    rows, totals = [], {"frames": 0, "floor": 0.0, "ours": 0.0, "upstream": 0.0}
-    cpu = {"floor": 0.0, "ours": 0.0, "upstream": 0.0}
+    labels = [label for label, _f, _k in RUNS]
+    rows, wall, cpu = [], dict.fromkeys(labels, 0.0), dict.fromkeys(labels, 0.0)
+    stages: dict[str, float] = {}
+    n = 0
     for path in clips:
         info = probe_clip(path)
         window = centred_window(info.width, info.height)
@@ -190,26 +234,36 @@ def real_clips(videos: Path, limit: int | None) -> dict:
             tmp = Path(name)
             mask_file = tmp / "mask.png"
             Image.fromarray(mask.astype(np.uint8) * 255).save(mask_file)
-            for stage, run, stage_args in (("floor", floor, (path, window, tmp)),
-                                           ("ours", ours, (path, window, mask_file, tmp)),
-                                           ("upstream", upstream_style, (path, window, mask, tmp))):
+            for label, kind, kwargs in RUNS:
                 start, cpu_start = time.perf_counter(), time.process_time()
-                run(*stage_args)
+                if kind == "floor":
+                    floor(path, window, tmp, **kwargs)
+                elif kind == "ours":
+                    timings = ours(path, window, mask_file, tmp, **kwargs)
+                    if label == "ours_videos":
+                        for stage, seconds in timings.items():
+                            stages[stage] = stages.get(stage, 0.0) + seconds
+                else:
+                    upstream_style(path, window, mask, tmp)
                 seconds = time.perf_counter() - start
-                cpu[stage] += time.process_time() - cpu_start
-                totals[stage] += seconds
-                row[f"{stage}_fps"] = round(info.frame_count / seconds, 1)
-        totals["frames"] += info.frame_count
+                cpu[label] += time.process_time() - cpu_start
+                wall[label] += seconds
+                row[f"{label}_fps"] = round(info.frame_count / seconds, 1)
+        n += info.frame_count
         rows.append(row)
         print(json.dumps(row), flush=True)
-    n = totals["frames"]
-    summary = {"clips": len(rows), "frames": n, **{f"{k}_fps": round(n / totals[k], 1) for k in
-                                                    ("floor", "ours", "upstream")}}
-    summary["ours_vs_upstream"] = round(summary["ours_fps"] / summary["upstream_fps"], 2)
-    summary["floor_vs_ours"] = round(summary["floor_fps"] / summary["ours_fps"], 2)
+    fps = {label: n / wall[label] for label in labels}
+    summary: dict = {"clips": len(rows), "frames": n, **{f"{k}_fps": round(v, 1) for k, v in fps.items()}}
     summary.update({f"{k}_cpu_ms_per_frame": round(1000 * v / n, 2) for k, v in cpu.items()})
-    summary["ours_vs_upstream_cpu"] = round(cpu["upstream"] / cpu["ours"], 2)
-    summary["floor_vs_ours_cpu"] = round(cpu["ours"] / cpu["floor"], 2)
+    for kind in ("frames", "videos"):
+        summary[f"ours_{kind}_vs_upstream"] = round(fps[f"ours_{kind}"] / fps["upstream"], 2)
+        summary[f"floor_{kind}_vs_ours"] = round(fps[f"floor_{kind}"] / fps[f"ours_{kind}"], 2)
+        summary[f"ours_{kind}_vs_upstream_cpu"] = round(cpu["upstream"] / cpu[f"ours_{kind}"], 2)
+        summary[f"floor_{kind}_vs_ours_cpu"] = round(cpu[f"ours_{kind}"] / cpu[f"floor_{kind}"], 2)
+    summary["floor_x264_vs_ours_videos"] = round(fps["floor_x264"] / fps["ours_videos"], 2)
+    # Stage fps of ours_videos from process_clip's timings (inpaint and write are summed over the frame threads,
+    # so they can exceed the wall time; probe is the header read).
+    summary["ours_videos_stage_fps"] = {k: round(n / v, 1) for k, v in stages.items() if v > 0}
     largest = max(clips, key=lambda p: (lambda i: i.width * i.height * i.frame_count)(probe_clip(p)))
     return {"rows": rows, "summary": summary, "peak_memory": peak_memory(largest)}
 

@@ -216,7 +216,7 @@ def _clean_frame(
     clean = inpaint(image, mask, options.inpaint, boxes=boxes) if mask is not None and boxes else image
     now = time.perf_counter()
     if save_to is not None:
-        _save_image(np.ascontiguousarray(clean), save_to, options)
+        _save_image(clean, save_to, options)  # a view of the decoded frame when nothing was masked
     return clean, now - clock, time.perf_counter() - now
 
 

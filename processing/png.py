@@ -41,12 +41,13 @@ def encode_png(image: np.ndarray, level: int = LEVEL) -> bytes:
     if height == 0 or width == 0:
         raise ValueError(f"encode_png got an empty image {image.shape}")
     channels = 1 if image.ndim == 2 else 3
-    rows = np.ascontiguousarray(image).reshape(height, width * channels)
-    filtered = np.empty((height, width * channels + 1), dtype=np.uint8)
+    pixels = image.reshape(height, width, channels)  # a view (grey gains an axis); any strides, no copy
+    filtered = np.empty((height, width * channels + 1), dtype=np.uint8)  # each row: filter type, then bytes
     filtered[0, 0] = _NONE
-    filtered[0, 1:] = rows[0]
     filtered[1:, 0] = _UP
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # Up: Raw(x) - Prior(x) mod 256 (uint8 wraps)
+    rows = filtered[:, 1:].reshape(height, width, channels)  # splits the contiguous row axis: always a view
+    rows[0] = pixels[0]
+    np.subtract(pixels[1:], pixels[:-1], out=rows[1:])  # Up: Raw(x) - Prior(x) mod 256 (uint8 wraps)
     header = struct.pack(">IIBBBBB", width, height, 8, 2 if channels == 3 else 0, 0, 0, 0)
     return b"".join((_SIGNATURE, _chunk(b"IHDR", header),
                      _chunk(b"IDAT", deflate.zlib_compress(filtered.data, level)), _chunk(b"IEND", b"")))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -109,6 +112,39 @@ def test_video_writer_is_lossless_keeps_odd_size_and_timestamps(tmp_path: Path) 
     assert [f.timestamp for f in decoded] == pytest.approx(stamps)
     for frame, image in zip(decoded, images, strict=True):
         assert np.array_equal(frame.image, image)
+
+
+_WRITE_ON_CPUS = """
+import hashlib, os, sys
+import numpy as np
+from processing.clips import VideoWriter
+os.sched_setaffinity(0, {int(c) for c in sys.argv[2].split(",")})
+rng = np.random.default_rng(7)
+base = rng.integers(0, 256, (272, 368, 3), dtype=np.uint8)
+with VideoWriter(sys.argv[1], 352, 256, fps=25, threads=int(sys.argv[3])) as writer:
+    for n in range(24):  # a moving texture: inter prediction with motion vectors
+        writer.write(base[n % 16: n % 16 + 256, n: n + 352], n / 25)
+print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to compare")
+def test_video_bytes_do_not_depend_on_the_machines_cores(tmp_path: Path) -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+
+    def digest(allowed: list[int], threads: int) -> str:
+        done = subprocess.run([sys.executable, "-c", _WRITE_ON_CPUS, str(tmp_path / f"{len(allowed)}-{threads}.mp4"),
+                               ",".join(map(str, allowed)), str(threads)],
+                              capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
+        return done.stdout.strip()
+
+    # x264's automatic thread count follows the CPUs the process may use, and its output follows the threads:
+    assert digest(cpus[:1], 0) != digest(cpus, 0)
+    # the writer's default fixes the count, so one CPU or all of them write the same file
+    assert digest(cpus[:1], 1) == digest(cpus, 1)
+    with VideoWriter(tmp_path / "default.mp4", 16, 16, fps=25) as writer:
+        writer.write(np.zeros((16, 16, 3), np.uint8), 0.0)
+    assert b" threads=1 " in (tmp_path / "default.mp4").read_bytes()  # x264's options string, in the stream
 
 
 REAL = ["butterfly__Reg_Butterfly_Normal_Lung_A_lines.avi", "litfl__Reg_liftl_pneucase3_clip1.mp4",
