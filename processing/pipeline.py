@@ -288,10 +288,11 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
         staging = Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix=f".{plan.clip_id}.tmp-", dir=outputs["images"])
         ))
-        # Decoding, cropping and the video encoders run here; inpainting and image compression (both release the
-        # GIL) on WORKERS threads, at most IMAGE_QUEUE frames ahead, so memory stays bounded. The clean video takes
-        # the frames back in source order. The pool is shut down (queued work cancelled, running work finished)
-        # before the staging folder goes.
+        # Decoding and cropping run here; inpainting and image compression (both release the GIL) on WORKERS
+        # threads, at most IMAGE_QUEUE frames ahead, so memory stays bounded; the clean video is encoded on a thread
+        # of its own (x264 runs on one thread, see VideoWriter), which takes the clean frames in source order, at
+        # most IMAGE_QUEUE behind. Both pools are shut down (queued work cancelled, running work finished) before
+        # the video writers close and the staging folder goes.
         pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="covidx-frame")
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         writers: dict[str, VideoWriter] = {}
@@ -300,6 +301,14 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
             for kind in ("cropped", "clean") if options.write_cropped else ("clean",):
                 temps[kind] = stack.enter_context(atomic_write(outputs[kind]))
                 writers[kind] = stack.enter_context(VideoWriter(temps[kind], *crop_size, fps))
+        encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="covidx-video")  # one thread: in order
+        stack.callback(encoder.shutdown, wait=True, cancel_futures=True)
+        encoding: deque[Future] = deque()
+
+        def encode(clean: np.ndarray, timestamp: float) -> float:
+            clock = time.perf_counter()
+            writers["clean"].write(clean, timestamp)
+            return time.perf_counter() - clock
 
         def finish_one() -> None:
             future, timestamp = in_flight.popleft()
@@ -307,9 +316,9 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
             timings["inpaint"] += inpaint_s
             timings["write"] += write_s
             if "clean" in writers:
-                clock = time.perf_counter()
-                writers["clean"].write(clean, timestamp)
-                timings["encode"] += time.perf_counter() - clock
+                encoding.append(encoder.submit(encode, clean, timestamp))
+                while len(encoding) >= IMAGE_QUEUE:
+                    timings["encode"] += encoding.popleft().result()  # re-raises a failed encode
 
         frames = stack.enter_context(contextlib.closing(iter(reader)))  # closed early when a check fails
         frame_bar = progress.bar(desc=plan.clip_id, total=info.frame_count if info is not None else None)
@@ -351,6 +360,8 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
             clock = time.perf_counter()
         while in_flight:
             finish_one()
+        while encoding:
+            timings["encode"] += encoding.popleft().result()
         assert reader.info is not None  # the reader raised otherwise
         if info is None:
             info = reader.info  # the probe's result, from this same decode (truncation checks included)

@@ -144,6 +144,30 @@ def test_failure_mid_clip_leaves_no_partial_output(tmp_path: Path) -> None:
     assert leftovers == []
 
 
+def test_a_failing_video_encode_stops_the_clip_and_leaves_nothing(tmp_path: Path, clip: Path, monkeypatch) -> None:
+    """The clean video is encoded on a thread of its own: its failure must still reach the caller, stop the clip,
+    and leave neither the video, nor frames, nor a temporary file, nor a running thread behind."""
+    import threading
+
+    from processing import clips
+
+    real_write, calls = clips.VideoWriter.write, []
+
+    def failing_write(self, image, timestamp):  # a disk that fills up at the 5th frame
+        calls.append(timestamp)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device")
+        real_write(self, image, timestamp)
+
+    monkeypatch.setattr(clips.VideoWriter, "write", failing_write)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space left"):
+        process_clip(clip, ClipPlan("c", "convex", WINDOW, mark_mask(tmp_path / "m.png")), out, ProcessingOptions())
+    assert [p for p in out.rglob("*") if p.is_file()] == []
+    assert not [t for t in threading.enumerate() if t.name.startswith(("covidx-video", "covidx-frame"))]
+    assert len(calls) >= 5
+
+
 def test_window_outside_the_frame_names_the_clip(tmp_path: Path, clip: Path) -> None:
     with pytest.raises(ClipError, match=r"us clip\.mp4.*outside the 64x48 frame"):
         process_clip(clip, ClipPlan("c", "convex", Window(30, 0, 40, 48)), tmp_path / "out", ProcessingOptions())
