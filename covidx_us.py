@@ -472,11 +472,13 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
     def _process(self, jobs: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """Records of every job (cached ones reused, the others processed in ``num_proc`` processes) and the
         reasons of the clips that failed. Sets ``processed_now`` / ``reused`` (video ids) for the caller."""
-        from processing.processed import cached_record, init_worker, run_job
+        from processing.processed import cached_record, init_worker, mark_cache, run_job
 
         records: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
         todo = []
+        for root in {job.out_root for job in jobs.values()}:  # one folder per processing key
+            mark_cache(root, self.config.processing_key())
         for vid, job in jobs.items():
             cached = cached_record(job)
             if cached is not None:

@@ -88,6 +88,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    "(default, as the release did) or mask (inpaint the pointer)")
     p.add_argument("--num-proc", type=int, dest="num_proc", metavar="N",
                    help="worker processes for clip processing (default: every core); results do not depend on it")
+    p.add_argument("--prune-cache", action="store_true",
+                   help="after the build, delete the processed clips that older covidx-us versions left in the "
+                   "cache (this version never reads them; other parameters' clips are kept)")
     p.set_defaults(func=run)
     return p
 
@@ -237,4 +240,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: videos {videos}; examples {examples}; clips processed {len(summary['processed'])}, "
               f"reused {len(summary['reused'])}")
     print(f"exported to {output} (load_dataset({output.name!r}, name) from {output.absolute().parent})")
+    report_stale_caches(Path(parameters_from_args(args)["work_dir"]), prune=args.prune_cache)
     return 0
+
+
+def report_stale_caches(work_dir: Path, prune: bool) -> None:
+    """Say how much of ``work_dir/processed`` older covidx-us versions left there; with ``prune``, delete it.
+    Runs after the export, so an interrupted build never loses a cache it could still use."""
+    import shutil
+
+    from covidx_us import PROCESSING_FORMAT
+    from processing.processed import stale_caches
+
+    stale = stale_caches(work_dir / "processed", PROCESSING_FORMAT)
+    if not stale:
+        return
+    size = sum(n for _p, n in stale) / 1e6
+    if not prune:
+        print(f"{len(stale)} processed-clip caches in {work_dir / 'processed'} were made by an older covidx-us and "
+              f"are never read again ({size:.1f} MB); --prune-cache deletes them")
+        return
+    for folder, _n in stale:
+        shutil.rmtree(folder)
+    print(f"deleted {len(stale)} processed-clip caches of older covidx-us versions from {work_dir / 'processed'} "
+          f"({size:.1f} MB)")

@@ -129,6 +129,54 @@ class ClipJob:
         return out
 
 
+KEY_FILE = "key.json"  # in each processed cache folder: the processing key that named it
+
+
+def mark_cache(out_root: Path, key: dict[str, Any]) -> None:
+    """Write ``out_root/key.json``, the processing key (with its ``format``) that names this cache folder, unless
+    it already says the same: :func:`stale_caches` tells the folders of older processing formats by it."""
+    path = Path(out_root) / KEY_FILE
+    text = json.dumps(key, sort_keys=True, default=str, indent=1) + "\n"
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for base, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(base, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def stale_caches(processed_dir: Path, current_format: int) -> list[tuple[Path, int]]:
+    """The processed cache folders in ``processed_dir`` that this version of covidx-us never reads again, with
+    their size in bytes: those whose ``key.json`` names an older processing format, or that have none (folders
+    made before key files existed). Folders of the current or a newer format, other parameters included, are kept.
+    Only folders named as the builder names them (16 hex digits) are considered."""
+    out = []
+    if not Path(processed_dir).is_dir():
+        return out
+    for folder in sorted(Path(processed_dir).iterdir()):
+        if not folder.is_dir() or len(folder.name) != 16 or any(c not in "0123456789abcdef" for c in folder.name):
+            continue
+        try:
+            fmt = json.loads((folder / KEY_FILE).read_text()).get("format")
+        except (OSError, ValueError, AttributeError):
+            fmt = None
+        if not isinstance(fmt, int) or fmt < current_format:
+            out.append((folder, _folder_bytes(folder)))
+    return out
+
+
 def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 

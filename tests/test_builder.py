@@ -820,3 +820,47 @@ def test_pointer_policy_mask_keeps_pointer_frames_with_their_pointer_masked(simu
     assert set(dropping.dropped_frames) <= set(masking.frame_masks)  # the dropped frames are masked instead
     with pytest.raises(InvalidChoiceError, match="invalid pointer_policy 'keep'; valid values: mask, drop"):
         dataclasses.replace(job, pointer_policy="keep")
+
+
+@pytest.mark.slow
+def test_prune_cache_deletes_only_what_older_versions_left(tiny, tmp_path, capsys):
+    sim, _catalogue, site = tiny
+    args = ["build", "--config", "frames-binary", "--release-dir", str(sim.release_dir), "--custom-release",
+            "--mirror", site.prefix, "--no-original", "--delay", "0", "--cache-dir", str(tmp_path / "cache"),
+            "--output", str(tmp_path / "out")]
+    assert cli.main(args) == 0
+    processed = tmp_path / "cache" / "processed"
+    (current,) = [p for p in processed.iterdir() if p.is_dir()]
+    key = json.loads((current / "key.json").read_text())
+    assert key == json.loads(json.dumps(CovidxUSConfig(name="frames-binary").processing_key()))
+    assert key["format"] == PROCESSING_FORMAT
+    records = sorted(p.name for p in (current / "records").iterdir())
+    assert "older covidx-us" not in capsys.readouterr().out  # nothing stale yet: no hint
+
+    def folder(name: str, fmt: int | None, size: int) -> Path:
+        path = processed / name
+        (path / "data" / "image" / "clean").mkdir(parents=True)
+        (path / "data" / "image" / "clean" / "f.png").write_bytes(b"x" * size)
+        if fmt is not None:
+            (path / "key.json").write_text(json.dumps({"format": fmt}))
+        return path
+
+    before_keys = folder("0123456789abcdef", None, 1_500_000)  # made before key files existed
+    older = folder("fedcba9876543210", PROCESSING_FORMAT - 1, 1_000_000)
+    newer = folder("aaaaaaaaaaaaaaaa", PROCESSING_FORMAT + 1, 10)  # a newer covidx-us's: not ours to delete
+    other = folder("my-notes", None, 10)  # not a cache folder's name
+
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 processed-clip caches" in out and "(2.5 MB)" in out and "--prune-cache deletes them" in out
+    assert before_keys.is_dir() and older.is_dir()
+
+    assert cli.main([*args, "--prune-cache"]) == 0
+    assert "deleted 2 processed-clip caches" in capsys.readouterr().out
+    assert not before_keys.exists() and not older.exists()
+    assert newer.is_dir() and other.is_dir()
+    assert sorted(p.name for p in (current / "records").iterdir()) == records  # this build's cache is intact
+
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "older covidx-us" not in out and "clips processed 0" in out  # the kept cache is still used
