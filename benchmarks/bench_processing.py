@@ -4,8 +4,9 @@ Usage: python benchmarks/bench_processing.py [--videos DIR] [--limit N]
 Default DIR is ../shared/realdata/videos (skipped with a message when absent). Each stage is timed on its own
 over every frame of every clip: decode = iter_frames; crop = a centred window of 80% (copied, as the pipeline
 hands it on); inpaint = NS, radius 3, on a release-like overlay mask (corner text + depth scale + dot, dilated
-5x5), regional (regions found once per mask) vs whole-frame cv2.inpaint; encode = the lossless H.264 writer. Peak memory: process_clip on the
-largest clip in a child process (ru_maxrss) and tracemalloc's peak of Python/numpy allocations.
+5x5), regional (regions found once per mask) vs whole-frame cv2.inpaint; encode = the lossless H.264 writer
+(one x264 thread, as builds run it); png = processing.png.encode_png of the clean frame (in memory). Peak memory:
+process_clip on the largest clip in a child process (ru_maxrss) and tracemalloc's peak of Python/numpy allocations.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from processing.clips import VideoWriter, iter_frames, probe_clip  # noqa: E402
 from processing.crop import crop  # noqa: E402
 from processing.inpaint import inpaint, margin, regions  # noqa: E402
 from processing.masks import dilate  # noqa: E402
+from processing.png import encode_png  # noqa: E402
 from processing.windows import Window  # noqa: E402
 
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "realdata" / "videos"
@@ -54,7 +56,7 @@ def bench_clip(path: Path) -> dict:
     mask = overlay_mask(window.w, window.h)
     mask8 = mask.astype(np.uint8) * 255
     boxes = regions(mask, margin())  # found once per mask, as process_clip does
-    t = {"decode": 0.0, "crop": 0.0, "inpaint": 0.0, "inpaint_whole": 0.0, "encode": 0.0}
+    t = {"decode": 0.0, "crop": 0.0, "inpaint": 0.0, "inpaint_whole": 0.0, "encode": 0.0, "png": 0.0}
     n = 0
     with tempfile.TemporaryDirectory() as tmp, VideoWriter(Path(tmp) / "o.mp4", window.w, window.h, info.fps) as out:
         clock = time.perf_counter()
@@ -69,10 +71,13 @@ def bench_clip(path: Path) -> dict:
             t3 = time.perf_counter()
             out.write(clean, frame.timestamp)
             t4 = time.perf_counter()
+            encode_png(clean)
+            t5 = time.perf_counter()
             t["crop"] += t1 - t0
             t["inpaint"] += t2 - t1
             t["inpaint_whole"] += t3 - t2
             t["encode"] += t4 - t3
+            t["png"] += t5 - t4
             n += 1
             clock = time.perf_counter()
     return {"clip": path.name, "size": f"{info.width}x{info.height}", "frames": n, "mask_px": int(mask.sum()),
@@ -138,13 +143,13 @@ def main() -> int:
           f"cv2 {cv2.__version__}, threads {cv2.getNumThreads()}")
     rows = [bench_clip(p) for p in clips]
     header = ["clip", "size", "frames", "mask_px", "decode_fps", "crop_fps", "inpaint_fps", "inpaint_whole_fps",
-              "encode_fps"]
+              "encode_fps", "png_fps"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(str(row[h]) for h in header) + " |")
     frames = sum(r["frames"] for r in rows)
-    for stage in ("decode", "crop", "inpaint", "inpaint_whole", "encode"):
+    for stage in ("decode", "crop", "inpaint", "inpaint_whole", "encode", "png"):
         seconds = sum(r["frames"] / r[f"{stage}_fps"] for r in rows if r[f"{stage}_fps"])
         print(f"total {stage}: {frames} frames in {seconds:.2f} s = {frames / seconds:.1f} fps")
     largest = max(clips, key=lambda p: (lambda i: i.width * i.height * i.frame_count)(probe_clip(p)))
