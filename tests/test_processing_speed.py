@@ -57,3 +57,33 @@ def test_threaded_pipeline_writes_each_frame_inpainted_in_order(tmp_path: Path) 
     assert [round(f.timestamp, 6) for f in video] == [i / 10 for i in kept]
     for got, want in zip(video, expected, strict=True):
         assert np.array_equal(got.image, want)
+
+
+def test_memory_does_not_grow_with_the_clip_length(tmp_path: Path) -> None:
+    """A clip streams through process_clip: the peak of Python/NumPy allocations (tracemalloc, every thread) for a
+    clip ten times longer stays that of the short one, far below what holding the clip would take."""
+    import gc
+    import tracemalloc
+
+    from tests.clipfactory import textured_frames
+
+    width, height = 320, 240
+    mask = np.zeros((height, width), np.uint8)
+    mask[4:40, 4:120] = 255  # a text box and a depth scale to inpaint on every frame
+    mask[30:210, 300:312] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    peaks = {}
+    for frames in (30, 300):
+        clip = write_clip(tmp_path / f"c{frames}.mp4", textured_frames(frames, width, height), fps=25, kind="mp4")
+        gc.collect()
+        tracemalloc.start()
+        try:
+            record = process_clip(clip, ClipPlan(f"c{frames}", "convex", None, tmp_path / "mask.png"),
+                                  tmp_path / "out", ProcessingOptions())
+            peaks[frames] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert record.frames_kept == frames and record.frames_masked == frames and record.clean_video is not None
+    whole_clip = 300 * width * height * 3  # 69 MB: what holding the decoded clip once would take
+    assert peaks[300] < 1.5 * peaks[30] + 2_000_000, peaks
+    assert peaks[300] < whole_clip / 8, peaks
