@@ -39,6 +39,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCardData
 
 from processing.errors import CovidxError
+from processing.fileutil import folder_bytes
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +105,6 @@ def _write_config(ds_dict: datasets.DatasetDict, config_dir: Path, max_shard_byt
             ds.shard(num_shards=num_shards, index=index, contiguous=True).to_parquet(str(config_dir / name))
         splits[split] = SplitInfo(name=split, num_bytes=nbytes, num_examples=len(ds))
     return splits
-
-
-def _folder_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def _source_counts(ds_dict: datasets.DatasetDict) -> Counter[str]:
@@ -232,7 +229,7 @@ def export_hub_folder(
             info = DatasetInfo(
                 features=features,
                 splits=SplitDict({k: v for k, v in splits.items()}),
-                download_size=_folder_size(tmp / name),
+                download_size=folder_bytes(tmp / name),
                 dataset_size=sum(s.num_bytes for s in splits.values()),
                 config_name=name,
             )

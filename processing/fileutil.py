@@ -1,4 +1,4 @@
-"""Small file helpers shared by every layer: atomic writes and streaming digests."""
+"""Small file helpers shared by every layer: atomic writes, streaming digests and folder sizes."""
 
 from __future__ import annotations
 
@@ -37,3 +37,15 @@ def sha256_file(path: Path | str, block: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(block), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def folder_bytes(folder: Path | str) -> int:
+    """Total size of the files under ``folder`` (symlinks not followed; a file that vanishes meanwhile counts 0)."""
+    total = 0
+    for base, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(base, name)).st_size
+            except OSError:
+                pass
+    return total

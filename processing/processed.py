@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from processing.errors import ClipError, CovidxError, check_choice
-from processing.fileutil import atomic_write
+from processing.fileutil import atomic_write, folder_bytes
 from processing.windows import Window
 
 if TYPE_CHECKING:  # the pipeline (OpenCV, PyAV) is imported on first use: the builder imports this module eagerly
@@ -146,17 +146,6 @@ def mark_cache(out_root: Path, key: dict[str, Any]) -> None:
         tmp.write_text(text)
 
 
-def _folder_bytes(folder: Path) -> int:
-    total = 0
-    for base, _dirs, files in os.walk(folder):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(base, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def stale_caches(processed_dir: Path, current_format: int) -> list[tuple[Path, int]]:
     """The processed cache folders in ``processed_dir`` that this version of covidx-us never reads again, with
     their size in bytes: those whose ``key.json`` names an older processing format, or that have none (folders
@@ -173,7 +162,7 @@ def stale_caches(processed_dir: Path, current_format: int) -> list[tuple[Path, i
         except (OSError, ValueError, AttributeError):
             fmt = None
         if not isinstance(fmt, int) or fmt < current_format:
-            out.append((folder, _folder_bytes(folder)))
+            out.append((folder, folder_bytes(folder)))
     return out
 
 
