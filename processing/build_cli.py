@@ -233,14 +233,15 @@ def build_record(names: tuple[str, ...], params: dict[str, Any], parameters: dic
 
 def run(args: argparse.Namespace) -> int:
     names = config_names(args.config)
-    output, summaries = build(names, parameters_from_args(args), Path(args.output))
+    params = parameters_from_args(args)
+    output, summaries = build(names, params, Path(args.output))
     for name, summary in summaries.items():
         videos = ", ".join(f"{s} {n}" for s, n in summary["videos"].items())
         examples = ", ".join(f"{s} {n}" for s, n in summary["examples"].items())
         print(f"{name}: videos {videos}; examples {examples}; clips processed {len(summary['processed'])}, "
               f"reused {len(summary['reused'])}")
     print(f"exported to {output} (load_dataset({output.name!r}, name) from {output.absolute().parent})")
-    report_stale_caches(Path(parameters_from_args(args)["work_dir"]), prune=args.prune_cache)
+    report_stale_caches(Path(params["work_dir"]), prune=args.prune_cache)
     return 0
 
 
