@@ -42,7 +42,6 @@ only logs the differences (processing parameters such as max_frames do not chang
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -57,7 +56,7 @@ import datasets
 
 from processing.catalogue import CLASSES, PROBES, SOURCES, TASKS, VERSIONS
 from processing.errors import ClipError, CovidxError, DownloadError, InvalidChoiceError, check_choice
-from processing.fileutil import atomic_write
+from processing.fileutil import atomic_write, json_digest
 from processing.processed import CROP_MODES, MASK_MODES, POINTER_POLICIES
 from processing.progress import progress
 from processing.splits import SCHEMES, assign_splits, split_names
@@ -317,13 +316,9 @@ def compare_counts(expected: Mapping[str, int], actual: Mapping[str, int]) -> li
             for split in sorted(set(expected) | set(actual)) if expected.get(split, 0) != actual.get(split, 0)]
 
 
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def download_digest(downloads: Any) -> str:
     """sha256 of the download manifest of a build: sorted (video id, status, sha256, size) rows."""
-    return _digest(sorted(set(map(tuple, downloads))))
+    return json_digest(sorted(set(map(tuple, downloads))))
 
 
 def _media(name: str, data: bytes) -> dict[str, Any]:
@@ -362,7 +357,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         config = dataclasses.replace(base, **overrides) if overrides else base
         if config_id is None:
             changed = {k: v for k, v in config.parameters().items() if v != base.parameters()[k] and k != "num_proc"}
-            config_id = name if not changed else f"{name}-{_digest(changed)[:16]}"
+            config_id = name if not changed else f"{name}-{json_digest(changed)[:16]}"
         return config, config_id
 
     def _info(self) -> datasets.DatasetInfo:
@@ -465,7 +460,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                                     write_videos=need_video, write_cropped=False,
                                     mask_dirs=config.all_mask_dirs())
         return ClipJob(video=video, source=Path(result.path), source_sha256=result.sha256, mask_dir=mask_dir,
-                       out_root=work / "processed" / _digest(config.processing_key())[:16], options=options,
+                       out_root=work / "processed" / json_digest(config.processing_key())[:16], options=options,
                        crop=config.crop, masks=config.masks, official=catalogue.official, need_video=need_video,
                        pointer_policy=config.pointer_policy)
 

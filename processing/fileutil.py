@@ -1,9 +1,10 @@
-"""Small file helpers shared by every layer: atomic writes, streaming digests and folder sizes."""
+"""Small file helpers shared by every layer: atomic writes, digests (of files, of JSON data) and folder sizes."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -28,6 +29,11 @@ def atomic_write(path: Path | str, suffix: str | None = None) -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def json_digest(data: object) -> str:
+    """Hex sha256 of ``data`` as canonical JSON (sorted keys; other types by ``str``): a key for caches."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def sha256_file(path: Path | str, block: int = 1 << 20) -> str:

@@ -41,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from processing.errors import ClipError, CovidxError, check_choice
-from processing.fileutil import atomic_write, folder_bytes
+from processing.fileutil import atomic_write, folder_bytes, json_digest
 from processing.windows import Window
 
 if TYPE_CHECKING:  # the pipeline (OpenCV, PyAV) is imported on first use: the builder imports this module eagerly
@@ -110,7 +110,7 @@ class ClipJob:
         overrides = self.mask_overrides()
         if overrides:  # only then, so caches made before user masks existed stay valid
             parts["mask_overrides"] = overrides
-        return _digest(parts)
+        return json_digest(parts)
 
     def mask_overrides(self) -> dict[str, str]:
         """Release mask name -> sha256 of the user mask file (``options.mask_dirs``) that replaces it, for the
@@ -164,10 +164,6 @@ def stale_caches(processed_dir: Path, current_format: int) -> list[tuple[Path, i
         if not isinstance(fmt, int) or fmt < current_format:
             out.append((folder, folder_bytes(folder)))
     return out
-
-
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @functools.cache
