@@ -446,7 +446,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
     def _job(self, catalogue: Any, video: Any, result: Any, work: Path) -> Any:
         """The processing job of one downloaded clip (:class:`processing.processed.ClipJob`)."""
         from processing.pipeline import ProcessingOptions
-        from processing.processed import ClipJob
+        from processing.processed import ClipJob, cache_root
 
         config = self.config
         mask_dir = catalogue.release_dir / "data" / "mask"
@@ -460,7 +460,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                                     write_videos=need_video, write_cropped=False,
                                     mask_dirs=config.all_mask_dirs())
         return ClipJob(video=video, source=Path(result.path), source_sha256=result.sha256, mask_dir=mask_dir,
-                       out_root=work / "processed" / json_digest(config.processing_key())[:16], options=options,
+                       out_root=cache_root(work, config.processing_key()), options=options,
                        crop=config.crop, masks=config.masks, official=catalogue.official, need_video=need_video,
                        pointer_policy=config.pointer_policy)
 

@@ -253,15 +253,14 @@ def report_stale_caches(work_dir: Path, prune: bool) -> None:
     from covidx_us import PROCESSING_FORMAT
     from processing.processed import stale_caches
 
-    stale = stale_caches(work_dir / "processed", PROCESSING_FORMAT)
+    stale = stale_caches(work_dir, PROCESSING_FORMAT)
     if not stale:
         return
-    size = sum(n for _p, n in stale) / 1e6
+    where, size = stale[0][0].parent, sum(n for _p, n in stale) / 1e6
     if not prune:
-        print(f"{len(stale)} processed-clip caches in {work_dir / 'processed'} were made by an older covidx-us and "
+        print(f"{len(stale)} processed-clip caches in {where} were made by an older covidx-us and "
               f"are never read again ({size:.1f} MB); --prune-cache deletes them")
         return
     for folder, _n in stale:
         shutil.rmtree(folder)
-    print(f"deleted {len(stale)} processed-clip caches of older covidx-us versions from {work_dir / 'processed'} "
-          f"({size:.1f} MB)")
+    print(f"deleted {len(stale)} processed-clip caches of older covidx-us versions from {where} ({size:.1f} MB)")

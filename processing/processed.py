@@ -130,6 +130,12 @@ class ClipJob:
 
 
 KEY_FILE = "key.json"  # in each processed cache folder: the processing key that named it
+_FOLDER, _NAME_LENGTH = "processed", 16  # work_dir/processed/<16 hex digits of the key's digest>
+
+
+def cache_root(work_dir: Path, key: dict[str, Any]) -> Path:
+    """The processed cache folder of the processing ``key`` in ``work_dir``: ``processed/<16 hex digits>``."""
+    return Path(work_dir) / _FOLDER / json_digest(key)[:_NAME_LENGTH]
 
 
 def mark_cache(out_root: Path, key: dict[str, Any]) -> None:
@@ -146,16 +152,18 @@ def mark_cache(out_root: Path, key: dict[str, Any]) -> None:
         tmp.write_text(text)
 
 
-def stale_caches(processed_dir: Path, current_format: int) -> list[tuple[Path, int]]:
-    """The processed cache folders in ``processed_dir`` that this version of covidx-us never reads again, with
-    their size in bytes: those whose ``key.json`` names an older processing format, or that have none (folders
-    made before key files existed). Folders of the current or a newer format, other parameters included, are kept.
-    Only folders named as the builder names them (16 hex digits) are considered."""
+def stale_caches(work_dir: Path, current_format: int) -> list[tuple[Path, int]]:
+    """The processed cache folders in ``work_dir`` that this version of covidx-us never reads again, with their
+    size in bytes: those whose ``key.json`` names an older processing format, or that have none (folders made
+    before key files existed). Folders of the current or a newer format, other parameters included, are kept.
+    Only folders named as :func:`cache_root` names them are considered."""
     out = []
-    if not Path(processed_dir).is_dir():
+    processed_dir = Path(work_dir) / _FOLDER
+    if not processed_dir.is_dir():
         return out
-    for folder in sorted(Path(processed_dir).iterdir()):
-        if not folder.is_dir() or len(folder.name) != 16 or any(c not in "0123456789abcdef" for c in folder.name):
+    for folder in sorted(processed_dir.iterdir()):
+        name = folder.name
+        if not folder.is_dir() or len(name) != _NAME_LENGTH or any(c not in "0123456789abcdef" for c in name):
             continue
         try:
             fmt = json.loads((folder / KEY_FILE).read_text()).get("format")
