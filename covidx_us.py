@@ -1,7 +1,7 @@
 """COVIDx-US as a Hugging Face ``datasets`` builder: configs, features, leak-free splits.
 
 ``datasets`` 5 no longer runs loading scripts, so this class is used directly and its output exported in the Hub's
-own layout (``covidx-us build`` / :mod:`processing.export`), which stock ``load_dataset`` reads::
+own layout (``covidx-us build`` / :mod:`processing.hub.export`), which stock ``load_dataset`` reads::
 
     builder = CovidxUS(config_name="frames-4class", release_dir="path/to/COVID-US", mirrors=("http://.../",))
     builder.download_and_prepare()
@@ -15,11 +15,11 @@ unknown names or values raise an error listing the valid ones.
 
 ``_split_generators`` runs catalogue -> download -> processing (results cached on disk, keyed by the parameters that
 change them, in ``work_dir`` or else the download manager's cache) and assigns splits per video
-(:mod:`processing.splits`, over the whole task so a video's split does not depend on which videos could be had).
+(:mod:`processing.build.splits`, over the whole task so a video's split does not depend on which videos could be had).
 ``_generate_examples`` only reads the processed results.
 
 Speed and crash safety: clips are processed in ``num_proc`` worker processes (default: every core), each clip's
-record written last and atomically (:mod:`processing.processed`), so a second build with the same parameters
+record written last and atomically (:mod:`processing.build.processed`), so a second build with the same parameters
 reuses every download and processed clip, a changed parameter redoes only what depends on it (inpaint method:
 reprocessing, not downloading; split seed: splitting and export only), and a build killed at any point resumes
 where it stopped. Results do not depend on ``num_proc``. Frames configs do not encode the clean video (only videos
@@ -28,7 +28,7 @@ processes its clips again, while a frames config reuses a videos config's clips:
 videos configs first.
 
 Crops and masks: ``crop="release"|"auto"`` and ``masks="release"|"auto"|"both"`` (default: the release's hand-made
-crop rules and masks; a video without them falls back to automatic detection, :mod:`processing.autodetect`). User
+crop rules and masks; a video without them falls back to automatic detection, :mod:`processing.pixels.autodetect`). User
 mask files in ``mask_dirs`` or the project's ``masks/`` folder replace release masks of the same name (a clip is
 reprocessed when the override masks it uses change); ``pointer_policy`` ("drop" or "mask") says what detected
 pointers over the lung do.
@@ -54,12 +54,12 @@ from typing import Any
 
 import datasets
 
-from processing.catalogue import CLASSES, PROBES, SOURCES, TASKS, VERSIONS
+from processing.build.processed import CROP_MODES, MASK_MODES, POINTER_POLICIES
+from processing.build.splits import SCHEMES, assign_splits, split_names
 from processing.errors import ClipError, CovidxError, DownloadError, InvalidChoiceError, check_choice
 from processing.fileutil import atomic_write, json_digest
-from processing.processed import CROP_MODES, MASK_MODES, POINTER_POLICIES
 from processing.progress import progress
-from processing.splits import SCHEMES, assign_splits, split_names
+from processing.release.catalogue import CLASSES, PROBES, SOURCES, TASKS, VERSIONS
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ DATASET_INFOS_PATH = Path(__file__).with_name("dataset_infos.json")
 # User mask overrides shipped beside this file (holds only a README unless the user adds masks); searched after the
 # config's mask_dirs and before the release's masks.
 PROJECT_MASK_DIR = Path(__file__).with_name("masks")
-PROCESSING_FORMAT = 3  # bump when the processed outputs change for the same parameters (3: PNGs by processing.png, x264 on one thread)
+PROCESSING_FORMAT = 3  # bump when the processed outputs change for the same parameters (3: PNGs by processing.pixels.png, x264 on one thread)
 # Parameters that change neither the examples nor the card's meaning: how fast, and where on this machine.
 LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir", "mask_dirs")
 # With num_proc unset, clips are processed in this process below this many source pixels (~5 s of work here):
@@ -103,11 +103,11 @@ class CovidxUSConfig(datasets.BuilderConfig):
     declared; assignment raises instead). Change a parameter with :func:`dataclasses.replace`, which re-validates.
 
     Args:
-        release: release version, one of ``processing.catalogue.VERSIONS`` (default "1.5").
+        release: release version, one of ``processing.release.catalogue.VERSIONS`` (default "1.5").
         max_frames: at most this many frames per clip, evenly spaced (None: every frame, the paper's default).
         sample_hz: sample frames at this rate, e.g. 3.0 as POCOVID (None: every frame).
         sources, probes, classes: keep only these sources / probes / 4-class labels (None: all; classes from
-            ``processing.catalogue.CLASSES``, e.g. ("covid", "normal")).
+            ``processing.release.catalogue.CLASSES``, e.g. ("covid", "normal")).
         inpaint: "ns" (Navier-Stokes, the paper) or "telea" (upstream code).
         image_format: "png" (lossless, default) or "jpeg".
         split: "default" (train/validation/test 70/15/15 by patient), "none" (one train split) or "kfold".
@@ -373,8 +373,8 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         return Path(cache) / "covidx_us"
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
-        from processing.catalogue import load_catalogue
-        from processing.download import DownloadOptions, download_videos
+        from processing.release.catalogue import load_catalogue
+        from processing.sources.download import DownloadOptions, download_videos
 
         config = self.config
         work = self._work_dir(dl_manager)
@@ -444,9 +444,9 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                  "; ".join(diff))
 
     def _job(self, catalogue: Any, video: Any, result: Any, work: Path) -> Any:
-        """The processing job of one downloaded clip (:class:`processing.processed.ClipJob`)."""
-        from processing.pipeline import ProcessingOptions
-        from processing.processed import ClipJob, cache_root
+        """The processing job of one downloaded clip (:class:`processing.build.processed.ClipJob`)."""
+        from processing.build.processed import ClipJob, cache_root
+        from processing.pixels.pipeline import ProcessingOptions
 
         config = self.config
         mask_dir = catalogue.release_dir / "data" / "mask"
@@ -467,7 +467,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
     def _process(self, jobs: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """Records of every job (cached ones reused, the others processed in ``num_proc`` processes) and the
         reasons of the clips that failed. Sets ``processed_now`` / ``reused`` (video ids) for the caller."""
-        from processing.processed import cached_record, init_worker, mark_cache, run_job
+        from processing.build.processed import cached_record, init_worker, mark_cache, run_job
 
         records: dict[str, dict[str, Any]] = {}
         failed: dict[str, str] = {}
@@ -583,7 +583,7 @@ def dataset_infos(catalogue: Any) -> dict[str, Any]:
 if __name__ == "__main__":  # python covidx_us.py RELEASE_DIR: regenerate dataset_infos.json
     import sys
 
-    from processing.catalogue import load_catalogue
+    from processing.release.catalogue import load_catalogue
 
     cat = load_catalogue("1.5", Path(sys.argv[1]) if len(sys.argv) > 1 else None)
     with atomic_write(DATASET_INFOS_PATH) as tmp_path:

@@ -1,10 +1,10 @@
-"""Score automatic field-of-view crop and overlay masks (processing.autodetect) against truth, in one command.
+"""Score automatic field-of-view crop and overlay masks (processing.pixels.autodetect) against truth, in one command.
 
     python benchmarks/bench_autodetect.py [--evidence DIR] [--realdata DIR] [--quick]
 
-1. Simulated clips (processing.simulate, exact ground truth): every combination of probe x container x class x
+1. Simulated clips (processing.demo.simulate, exact ground truth): every combination of probe x container x class x
    frame size, a third of them with a moving pointer. Per clip and overall (median): crop IoU, probe, overlay-mask
-   recall and precision (see processing.autodetect.score_detection), seconds per clip.
+   recall and precision (see processing.pixels.autodetect.score_detection), seconds per clip.
 2. Real clips with burned-in overlays (../shared/realdata twitter_taotepocus__* and the release's utils/sample.gif):
    what was found (window, probe, masked share of the window, frame masks), and evidence images written to
    ``--evidence`` (default /tmp/covidx-us-autodetect-evidence): the middle frame with the window drawn, the mask
@@ -29,11 +29,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from processing.autodetect import detect_clip, score_detection  # noqa: E402
-from processing.clips import iter_frames  # noqa: E402
+from processing.demo.simulate import ClipSpec, write_clip  # noqa: E402
 from processing.errors import CovidxError  # noqa: E402
-from processing.inpaint import inpaint  # noqa: E402
-from processing.simulate import ClipSpec, write_clip  # noqa: E402
+from processing.pixels.autodetect import detect_clip, score_detection  # noqa: E402
+from processing.pixels.clips import iter_frames  # noqa: E402
+from processing.pixels.inpaint import inpaint  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 

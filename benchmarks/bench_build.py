@@ -2,13 +2,13 @@
 
 Usage: python benchmarks/bench_build.py [--videos DIR] [--limit N] [--scale S] [--skip-demo] [--skip-real]
 
-1. Demo build: the simulated release (processing.simrelease, ``--scale``) served by a LoopbackSite, every config
-   built and exported by ``processing.build_cli.build`` from fresh caches, with 1 and then 2 worker processes
+1. Demo build: the simulated release (processing.demo.simrelease, ``--scale``) served by a LoopbackSite, every config
+   built and exported by ``processing.cli.build.build`` from fresh caches, with 1 and then 2 worker processes
    (end-to-end wall time each, and the speed-up), then once more on the warm cache (the incremental rebuild).
 2. Real clips (``../shared/realdata/videos``; skipped when absent), each clip with a centred 80% window and a
    release-like overlay mask (benchmarks/bench_processing.py):
    - floor: header + one decode + crop + one lossless encode of the cropped frames (what any pipeline must do);
-   - ours: what a build runs per clip (processing.processed.run_job): ``clip_for_plan`` (the header: no decode),
+   - ours: what a build runs per clip (processing.build.processed.run_job): ``clip_for_plan`` (the header: no decode),
      then ``process_clip``, which decodes the clip once (clean lossless video, NS inpainting of the mask's
      regions, PNG frames, copy of the original; no cropped video);
    - upstream-style baseline: the release's notebook for one clip (see :func:`upstream_style`): OpenCV decode,
@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_processing import DEFAULT_VIDEOS, centred_window, overlay_mask, peak_memory  # noqa: E402
 
-from processing.clips import VideoWriter, forget_probes, iter_frames, probe_clip, probe_header  # noqa: E402
-from processing.crop import crop  # noqa: E402
+from processing.pixels.clips import VideoWriter, forget_probes, iter_frames, probe_clip, probe_header  # noqa: E402
+from processing.pixels.crop import crop  # noqa: E402
 
 CLIP_SUFFIXES = (".mp4", ".gif", ".avi", ".mov", ".wmv")
 
@@ -66,10 +66,10 @@ def machine() -> str:
 
 def demo_build(scale: float, work: Path) -> dict:
     from covidx_us import CONFIG_NAMES
-    from processing.build_cli import build
-    from processing.catalogue import load_catalogue
-    from processing.simrelease import write_simulated_release
-    from processing.testsite import LoopbackSite
+    from processing.cli.build import build
+    from processing.demo.simrelease import write_simulated_release
+    from processing.demo.testsite import LoopbackSite
+    from processing.release.catalogue import load_catalogue
 
     sim = write_simulated_release(work / "sim", scale=scale)
     catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
@@ -92,14 +92,14 @@ def demo_build(scale: float, work: Path) -> dict:
 def floor(path: Path, window, tmp: Path, png: bool = True, video: bool = True, x264_threads: int = 0) -> None:
     """Decode + encode alone: the header (no decode), one decode, the crop, and the encodes a build writes, with
     the same encoders and nothing else (no mask, no inpainting, no bookkeeping): every frame as PNG
-    (``processing.png``, compressed on ``WORKERS`` threads as ours does) and/or a lossless H.264 video of every
+    (``processing.pixels.png``, compressed on ``WORKERS`` threads as ours does) and/or a lossless H.264 video of every
     frame. x264 on its automatic thread count (fastest alone; ours fixes one thread for machine-independent bytes).
     ``png=False, video=True`` is the one-encode floor this benchmark used before 2026-11-27."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    from processing.pipeline import WORKERS
-    from processing.png import encode_png
+    from processing.pixels.pipeline import WORKERS
+    from processing.pixels.png import encode_png
 
     def save(image: np.ndarray, name: Path) -> None:
         name.write_bytes(encode_png(image))
@@ -124,11 +124,11 @@ def floor(path: Path, window, tmp: Path, png: bool = True, video: bool = True, x
 
 
 def ours(path: Path, window, mask_file: Path, tmp: Path, video: bool = True) -> dict:
-    """What a build runs per clip (processing.processed.run_job): what planning needs (the header, no decode, as
+    """What a build runs per clip (processing.build.processed.run_job): what planning needs (the header, no decode, as
     no max_frames is set; its size gives the crop), then process_clip, which decodes the clip once and writes the
     PNG frames (NS inpainting of the mask's regions), and with ``video`` the clean lossless video and a copy of
     the original (a ``videos-*`` build; a ``frames-*`` build writes no video). Returns the record's timings."""
-    from processing.pipeline import ClipPlan, ProcessingOptions, clip_for_plan, process_clip
+    from processing.pixels.pipeline import ClipPlan, ProcessingOptions, clip_for_plan, process_clip
 
     forget_probes()
     options = ProcessingOptions(write_cropped=False, write_videos=video)
@@ -286,7 +286,7 @@ def parallel_real(videos: Path, limit: int) -> dict:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from processing.processed import init_worker
+    from processing.build.processed import init_worker
 
     clips = sorted(p for p in videos.iterdir() if p.suffix.lower() in CLIP_SUFFIXES)[:limit]
     out: dict = {"clips": len(clips)}

@@ -5,7 +5,7 @@ Default DIR is ../shared/realdata/videos (skipped with a message when absent). E
 over every frame of every clip: decode = iter_frames; crop = a centred window of 80% (copied, as the pipeline
 hands it on); inpaint = NS, radius 3, on a release-like overlay mask (corner text + depth scale + dot, dilated
 5x5), regional (regions found once per mask) vs whole-frame cv2.inpaint; encode = the lossless H.264 writer
-(one x264 thread, as builds run it); png = processing.png.encode_png of the clean frame (in memory). Peak memory:
+(one x264 thread, as builds run it); png = processing.pixels.png.encode_png of the clean frame (in memory). Peak memory:
 process_clip on the largest clip in a child process (ru_maxrss) and tracemalloc's peak of Python/numpy allocations.
 """
 
@@ -27,11 +27,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from processing.clips import VideoWriter, iter_frames, probe_clip  # noqa: E402
-from processing.crop import crop  # noqa: E402
-from processing.inpaint import inpaint, margin, regions  # noqa: E402
-from processing.masks import dilate  # noqa: E402
-from processing.png import encode_png  # noqa: E402
+from processing.pixels.clips import VideoWriter, iter_frames, probe_clip  # noqa: E402
+from processing.pixels.crop import crop  # noqa: E402
+from processing.pixels.inpaint import inpaint, margin, regions  # noqa: E402
+from processing.pixels.masks import dilate  # noqa: E402
+from processing.pixels.png import encode_png  # noqa: E402
 from processing.windows import Window  # noqa: E402
 
 DEFAULT_VIDEOS = ROOT.parent / "shared" / "realdata" / "videos"
@@ -90,11 +90,11 @@ from pathlib import Path
 sys.path.insert(0, {root!r})
 import numpy as np
 from PIL import Image
-from processing.pipeline import ClipPlan, ProcessingOptions, process_clip
+from processing.pixels.pipeline import ClipPlan, ProcessingOptions, process_clip
 from processing.windows import Window
 sys.path.insert(0, {bench!r})
 from bench_processing import centred_window, overlay_mask
-from processing.clips import probe_clip
+from processing.pixels.clips import probe_clip
 def hwm_mb():  # this process's own peak RSS (VmHWM): ru_maxrss may carry the parent's RSS over fork + exec
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):

@@ -7,7 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from processing.catalogue import CropRule, Expected, MaskPlan, Video
+from processing.release.catalogue import CropRule, Expected, MaskPlan, Video
 from processing.windows import Window
 
 

@@ -1,6 +1,6 @@
-"""Specification of processing.autodetect: automatic field-of-view crop and overlay masks.
+"""Specification of processing.pixels.autodetect: automatic field-of-view crop and overlay masks.
 
-Simulated clips (processing.simulate) carry exact ground truth; real clips with burned-in overlays are read from
+Simulated clips (processing.demo.simulate) carry exact ground truth; real clips with burned-in overlays are read from
 ../shared/realdata in place and the tests skip when it is absent.
 """
 
@@ -14,7 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from processing.autodetect import (
+from processing.demo.simulate import ClipSpec, simulate_frames, write_clip
+from processing.errors import ClipError, InvalidChoiceError
+from processing.pixels.autodetect import (
     Detection,
     detect_clip,
     detect_fov,
@@ -23,9 +25,7 @@ from processing.autodetect import (
     score_detection,
     window_iou,
 )
-from processing.errors import ClipError, InvalidChoiceError
-from processing.inpaint import inpaint
-from processing.simulate import ClipSpec, simulate_frames, write_clip
+from processing.pixels.inpaint import inpaint
 from processing.windows import Window
 
 # ------------------------------------------------------------------------------------------------ hand-made frames
@@ -286,7 +286,7 @@ def test_real_single_sector_is_convex_and_crop_excludes_ruler_and_watermark(sing
 
 def test_real_single_sector_masks_the_orientation_dot(single_sector):
     path, detection = single_sector
-    from processing.clips import iter_frames
+    from processing.pixels.clips import iter_frames
 
     frame = next(iter(iter_frames(path))).image[detection.window.slices()]
     blue = (frame[:, :, 2].astype(int) - frame[:, :, 0]) > 80
@@ -314,7 +314,7 @@ def _detected(realdata: Path, stem: str) -> tuple[Path, Detection]:
 
 
 def _first_frame(path: Path) -> np.ndarray:
-    from processing.clips import iter_frames
+    from processing.pixels.clips import iter_frames
 
     return next(iter(iter_frames(path))).image
 

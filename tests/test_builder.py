@@ -22,9 +22,9 @@ import pytest
 import covidx_us
 from covidx_us import CONFIG_NAMES, PROCESSING_FORMAT, CovidxUS, CovidxUSConfig, compare_counts, features_for
 from processing import cli
-from processing.catalogue import TASKS, load_catalogue
+from processing.build.splits import assign_splits
 from processing.errors import CovidxError, InvalidChoiceError
-from processing.splits import assign_splits
+from processing.release.catalogue import TASKS, load_catalogue
 
 # ---- configs
 
@@ -137,8 +137,8 @@ def test_cli_rejects_an_unknown_config(capsys):
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    from processing.simrelease import write_simulated_release
-    from processing.testsite import LoopbackSite
+    from processing.demo.simrelease import write_simulated_release
+    from processing.demo.testsite import LoopbackSite
 
     root = tmp_path_factory.mktemp("sim")
     sim = write_simulated_release(root / "sim", scale=0.5)
@@ -282,12 +282,12 @@ def test_builder_used_directly_caches_in_the_download_manager_and_reuses_process
     pocus = {v.id for v in catalogue.filter(sources=["pocusatlas"]).videos}
     assert {vid for part in clips.values() for vid in part["video_id"]} == pocus
 
-    import processing.pipeline
+    import processing.pixels.pipeline
 
     def no_processing(*args, **kwargs):
         raise AssertionError("processed clips should come from the cache")
 
-    monkeypatch.setattr(processing.pipeline, "process_clip", no_processing)
+    monkeypatch.setattr(processing.pixels.pipeline, "process_clip", no_processing)
     again = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path / "hf"), **params)
     again.download_and_prepare()
     frames = again.as_dataset()
@@ -335,7 +335,7 @@ def test_default_crop_and_masks_keep_the_processed_cache_key_and_num_proc_change
 
 
 def test_move_mask_keeps_pixels_at_their_place_in_the_source_frame():
-    from processing.processed import move_mask
+    from processing.build.processed import move_mask
     from processing.windows import Window
 
     mask = np.zeros((4, 6), bool)
@@ -348,7 +348,7 @@ def test_move_mask_keeps_pixels_at_their_place_in_the_source_frame():
 
 
 def test_dropped_frames_become_merged_inclusive_ranges():
-    from processing.processed import frame_ranges, merge_ranges
+    from processing.build.processed import frame_ranges, merge_ranges
 
     assert frame_ranges((9, 3, 4, 5)) == [(3, 5), (9, 9)]
     assert merge_ranges([(10, 12), (3, 5), (6, 6), (11, 20)]) == ((3, 6), (10, 20))
@@ -356,11 +356,11 @@ def test_dropped_frames_become_merged_inclusive_ranges():
 
 @pytest.mark.slow
 def test_masks_both_is_the_union_of_the_release_and_the_detected_masks(simulated, tmp_path):
-    from processing.autodetect import detect_clip
-    from processing.crop import fit_mask
-    from processing.masks import read_mask
-    from processing.pipeline import ProcessingOptions
-    from processing.processed import ClipJob, move_mask, run_job
+    from processing.build.processed import ClipJob, move_mask, run_job
+    from processing.pixels.autodetect import detect_clip
+    from processing.pixels.crop import fit_mask
+    from processing.pixels.masks import read_mask
+    from processing.pixels.pipeline import ProcessingOptions
     from processing.windows import Window
 
     sim, catalogue, _site = simulated
@@ -394,8 +394,8 @@ def _export_files(out: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A small simulated release (frames quartered, sizes halved) served by a loopback site."""
-    from processing.simrelease import write_simulated_release
-    from processing.testsite import LoopbackSite
+    from processing.demo.simrelease import write_simulated_release
+    from processing.demo.testsite import LoopbackSite
 
     root = tmp_path_factory.mktemp("tiny")
     sim = write_simulated_release(root / "sim", scale=0.5, frames=0.25)
@@ -411,7 +411,7 @@ def _params(sim, site, work: Path, **extra):
 
 @pytest.mark.slow
 def test_two_processes_export_the_same_bytes_as_one(tiny, tmp_path):
-    from processing.build_cli import build
+    from processing.cli.build import build
 
     sim, catalogue, site = tiny
     names = ("frames-4class", "videos-binary")
@@ -424,7 +424,7 @@ def test_two_processes_export_the_same_bytes_as_one(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_rebuilds_redo_only_what_a_changed_parameter_touches(tiny, tmp_path):
-    from processing.build_cli import build
+    from processing.cli.build import build
 
     sim, catalogue, site = tiny
     names = ("frames-4class",)
@@ -556,7 +556,7 @@ def test_a_build_killed_at_any_point_resumes_to_the_same_export(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_build_record_describes_every_video_beside_the_export(tiny, tmp_path):
-    from processing.build_cli import build
+    from processing.cli.build import build
 
     sim, catalogue, site = tiny
     gone = catalogue["7_litfl_pneumonia"]
@@ -611,8 +611,8 @@ def _xywh(video, entry):
 
 @pytest.mark.slow
 def test_crop_auto_finds_the_release_windows_and_builds(simulated, tmp_path):
-    from processing.autodetect import window_iou
-    from processing.build_cli import build
+    from processing.cli.build import build
+    from processing.pixels.autodetect import window_iou
     from processing.windows import Window
 
     sim, catalogue, site = simulated
@@ -633,7 +633,7 @@ def test_crop_auto_finds_the_release_windows_and_builds(simulated, tmp_path):
 
 @pytest.mark.slow
 def test_progress_bars_show_per_clip_on_a_terminal_and_stay_quiet_otherwise(tiny, tmp_path, monkeypatch, capfd):
-    from processing.build_cli import build
+    from processing.cli.build import build
 
     sim, _catalogue, site = tiny
     params = _params(sim, site, tmp_path / "cache", sources=["litfl"], max_frames=1, num_proc=1)
@@ -647,7 +647,7 @@ def test_progress_bars_show_per_clip_on_a_terminal_and_stay_quiet_otherwise(tiny
 
 
 def test_without_num_proc_little_work_stays_in_this_process(tiny, tmp_path, monkeypatch):
-    from processing.build_cli import build
+    from processing.cli.build import build
 
     sim, catalogue, site = tiny
     assert covidx_us._source_pixels([type("J", (), {"video": v}) for v in catalogue.videos]) < \
@@ -663,8 +663,8 @@ def test_without_num_proc_little_work_stays_in_this_process(tiny, tmp_path, monk
 
 
 def test_a_video_without_crop_rule_or_mask_plan_falls_back_to_auto(simulated):
-    from processing.pipeline import ProcessingOptions
-    from processing.processed import ClipJob
+    from processing.build.processed import ClipJob
+    from processing.pixels.pipeline import ProcessingOptions
 
     sim, catalogue, _site = simulated
     video = catalogue.videos[0]
@@ -680,9 +680,9 @@ def test_a_video_without_crop_rule_or_mask_plan_falls_back_to_auto(simulated):
 
 @pytest.mark.slow
 def test_masks_auto_uses_the_detected_overlays_and_drops_pointer_frames(simulated, tmp_path):
-    from processing.autodetect import detect_clip
-    from processing.pipeline import ProcessingOptions
-    from processing.processed import ClipJob, frame_ranges, run_job
+    from processing.build.processed import ClipJob, frame_ranges, run_job
+    from processing.pixels.autodetect import detect_clip
+    from processing.pixels.pipeline import ProcessingOptions
 
     sim, catalogue, _site = simulated
     video = next(v for v in catalogue.videos if v.masks.frame_masks or v.masks.deleted)  # a clip with a pointer
@@ -716,8 +716,8 @@ def test_classes_and_pointer_policy_are_validated_with_their_valid_values(tmp_pa
 
 
 def test_pointer_policy_keys_the_cache_only_with_detected_masks_and_classes_turn_off_the_count_check():
-    from processing.autodetect import POINTER_POLICIES
-    from processing.processed import POINTER_POLICIES as builder_policies
+    from processing.build.processed import POINTER_POLICIES as builder_policies
+    from processing.pixels.autodetect import POINTER_POLICIES
 
     assert builder_policies == POINTER_POLICIES
     base = CovidxUS.BUILDER_CONFIGS[2]
@@ -731,7 +731,7 @@ def test_pointer_policy_keys_the_cache_only_with_detected_masks_and_classes_turn
 
 
 def test_build_cli_passes_classes_mask_dirs_and_pointer_policy(tmp_path):
-    from processing.build_cli import parameters_from_args
+    from processing.cli.build import parameters_from_args
 
     parser = cli.build_parser()
     args = parser.parse_args(["build", "--class", "normal", "--class", "covid", "--mask-dir", "a", "--mask-dir",
@@ -749,9 +749,9 @@ def test_build_cli_passes_classes_mask_dirs_and_pointer_policy(tmp_path):
 def test_a_user_mask_overrides_the_release_mask_of_its_name_and_only_its_clip_is_redone(tiny, tmp_path):
     from PIL import Image
 
-    from processing.build_cli import build
-    from processing.clips import iter_frames
-    from processing.crop import crop
+    from processing.cli.build import build
+    from processing.pixels.clips import iter_frames
+    from processing.pixels.crop import crop
     from processing.windows import Window
 
     sim, catalogue, site = tiny
@@ -790,7 +790,7 @@ def test_a_user_mask_overrides_the_release_mask_of_its_name_and_only_its_clip_is
 
 @pytest.mark.slow
 def test_classes_keep_only_videos_of_those_labels(tiny, tmp_path):
-    from processing.build_cli import build
+    from processing.cli.build import build
 
     sim, catalogue, site = tiny
     out, summary = build(("frames-4class",), _params(sim, site, tmp_path / "cache", max_frames=1,
@@ -805,9 +805,9 @@ def test_classes_keep_only_videos_of_those_labels(tiny, tmp_path):
 
 @pytest.mark.slow
 def test_pointer_policy_mask_keeps_pointer_frames_with_their_pointer_masked(simulated, tmp_path):
-    from processing.autodetect import detect_clip
-    from processing.pipeline import ProcessingOptions
-    from processing.processed import ClipJob, run_job
+    from processing.build.processed import ClipJob, run_job
+    from processing.pixels.autodetect import detect_clip
+    from processing.pixels.pipeline import ProcessingOptions
 
     sim, catalogue, _site = simulated
     video = next(v for v in catalogue.videos if v.masks.frame_masks or v.masks.deleted)  # a clip with a pointer

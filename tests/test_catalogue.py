@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from processing import release
-from processing.catalogue import (
+from processing.errors import CovidxError, InvalidChoiceError, ReleaseError
+from processing.release import files as release
+from processing.release.catalogue import (
     CLASSES,
     PROBES,
     SOURCES,
@@ -32,7 +33,6 @@ from processing.catalogue import (
     release_view,
     spelling_map,
 )
-from processing.errors import CovidxError, InvalidChoiceError, ReleaseError
 from processing.windows import Window
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -451,7 +451,7 @@ def test_window_outside_its_frame_names_file_line_and_id(reference_release, tmp_
 
 
 def parse_official_copy(root: Path):
-    from processing.catalogue import parse_release
+    from processing.release.catalogue import parse_release
 
     return parse_release(root, official=True)  # the pinned-release rules, on a modified copy
 

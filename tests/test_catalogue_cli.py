@@ -11,10 +11,10 @@ import subprocess
 
 import pytest
 
-from processing.catalogue import load_catalogue
-from processing.catalogue_cli import render
 from processing.cli import main
+from processing.cli.catalogue import render
 from processing.errors import InvalidChoiceError
+from processing.release.catalogue import load_catalogue
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

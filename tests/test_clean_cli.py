@@ -63,8 +63,8 @@ def test_invalid_crop_text_fails_naming_it(tmp_path: Path, capsys) -> None:
 
 
 def test_crop_and_mask_auto_use_the_detector(tmp_path: Path, capsys) -> None:
-    simulate = pytest.importorskip("processing.simulate")
-    pytest.importorskip("processing.autodetect")
+    simulate = pytest.importorskip("processing.demo.simulate")
+    pytest.importorskip("processing.pixels.autodetect")
     spec = simulate.ClipSpec(width=160, height=120, num_frames=8)
     simulate.write_clip(spec, tmp_path / "sim.mp4")
     out = tmp_path / "out"
@@ -80,8 +80,8 @@ def test_crop_and_mask_auto_use_the_detector(tmp_path: Path, capsys) -> None:
 
 def _pointer_clip(tmp_path: Path):
     """A simulated clip whose moving pointer crosses the lung in some frames."""
-    autodetect = pytest.importorskip("processing.autodetect")
-    from processing.simrelease import write_simulated_release
+    autodetect = pytest.importorskip("processing.pixels.autodetect")
+    from processing.demo.simrelease import write_simulated_release
 
     sim = write_simulated_release(tmp_path / "sim", scale=0.5, frames=0.25)
     source = sim.clips["1_butterfly_covid"]  # the release drops frames of this clip for its pointer

@@ -12,8 +12,8 @@ import av
 import numpy as np
 import pytest
 
-from processing.clips import ClipInfo, VideoWriter, iter_frames, probe_clip
 from processing.errors import ClipError
+from processing.pixels.clips import ClipInfo, VideoWriter, iter_frames, probe_clip
 from tests.clipfactory import flat_frames, write_clip, write_gif
 
 KINDS = ["mp4", "mov", "avi", "xvid.avi", "wmv"]
@@ -117,7 +117,7 @@ def test_video_writer_is_lossless_keeps_odd_size_and_timestamps(tmp_path: Path) 
 _WRITE_ON_CPUS = """
 import hashlib, os, sys
 import numpy as np
-from processing.clips import VideoWriter
+from processing.pixels.clips import VideoWriter
 os.sched_setaffinity(0, {int(c) for c in sys.argv[2].split(",")})
 rng = np.random.default_rng(7)
 base = rng.integers(0, 256, (272, 368, 3), dtype=np.uint8)

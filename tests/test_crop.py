@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from processing.crop import check_window, crop, fit_mask
 from processing.errors import ClipError
-from processing.masks import read_mask
+from processing.pixels.crop import check_window, crop, fit_mask
+from processing.pixels.masks import read_mask
 from processing.windows import Window
 
 

@@ -23,9 +23,10 @@ import cv2
 import numpy as np
 import pytest
 
-from processing import cli, demo
+from processing import cli
+from processing.cli import demo
+from processing.demo.simulate import LOGO_COLORS, POINTER_COLOR, RULER_COLOR, TEXT_COLOR, GroundTruth
 from processing.errors import CovidxError
-from processing.simulate import LOGO_COLORS, POINTER_COLOR, RULER_COLOR, TEXT_COLOR, GroundTruth
 
 ROOT = Path(__file__).resolve().parents[1]
 OVERLAY_COLOURS = np.array([*LOGO_COLORS.values(), POINTER_COLOR, TEXT_COLOR, RULER_COLOR], dtype=int)
@@ -169,7 +170,7 @@ def test_printed_counts_and_load_dataset_line_match_the_loaded_dataset(demo_run)
 @pytest.fixture(scope="module")
 def simulation(demo_run):
     """The simulated release the demo served: ground truth, clips and catalogue, read from its work folder."""
-    from processing.catalogue import load_catalogue
+    from processing.release.catalogue import load_catalogue
 
     (sim,) = demo_run["work"].glob("*/sim")
     catalogue = load_catalogue("1.5", sim / "release", custom=True, cache_dir=demo_run["work"] / "test-release")

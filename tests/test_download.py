@@ -12,7 +12,9 @@ import pytest
 from download_support import make_video, write_gif, write_mp4
 
 from processing import sources
-from processing.download import (
+from processing.demo.testsite import LoopbackSite, make_zip
+from processing.errors import CovidxError, DownloadError, InvalidChoiceError
+from processing.sources.download import (
     DownloadOptions,
     DownloadResult,
     check_archive,
@@ -21,9 +23,7 @@ from processing.download import (
     safe_extract,
     sniff,
 )
-from processing.errors import CovidxError, DownloadError, InvalidChoiceError
 from processing.sources.grepmed import GrepMed
-from processing.testsite import LoopbackSite, make_zip
 
 GREPMED = "https://img.grepmed.com/uploads/7579/blines-lung-pulmonary-viral-pocus-original.mp4"
 
@@ -460,14 +460,14 @@ def test_gif_keeps_its_extension(tmp_path):
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory):
-    from processing.simrelease import write_simulated_release
+    from processing.demo.simrelease import write_simulated_release
 
     return write_simulated_release(tmp_path_factory.mktemp("sim"), scale=0.25, frames=0.2)
 
 
 def test_download_command_fetches_the_simulated_release_from_the_loopback_mirror(tmp_path, simulated, capsys):
-    from processing.catalogue import load_catalogue
     from processing.cli import main
+    from processing.release.catalogue import load_catalogue
 
     catalogue = load_catalogue("1.5", simulated.release_dir, custom=True)
     served = {vid: path for vid, path in simulated.clips.items() if vid != "4_grepmed_covid"}

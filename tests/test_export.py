@@ -1,4 +1,4 @@
-"""Specification of processing.export: a Hub-layout folder that stock `datasets` loads offline, written atomically."""
+"""Specification of processing.hub.export: a Hub-layout folder that stock `datasets` loads offline, written atomically."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from processing import export
-from processing.export import ExportError, Provenance, export_hub_folder
+from processing.hub import export
+from processing.hub.export import ExportError, Provenance, export_hub_folder
 
 LABELS = ["covid", "pneumonia", "normal", "other"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from processing.errors import CovidxError
-from processing.frames import evenly_spaced, parse_ranges, select_frames
+from processing.pixels.frames import evenly_spaced, parse_ranges, select_frames
 
 
 def stamps(n: int, fps: float) -> list[float]:

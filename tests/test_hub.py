@@ -1,4 +1,4 @@
-"""Specification of processing.hub against a loopback fake Hub: the real huggingface_hub client code runs.
+"""Specification of processing.hub.push against a loopback fake Hub: the real huggingface_hub client code runs.
 
 conftest.py sets HF_HUB_OFFLINE=1 for every test; the ``online`` fixture lifts it for these tests only.
 """
@@ -14,8 +14,8 @@ import pytest
 from fakehub import FakeHub
 
 from processing import cli
-from processing.export import Provenance, export_hub_folder
-from processing.hub import HubError, push_folder
+from processing.hub.export import Provenance, export_hub_folder
+from processing.hub.push import HubError, push_folder
 
 TOKEN = "hf_RecognisableSecretToken0123456789"
 

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from processing.clips import iter_frames
 from processing.errors import InvalidChoiceError
-from processing.inpaint import inpaint, margin, regions
-from processing.masks import dilate
+from processing.pixels.clips import iter_frames
+from processing.pixels.inpaint import inpaint, margin, regions
+from processing.pixels.masks import dilate
 
 
 def lus_like_frame(height: int = 180, width: int = 240, seed: int = 0) -> np.ndarray:

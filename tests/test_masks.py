@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from processing.errors import ClipError
-from processing.masks import MaskSet, dilate, find_mask, read_mask
+from processing.pixels.masks import MaskSet, dilate, find_mask, read_mask
 
 
 def block_mask() -> np.ndarray:

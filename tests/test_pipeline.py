@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from processing.catalogue import CropRule, MaskPlan
-from processing.clips import iter_frames, probe_clip
-from processing.crop import crop
 from processing.errors import ClipError, CovidxError, InvalidChoiceError
-from processing.masks import dilate
-from processing.pipeline import ClipPlan, ProcessingOptions, ProcessingRecord, plan_for_video, process_clip
+from processing.pixels.clips import iter_frames, probe_clip
+from processing.pixels.crop import crop
+from processing.pixels.masks import dilate
+from processing.pixels.pipeline import (
+    ClipPlan,
+    ProcessingOptions,
+    ProcessingRecord,
+    plan_for_video,
+    process_clip,
+)
+from processing.release.catalogue import CropRule, MaskPlan
 from processing.windows import Window
 from tests.clipfactory import textured_frames, write_clip, write_gif
 
@@ -149,7 +155,7 @@ def test_a_failing_video_encode_stops_the_clip_and_leaves_nothing(tmp_path: Path
     and leave neither the video, nor frames, nor a temporary file, nor a running thread behind."""
     import threading
 
-    from processing import clips
+    from processing.pixels import clips
 
     real_write, calls = clips.VideoWriter.write, []
 

@@ -1,4 +1,4 @@
-"""processing.png: the PNG files decode, in every common reader, to exactly the pixels written."""
+"""processing.pixels.png: the PNG files decode, in every common reader, to exactly the pixels written."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from processing.clips import iter_frames
-from processing.png import encode_png
+from processing.pixels.clips import iter_frames
+from processing.pixels.png import encode_png
 
 
 def _pillow(data: bytes) -> np.ndarray:

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from processing.clips import forget_probes, iter_frames, probe_clip, write_video
-from processing.inpaint import inpaint
-from processing.pipeline import ClipPlan, ProcessingOptions, process_clip
+from processing.pixels.clips import forget_probes, iter_frames, probe_clip, write_video
+from processing.pixels.inpaint import inpaint
+from processing.pixels.pipeline import ClipPlan, ProcessingOptions, process_clip
 from processing.windows import Window
 from tests.clipfactory import flat_frames, write_clip
 

@@ -21,10 +21,12 @@ import pytest
 from PIL import Image
 
 from processing import cli
-from processing.catalogue import load_catalogue
-from processing.clips import probe_clip
-from processing.pipeline import ProcessingOptions, plan_for_video, process_clip
-from processing.report import (
+from processing.build.splits import assign_splits
+from processing.demo.simrelease import write_simulated_release
+from processing.pixels.clips import probe_clip
+from processing.pixels.pipeline import ProcessingOptions, plan_for_video, process_clip
+from processing.release.catalogue import load_catalogue
+from processing.report.page import (
     FORMAT_VERSION,
     ReportError,
     ReportOptions,
@@ -36,8 +38,6 @@ from processing.report import (
     tint_mask,
     write_report,
 )
-from processing.simrelease import write_simulated_release
-from processing.splits import assign_splits
 
 CONFIGS = ("frames-4class", "frames-3class")
 TASKS = {"frames-4class": "4class", "frames-3class": "3class"}
@@ -325,7 +325,7 @@ def test_cli_writes_the_report_and_says_where(build, tmp_path, capsys):
 
 
 def test_open_hands_the_file_url_to_the_web_browser(build, tmp_path, monkeypatch):
-    import processing.report as report_module
+    import processing.cli.report as report_module
 
     output = tmp_path / "covidx_us"
     output.mkdir()
@@ -386,7 +386,7 @@ def test_report_renders_in_headless_chromium_without_broken_images_or_requests(r
 @pytest.fixture(scope="module")
 def real_build(tmp_path_factory):
     """`covidx-us build` of the simulated release from a loopback mirror, one video answering 404."""
-    from processing.testsite import LoopbackSite
+    from processing.demo.testsite import LoopbackSite
 
     root = tmp_path_factory.mktemp("report-real-build")
     sim = write_simulated_release(root / "sim", scale=0.5, frames=0.5)

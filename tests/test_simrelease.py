@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from processing.simrelease import SimulatedRelease, write_simulated_release
-from processing.simulate import GroundTruth
+from processing.demo.simrelease import SimulatedRelease, write_simulated_release
+from processing.demo.simulate import GroundTruth
 from processing.windows import Window
 
 CSV_FILES = (
@@ -49,7 +49,7 @@ def _by(rows: list[dict[str, str]], key: str) -> dict[str, dict[str, str]]:
 
 
 def _square_rule(width: int, height: int, del_upper: float, width_rate: float) -> Window:
-    """NOTES-upstream.md's rule, written out independently of processing.simrelease."""
+    """NOTES-upstream.md's rule, written out independently of processing.demo.simrelease."""
     b = int(width * width_rate)
     box = int(width - 2 * b)
     if box + del_upper > height:
@@ -233,7 +233,7 @@ def test_scale_changes_sizes_and_keeps_crops_equal_to_the_truth(tmp_path):
 
 
 def test_catalogue_loads_the_simulated_release_with_the_generated_records(release):
-    catalogue = pytest.importorskip("processing.catalogue")
+    catalogue = pytest.importorskip("processing.release.catalogue")
     cat = catalogue.load_catalogue("1.4", release.release_dir, custom=True)
     assert cat.ids == release.ids and not cat.official
     meta = _by(_rows(release, "utils/video_metadata.csv"), "id")
@@ -258,9 +258,9 @@ def test_catalogue_loads_the_simulated_release_with_the_generated_records(releas
 
 @pytest.mark.slow
 def test_pipeline_removes_the_truth_overlays_and_keeps_far_ultrasound_pixels(release, tmp_path):
-    catalogue = pytest.importorskip("processing.catalogue")
-    pipeline = pytest.importorskip("processing.pipeline")
-    clips = pytest.importorskip("processing.clips")
+    catalogue = pytest.importorskip("processing.release.catalogue")
+    pipeline = pytest.importorskip("processing.pixels.pipeline")
+    clips = pytest.importorskip("processing.pixels.clips")
     cat = catalogue.load_catalogue("1.4", release.release_dir, custom=True)
     options = pipeline.ProcessingOptions(write_videos=False)
     for video in cat:
@@ -284,7 +284,7 @@ def test_pipeline_removes_the_truth_overlays_and_keeps_far_ultrasound_pixels(rel
 
 @pytest.mark.parametrize("scale,frames", [(0.5, 0.5), (0.25, 0.1), (0.5, 0.3), (1.0, 0.7), (2.0, 1.5), (1.0, 3.0)])
 def test_scaled_releases_load_and_keep_every_pointer_frame_masked_or_deleted(tmp_path, scale, frames):
-    catalogue = pytest.importorskip("processing.catalogue")
+    catalogue = pytest.importorskip("processing.release.catalogue")
     sim = write_simulated_release(tmp_path, seed=0, scale=scale, frames=frames, write_clips=False)
     cat = catalogue.load_catalogue("1.4", sim.release_dir, custom=True)  # every listed mask file exists
     for video in cat:

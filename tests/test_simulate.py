@@ -8,8 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from processing.errors import CovidxError, InvalidChoiceError
-from processing.simulate import (
+from processing.demo.simulate import (
     CONTAINERS,
     LOGO_COLORS,
     POINTER_COLOR,
@@ -22,6 +21,7 @@ from processing.simulate import (
     simulate_truth,
     write_clip,
 )
+from processing.errors import CovidxError, InvalidChoiceError
 from processing.windows import Window
 
 OVERLAY_COLOURS = {TEXT_COLOR, RULER_COLOR, POINTER_COLOR, *LOGO_COLORS.values()}

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from processing import clips, pipeline
-from processing.clips import ClipHeader, FrameReader, forget_probes, probe_clip, probe_header
 from processing.errors import ClipError, CovidxError
-from processing.frames import StreamSelector, select_frames
-from processing.pipeline import ClipPlan, ProcessingOptions, clip_for_plan, process_clip
+from processing.pixels import clips, pipeline
+from processing.pixels.clips import ClipHeader, FrameReader, forget_probes, probe_clip, probe_header
+from processing.pixels.frames import StreamSelector, select_frames
+from processing.pixels.pipeline import ClipPlan, ProcessingOptions, clip_for_plan, process_clip
 from processing.windows import Window
 from tests.clipfactory import flat_frames, textured_frames, write_clip, write_gif
 

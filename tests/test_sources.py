@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from download_support import make_video, write_gif, write_mp4
 
-from processing.download import DownloadOptions, download_videos
+from processing.demo.testsite import LoopbackSite, grepmed_page, litfl_page, video_page
 from processing.errors import InvalidChoiceError
 from processing.sources import BROWSER_USER_AGENT, Candidate, engines, get_engine
 from processing.sources.clarius import presigned_expiry
+from processing.sources.download import DownloadOptions, download_videos
 from processing.sources.pocusatlas import short_form
-from processing.testsite import LoopbackSite, grepmed_page, litfl_page, video_page
 
 TRANSFER = "https://butterflynetwork.getbynder.com/transfer/2cf9af2398bdc35b6b0d2100180cb69580198f41faeb4c25d9cdae61d1ca8e91"
 GREPMED = "https://img.grepmed.com/uploads/7579/blines-lung-pulmonary-viral-pocus-original.mp4"
@@ -52,7 +52,7 @@ def options(tmp_path: Path, site: LoopbackSite, **overrides) -> DownloadOptions:
 # ---- registry and candidates (pure)
 
 def test_registry_has_one_engine_per_catalogue_source():
-    from processing.catalogue import SOURCES
+    from processing.release.catalogue import SOURCES
 
     assert sorted(engines()) == sorted(SOURCES)
     for name, engine in engines().items():
@@ -308,7 +308,7 @@ def test_browser_fallback_disabled_gives_a_clear_reason(tmp_path, clips):
 
 
 def test_missing_browser_is_a_clear_error(monkeypatch):
-    from processing.browser import BrowserUnavailableError, find_browser
+    from processing.sources.browser import BrowserUnavailableError, find_browser
 
     monkeypatch.setenv("COVIDX_US_CHROMEDRIVER", "/nonexistent/chromedriver")
     with pytest.raises(BrowserUnavailableError, match="chromedriver, which is not installed"):
@@ -321,7 +321,7 @@ def test_headless_browser_uses_the_system_driver_and_never_selenium_manager(monk
         pytest.skip("chromium and /usr/bin/chromedriver are not installed")
     from selenium.webdriver.common.selenium_manager import SeleniumManager
 
-    from processing.browser import HeadlessBrowser
+    from processing.sources.browser import HeadlessBrowser
 
     def refuse(*args, **kwargs):
         raise AssertionError("Selenium Manager ran")

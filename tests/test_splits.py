@@ -1,4 +1,4 @@
-"""Specification of processing.splits: grouped, stratified, deterministic, leak-free."""
+"""Specification of processing.build.splits: grouped, stratified, deterministic, leak-free."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from processing.build.splits import SCHEMES, assign_splits, split_names
 from processing.errors import CovidxError, InvalidChoiceError
-from processing.splits import SCHEMES, assign_splits, split_names
 
 
 def _groups_per_split(groups, splits):
@@ -105,7 +105,7 @@ def test_bad_arguments_name_the_valid_values():
 
 
 def test_real_catalogue_default_split_has_no_leak(reference_release, tmp_path):
-    catalogue_mod = pytest.importorskip("processing.catalogue")
+    catalogue_mod = pytest.importorskip("processing.release.catalogue")
     catalogue = catalogue_mod.load_catalogue("1.5", reference_release, cache_dir=tmp_path)
     for task in catalogue_mod.TASKS:
         videos = catalogue.filter(task=task).videos

@@ -11,7 +11,7 @@ import pytest
 import requests
 from download_support import make_video, write_gif, write_mp4
 
-from processing.testsite import FAULTS, LoopbackSite, make_zip
+from processing.demo.testsite import FAULTS, LoopbackSite, make_zip
 
 GREPMED = "https://img.grepmed.com/uploads/7579/blines-lung-pulmonary-viral-pocus-original.mp4"
 

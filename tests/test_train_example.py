@@ -81,11 +81,11 @@ def write_hub_folder(root: Path, build) -> None:
 
 
 def export_with_the_exporter(root: Path, build) -> None:
-    """Write ``build`` with the project's own exporter (skips while processing/export.py is not there)."""
+    """Write ``build`` with the project's own exporter (skips while processing/hub/export.py is not there)."""
     try:
-        from processing.export import Provenance, export_hub_folder
+        from processing.hub.export import Provenance, export_hub_folder
     except ImportError as error:
-        pytest.skip(f"processing.export is not available: {error}")
+        pytest.skip(f"processing.hub.export is not available: {error}")
     export_hub_folder(
         {CONFIG: build}, root, Provenance(release_version="1.5", release_commit=None, official=False)
     )

@@ -2,7 +2,7 @@
 
 An engine knows its site and nothing else: which hosts it may talk to, how a catalogue row becomes candidate URLs,
 and how one of its pages is parsed to find the media link. It never opens a connection: fetching, retries, resume,
-verification, mirrors and the manual folder live once, in :mod:`processing.download` (the imagefolder-over-base idea:
+verification, mirrors and the manual folder live once, in :mod:`processing.sources.download` (the imagefolder-over-base idea:
 a child names what differs, the base does the work).
 
 Adding a source is one file in this package that subclasses :class:`SourceEngine` and is decorated with
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, ClassVar
 from processing.errors import DownloadError, check_choice
 
 if TYPE_CHECKING:
-    from processing.catalogue import Video
+    from processing.release.catalogue import Video
 
 KINDS = ("media", "page", "archive", "ytdlp")
 
@@ -69,7 +69,7 @@ class Candidate:
 class SourceEngine:
     """Base of every source engine. A child overrides:
 
-    - ``name``: the catalogue source id (one of ``processing.catalogue.SOURCES``);
+    - ``name``: the catalogue source id (one of ``processing.release.catalogue.SOURCES``);
     - ``hosts``: hosts the source's files and redirects may live on (a host matches itself and its sub-domains);
     - ``user_agent``: ``None`` for the downloader's own UA, or :data:`BROWSER_USER_AGENT` for sites that refuse others;
     - ``js_pages``: True when a page may build its media link with JavaScript (then Chromium renders it as a fallback);

@@ -3,9 +3,9 @@
 The release is read at one pinned upstream commit. Every file is checked against the sha256 pinned in
 ``metadata/release_pins.json`` before anything parses it, whether it comes from the raw upstream URLs (downloaded
 once into a cache folder, atomically) or from a local folder laid out like the upstream repository. A folder that is
-not the pinned upstream is only accepted as a *custom* release (no digests; see :mod:`processing.catalogue`).
+not the pinned upstream is only accepted as a *custom* release (no digests; see :mod:`processing.release.catalogue`).
 
-This module knows files, URLs and digests. It must not parse CSV rows (that is :mod:`processing.catalogue`) and
+This module knows files, URLs and digests. It must not parse CSV rows (that is :mod:`processing.release.catalogue`) and
 must not touch pixels or video sources.
 """
 
@@ -31,7 +31,7 @@ PINNED_COMMIT = "caf3aca8dcc17a43ba7c0088f36aba968c7d741e"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{UPSTREAM_REPO}"
 BASE_URL_ENV = "COVIDX_US_RELEASE_URL"  # overrides DEFAULT_BASE_URL; a file's URL is <base>/<commit>/<path>
 CACHE_ENV = "COVIDX_US_CACHE"
-METADATA_DIR = Path(__file__).resolve().parents[1] / "metadata"
+METADATA_DIR = Path(__file__).resolve().parents[2] / "metadata"
 PINS_PATH = METADATA_DIR / "release_pins.json"
 MASK_DIR = "data/mask"
 

@@ -17,14 +17,12 @@ This module must not process clips, download anything, or change the build: it o
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import html
 import io
 import json
 import logging
-import webbrowser
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,11 +34,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from processing.build_cli import DEFAULT_OUTPUT
-from processing.catalogue import CLASSES, PROBES, SOURCES
 from processing.errors import CovidxError
 from processing.fileutil import atomic_write
 from processing.progress import progress
+from processing.release.catalogue import CLASSES, PROBES, SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +126,7 @@ def catalogue_facts(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     Read from the build's release folder (local files, no network); empty when that folder is gone or unreadable,
     and the report then goes without these facts.
     """
-    from processing.catalogue import VERSIONS, load_catalogue
+    from processing.release.catalogue import VERSIONS, load_catalogue
 
     release = record.get("release") or {}
     folder, version = release.get("release_dir"), release.get("version")
@@ -291,7 +288,7 @@ class Thumb:
 
 def _first_frames(path: Path, wanted: Iterable[int]) -> dict[int, np.ndarray]:
     """The decoded frames ``wanted`` of the clip (decoding stops after the last one)."""
-    from processing.clips import iter_frames
+    from processing.pixels.clips import iter_frames
 
     wanted = set(wanted)
     found: dict[int, np.ndarray] = {}
@@ -313,7 +310,7 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 def video_thumbnails(video: Mapping[str, Any], options: ReportOptions) -> list[Thumb]:
     """The thumbnail strip of one processed video (see the module docstring); problems become captions, not errors."""
-    from processing.masks import MaskSet
+    from processing.pixels.masks import MaskSet
 
     plan, record = video.get("plan") or {}, video.get("record") or {}
     frames = _frames(video)
@@ -639,29 +636,3 @@ def write_report(output: Path | str, options: ReportOptions | None = None) -> Pa
 
 
 # ---- command line
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "report",
-        help="write a self-contained HTML report of a build (counts, thumbnails, provenance)",
-        description="Write DIR/report/index.html from DIR/build_record.json: counts by class, source, probe and split, "
-        "per video the original frame with its crop window, the mask, the clean frame and a frame whose pointer "
-        "was removed, its status and provenance, the missing videos and the build parameters. The page embeds "
-        "its images and fetches nothing.",
-    )
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
-                        help=f"the build's export folder (default: ./{DEFAULT_OUTPUT})")
-    parser.add_argument("--open", action="store_true", help="open the report in the web browser")
-    parser.add_argument("--max-videos", type=int, metavar="N",
-                        help="thumbnails for the first N processed videos only (default: all)")
-    parser.set_defaults(func=run)
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    path = write_report(args.output, ReportOptions(max_videos=args.max_videos))
-    print(f"report written to {path}")
-    if args.open:
-        webbrowser.open(path.resolve().as_uri())
-    return 0

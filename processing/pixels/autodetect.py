@@ -31,7 +31,7 @@ pixels, so a new source (or a user's own clip) needs no hand work:
      touches the lung region (the field of view's core) is masked (``pointer_policy="mask"``) or its frame is
      dropped (``"drop"``), as the release deleted frames with a pointer over the lung.
    Each mark is grown into its faint anti-aliased rim, so inpainting does not leave a halo.
-3. **Whole clips** (:func:`detect_clip`): one streaming pass over the decoded frames (``processing.clips``); at most
+3. **Whole clips** (:func:`detect_clip`): one streaming pass over the decoded frames (``processing.pixels.clips``); at most
    ``max_sample_frames`` evenly spaced frames are kept (the stride doubles whenever the buffer fills), and for every
    frame only the coordinates of its coloured pixels are kept, so memory is bounded whatever the clip length.
 
@@ -691,7 +691,7 @@ def _frame_items(frames: Iterable[object]) -> Iterable[tuple[int, np.ndarray]]:
             yield position, item
         elif isinstance(item, tuple):
             yield int(item[0]), item[1]
-        else:  # processing.clips.Frame
+        else:  # processing.pixels.clips.Frame
             yield int(item.index), item.image  # type: ignore[attr-defined]
 
 
@@ -830,7 +830,7 @@ def detect_clip(
     ``clip_id`` names the clip in errors and the summary (default: the file name without extension).
     Raises :class:`ClipError` for an unreadable clip or one without an ultrasound field of view.
     """
-    from processing.clips import iter_frames  # same layer; imported here so array users need no decoder
+    from processing.pixels.clips import iter_frames  # imported here so array users need no decoder
 
     path = Path(path)
     return detect_frames(

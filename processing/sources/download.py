@@ -50,7 +50,7 @@ from processing.progress import progress
 from processing.sources import Candidate, SourceEngine, basename, get_engine
 
 if TYPE_CHECKING:
-    from processing.catalogue import Video
+    from processing.release.catalogue import Video
 
 log = logging.getLogger(__name__)
 
@@ -652,7 +652,7 @@ class Downloader:
             raise _Failure(f"page needs JavaScript and the browser is disabled: {url}")
         with self._guard:
             if self._browser is None and self._browser_error is None:
-                from processing.browser import HeadlessBrowser
+                from processing.sources.browser import HeadlessBrowser
 
                 try:
                     self._browser = HeadlessBrowser(user_agent=engine.user_agent,

@@ -7,7 +7,7 @@
     root/release/labels/COVIDx-US1.4_{4class,3class,binary}.csv
     root/release/data/mask/<id>_prc_<probe>_frame<N>_mask.jpg
     root/clips/<id>.<ext>          the original file as its source would serve it
-    root/truth/<id>.npz            processing.simulate.GroundTruth of the clip
+    root/truth/<id>.npz            processing.demo.simulate.GroundTruth of the clip
 
 for 16 videos across the four classes, both probes and seven sources (Butterfly archive, GrepMed, LITFL, POCUS Atlas
 GIFs, CoreUltrasound CloudFront, UF wmv/mov, a Springer paper avi), added over versions 1.0 to 1.4. The files follow
@@ -21,7 +21,7 @@ Every crop window equals the clip's ground-truth FOV window; every mask is the g
 :data:`MASK_DILATION` px, as a human mask covers an overlay generously) cropped to that window. Rows are generated
 here, never copied from the real release. Deterministic for a seed: the same CSV and mask bytes every time.
 
-This module must not do HTTP or parse the release (that is processing.catalogue's job); it only writes files.
+This module must not do HTTP or parse the release (that is processing.release.catalogue's job); it only writes files.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from processing.catalogue import CropRule
+from processing.demo.simulate import ClipSpec, GroundTruth, write_clip
 from processing.errors import CovidxError
 from processing.fileutil import atomic_write
 from processing.progress import progress
-from processing.simulate import ClipSpec, GroundTruth, write_clip
+from processing.release.catalogue import CropRule
 from processing.windows import Window
 
 MASK_DILATION = 2  # px added around every drawn overlay pixel in the release masks
@@ -369,7 +369,7 @@ def write_simulated_release(root: Path | str, seed: int = 0, *, scale: float = 1
         if write_clips:
             truth = write_clip(spec, clip_path)
         else:
-            from processing.simulate import simulate_truth
+            from processing.demo.simulate import simulate_truth
 
             truth = simulate_truth(spec)
         truth.save(root / "truth" / f"{vid}.npz")

@@ -1,6 +1,6 @@
 """The COVIDx-US release catalogue: one typed, immutable record per video, with errata applied, per release version.
 
-Reads the upstream release files (latin-1 CSV + one xlsx) once they are verified by :mod:`processing.release`,
+Reads the upstream release files (latin-1 CSV + one xlsx) once they are verified by :mod:`processing.release.files`,
 applies the corrections in ``metadata/errata.csv`` (the single place corrections live), and gives release views
 1.0 .. 1.5 and task labels. It knows CSV rows; it must not download videos, read pixels or know ``datasets``.
 
@@ -39,8 +39,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from processing import release as _release
 from processing.errors import ReleaseError, check_choice
+from processing.release import files as _release
 from processing.windows import Window
 
 log = logging.getLogger(__name__)

@@ -5,14 +5,13 @@ privacy is checked with ``repo_info`` and fixed with ``update_repo_settings`` *b
 again afterwards. The token comes from the usual login (``hf auth login``) or ``HF_TOKEN``; it is never printed,
 logged, put in an error message or written to a file.
 
-Also the ``covidx-us push`` sub-command. This module must not build or export anything: it uploads a folder as is,
+The ``covidx-us push`` sub-command is ``processing.cli.push``. This module must not build or export anything: it uploads a folder as is,
 except the local files the build and the report leave beside the export (``LOCAL_FILES``: ``build_record.json`` and
 ``report/``), which hold local paths and are never uploaded.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -21,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from processing.errors import CovidxError
+from processing.vocabulary import DEFAULT_OUTPUT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUTPUT = Path("covidx_us")
 LOCAL_FILES = ("build_record.json", "report/*")  # upload_folder ignore patterns: local to this machine
 
 
@@ -144,30 +143,3 @@ def _ensure_visibility(api: object, repo_id: str, private: bool) -> None:
     api.update_repo_settings(repo_id, repo_type="dataset", private=private)  # type: ignore[attr-defined]
     if bool(api.repo_info(repo_id, repo_type="dataset").private) != private:  # type: ignore[attr-defined]
         raise HubError(f"{repo_id} could not be made {'private' if private else 'public'}; nothing was uploaded")
-
-
-# -- covidx-us push
-
-
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "push",
-        help="upload an exported folder to a Hugging Face dataset repo (private by default)",
-        description="Upload DIR (written by `covidx-us build`) as a dataset repo. Private unless --public; the "
-        "repo's visibility is verified and fixed. Token: `hf auth login` or HF_TOKEN.",
-    )
-    parser.add_argument("repo_id", metavar="REPO_ID", help="NAMESPACE/NAME (or NAME for your own namespace)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
-                        help=f"the export folder to upload (default: ./{DEFAULT_OUTPUT})")
-    visibility = parser.add_mutually_exclusive_group()
-    visibility.add_argument("--private", dest="private", action="store_true", default=True,
-                            help="make the repo private (default)")
-    visibility.add_argument("--public", dest="private", action="store_false", help="make the repo public")
-    parser.set_defaults(func=run)
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    result = push_folder(args.repo_id, args.output, private=args.private)
-    print(f"pushed {len(result.files)} files to {result.url} ({'private' if result.private else 'public'})")
-    return 0

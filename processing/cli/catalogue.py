@@ -1,6 +1,6 @@
 """``covidx-us catalogue``: print the videos of a release view, as a summary table, CSV or JSON.
 
-Only reads the catalogue (:func:`processing.catalogue.load_catalogue`); writes nothing but stdout.
+Only reads the catalogue (:func:`processing.release.catalogue.load_catalogue`); writes nothing but stdout.
 """
 
 from __future__ import annotations
@@ -13,8 +13,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from processing.catalogue import CLASSES, PROBES, SOURCES, TASKS, VERSIONS, Catalogue, Video, load_catalogue
 from processing.errors import check_choice
+from processing.release.catalogue import (
+    CLASSES,
+    PROBES,
+    SOURCES,
+    TASKS,
+    VERSIONS,
+    Catalogue,
+    Video,
+    load_catalogue,
+)
 
 FORMATS = ("table", "csv", "json")
 COLUMNS = (

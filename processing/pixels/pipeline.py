@@ -37,7 +37,9 @@ import numpy as np
 from PIL import Image
 
 from processing import progress
-from processing.clips import (
+from processing.errors import ClipError, CovidxError, check_choice
+from processing.fileutil import atomic_write
+from processing.pixels.clips import (
     VIDEO_SUFFIX,
     ClipHeader,
     ClipInfo,
@@ -46,17 +48,15 @@ from processing.clips import (
     probe_clip,
     probe_header,
 )
-from processing.crop import check_window, crop
-from processing.errors import ClipError, CovidxError, check_choice
-from processing.fileutil import atomic_write
-from processing.frames import StreamSelector, is_deleted, select_frames
-from processing.inpaint import METHODS, inpaint, margin, regions
-from processing.masks import MaskSet, find_mask
-from processing.png import encode_png
+from processing.pixels.crop import check_window, crop
+from processing.pixels.frames import StreamSelector, is_deleted, select_frames
+from processing.pixels.inpaint import METHODS, inpaint, margin, regions
+from processing.pixels.masks import MaskSet, find_mask
+from processing.pixels.png import encode_png
 from processing.windows import Window
 
 if TYPE_CHECKING:
-    from processing.catalogue import Video
+    from processing.release.catalogue import Video
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def _save_image(image: np.ndarray, path: Path, options: ProcessingOptions) -> No
     if options.image_format == "jpeg":
         Image.fromarray(image).save(path, format="JPEG", quality=options.jpeg_quality)
         return
-    path.write_bytes(encode_png(image))  # lossless; libdeflate, half the CPU of zlib (processing/png.py)
+    path.write_bytes(encode_png(image))  # lossless; libdeflate, half the CPU of zlib (processing/pixels/png.py)
 
 
 def _clean_frame(
@@ -228,7 +228,7 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
     """Process one clip as ``plan`` says and write its outputs under ``out_root`` (see the module docstring).
 
     Without ``max_frames`` the clip is decoded once: the header gives the size and rate, frames are chosen while
-    they stream (:class:`processing.frames.StreamSelector`) and the probe's checks (truncation, zero frames, the
+    they stream (:class:`processing.pixels.frames.StreamSelector`) and the probe's checks (truncation, zero frames, the
     rate) run at the end of that pass, before anything is moved into place. Should the decoded clip differ from
     its header (frame size, mean GIF rate), that pass is thrown away and the clip processed again the two-pass
     way (full probe, then decode), so the outputs are always those of the two-pass path. With ``max_frames``

@@ -20,8 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from processing.crop import fit_mask
 from processing.errors import ClipError
+from processing.pixels.crop import fit_mask
 
 THRESHOLD = 127
 KERNEL_SIZE = 5

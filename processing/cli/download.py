@@ -1,6 +1,6 @@
 """``covidx-us download``: fetch, verify and cache the clips of a release view; print one line per video.
 
-Only calls :func:`processing.catalogue.load_catalogue` and :func:`processing.download.download_videos`; exits 1 when
+Only calls :func:`processing.release.catalogue.load_catalogue` and :func:`processing.sources.download.download_videos`; exits 1 when
 a video is missing (unless ``--allow-missing``), 2 on a usage or release error (via the CLI dispatcher).
 """
 
@@ -12,8 +12,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from processing.catalogue import SOURCES, VERSIONS, load_catalogue
-from processing.download import STATUSES, DownloadOptions, DownloadResult, download_videos
+from processing.release.catalogue import SOURCES, VERSIONS, load_catalogue
+from processing.sources.download import STATUSES, DownloadOptions, DownloadResult, download_videos
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -63,7 +63,7 @@ def table(results: Sequence[DownloadResult]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from processing.release import default_cache_dir
+    from processing.release.files import default_cache_dir
 
     cache_dir = args.cache_dir or default_cache_dir()
     catalogue = load_catalogue(args.release, args.release_dir, custom=args.custom_release, cache_dir=cache_dir)

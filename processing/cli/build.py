@@ -1,7 +1,7 @@
 """``covidx-us build``: run the CovidxUS builder for one or every config and export the Hub-layout folder.
 
 Every config is built first (downloads and processed clips are cached and shared between configs); only when all
-succeeded is DIR written, in a temporary folder beside it that is then swapped in (processing.export). A build with
+succeeded is DIR written, in a temporary folder beside it that is then swapped in (processing.hub.export). A build with
 missing videos stops before the export unless --allow-missing. This module only parses arguments and calls down.
 
 Beside the export, in the same atomic swap, ``DIR/build_record.json`` (ARCHITECTURE.md, "The build record") says per
@@ -20,19 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from processing.errors import CovidxError
-from processing.export import Provenance, export_hub_folder
-from processing.release import default_cache_dir
+from processing.hub.export import Provenance, export_hub_folder
+from processing.release.files import default_cache_dir
+from processing.vocabulary import DEFAULT_OUTPUT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUTPUT = Path("covidx_us")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from covidx_us import CONFIG_NAMES, IMAGE_FORMATS, INPAINT_METHODS
-    from processing.catalogue import CLASSES, PROBES, SOURCES, VERSIONS
-    from processing.processed import CROP_MODES, MASK_MODES, POINTER_POLICIES
-    from processing.splits import SCHEMES
+    from processing.build.processed import CROP_MODES, MASK_MODES, POINTER_POLICIES
+    from processing.build.splits import SCHEMES
+    from processing.release.catalogue import CLASSES, PROBES, SOURCES, VERSIONS
 
     p = subparsers.add_parser(
         "build",
@@ -251,7 +251,7 @@ def report_stale_caches(work_dir: Path, prune: bool) -> None:
     import shutil
 
     from covidx_us import PROCESSING_FORMAT
-    from processing.processed import stale_caches
+    from processing.build.processed import stale_caches
 
     stale = stale_caches(work_dir, PROCESSING_FORMAT)
     if not stale:

@@ -4,7 +4,7 @@ A :class:`ClipJob` says everything one clip needs: the catalogue video, the down
 the processing options, where the processed cache lies and how crops and masks are chosen:
 
 - ``crop="release"``: the release's crop rule on the clip's real size; ``"auto"``: the window
-  :func:`processing.autodetect.detect_clip` finds.
+  :func:`processing.pixels.autodetect.detect_clip` finds.
 - ``masks="release"``: the release's hand-drawn masks and deleted frames, each replaced by a user mask file of the
   same name found in ``options.mask_dirs`` (searched in order); ``"auto"``: the detected overlays (main mask,
   per-frame pointer masks; a frame with a pointer over the lung dropped as the release did, or its pointer masked,
@@ -16,7 +16,7 @@ A video without a crop rule or mask plan (a custom catalogue) falls back to ``au
 between windows in source-frame pixels, so release masks work under an automatic crop and vice versa. Masks that are
 not the release's own files are written as PNG under ``<out_root>/data/mask/<video id>/`` and used from there.
 
-:func:`run_job` processes the clip (:func:`processing.pipeline.process_clip`) and writes
+:func:`run_job` processes the clip (:func:`processing.pixels.pipeline.process_clip`) and writes
 ``<out_root>/records/<video id>.json`` atomically, *after* every output file is in place: a record on disk always
 describes complete outputs, so a build killed at any point resumes by redoing only the clips without a valid record
 (:func:`cached_record`). Everything here is module-level and picklable, so a process pool can run it
@@ -45,16 +45,16 @@ from processing.fileutil import atomic_write, folder_bytes, json_digest
 from processing.windows import Window
 
 if TYPE_CHECKING:  # the pipeline (OpenCV, PyAV) is imported on first use: the builder imports this module eagerly
-    from processing.autodetect import Detection
-    from processing.catalogue import Video
-    from processing.pipeline import ClipPlan, ProcessingOptions, ProcessingRecord
+    from processing.pixels.autodetect import Detection
+    from processing.pixels.pipeline import ClipPlan, ProcessingOptions, ProcessingRecord
+    from processing.release.catalogue import Video
 
 log = logging.getLogger(__name__)
 
 CROP_MODES = ("release", "auto")
 MASK_MODES = ("release", "auto", "both")
 RECORD_FORMAT = 2  # bump when the record's JSON layout changes (old records are then redone)
-# What to do with a frame whose detected pointer touches the lung (as processing.autodetect.POINTER_POLICIES;
+# What to do with a frame whose detected pointer touches the lung (as processing.pixels.autodetect.POINTER_POLICIES;
 # kept here so the builder validates it without importing OpenCV): mask it, or drop the frame.
 POINTER_POLICIES = ("mask", "drop")
 POINTER_POLICY = "drop"  # the builds' default: a pointer over the lung drops its frame, as the release did
@@ -115,7 +115,7 @@ class ClipJob:
     def mask_overrides(self) -> dict[str, str]:
         """Release mask name -> sha256 of the user mask file (``options.mask_dirs``) that replaces it, for the
         masks this clip's release plan uses (none when its release masks are not used)."""
-        from processing.masks import find_mask
+        from processing.pixels.masks import find_mask
 
         plan = getattr(self.video, "masks", None)
         dirs = self.options.mask_dirs
@@ -176,7 +176,7 @@ def stale_caches(work_dir: Path, current_format: int) -> list[tuple[Path, int]]:
 
 @functools.cache
 def _autodetect_digest() -> str:
-    from processing import autodetect
+    from processing.pixels import autodetect
 
     return hashlib.sha256(Path(autodetect.__file__).read_bytes()).hexdigest()[:16]
 
@@ -208,8 +208,8 @@ def run_job(job: ClipJob) -> dict[str, Any]:
     Raises :class:`ClipError` naming the video for an unreadable clip, a missing mask or a clip without a field of
     view (auto modes); nothing is recorded then.
     """
-    from processing.clips import probe_clip
-    from processing.pipeline import clip_for_plan, process_clip
+    from processing.pixels.clips import probe_clip
+    from processing.pixels.pipeline import clip_for_plan, process_clip
 
     _remove_leftovers(job)
     clock = time.perf_counter()
@@ -262,7 +262,7 @@ def record_dict(record: ProcessingRecord, *, plan_s: float = 0.0) -> dict[str, A
 
 
 def _plan(job: ClipJob, info: Any) -> tuple[ClipPlan, dict[str, Any]]:
-    from processing.pipeline import ClipPlan, mask_name, plan_for_video
+    from processing.pixels.pipeline import ClipPlan, mask_name, plan_for_video
 
     video = job.video
     crop_mode, mask_mode = job.crop_mode, job.mask_mode
@@ -284,8 +284,8 @@ def _plan(job: ClipJob, info: Any) -> tuple[ClipPlan, dict[str, Any]]:
     frames: dict[int, np.ndarray] = {}
     deleted: list[tuple[int, int]] = []
     if use_release:
-        from processing.crop import fit_mask
-        from processing.masks import read_mask
+        from processing.pixels.crop import fit_mask
+        from processing.pixels.masks import read_mask
 
         assert release is not None and release.window is not None
         size = release.window.size
@@ -317,7 +317,7 @@ def _plan(job: ClipJob, info: Any) -> tuple[ClipPlan, dict[str, Any]]:
 
 
 def _detect(job: ClipJob) -> Detection:
-    from processing.autodetect import detect_clip
+    from processing.pixels.autodetect import detect_clip
 
     try:
         return detect_clip(job.source, clip_id=job.video.id, pointer_policy=job.pointer_policy)

@@ -3,7 +3,7 @@
 Only the system's browser and driver are used (``/usr/bin/chromium`` and ``/usr/bin/chromedriver``, Debian's
 ``chromium`` and ``chromium-driver``); Selenium Manager never runs, so nothing is downloaded at run time. A missing
 browser or driver is a :class:`~processing.errors.CovidxError` naming what to install. This module renders pages and
-returns their DOM; it does not download files (that is :mod:`processing.download`'s job).
+returns their DOM; it does not download files (that is :mod:`processing.sources.download`'s job).
 """
 
 from __future__ import annotations

@@ -15,13 +15,13 @@ from processing.errors import CovidxError
 
 # (sub-command, module defining add_parser). Order is the order of ``covidx-us --help``.
 COMMANDS: tuple[tuple[str, str], ...] = (
-    ("catalogue", "processing.catalogue_cli"),
-    ("download", "processing.download_cli"),
-    ("clean", "processing.clean_cli"),
-    ("build", "processing.build_cli"),
-    ("push", "processing.hub"),
-    ("demo", "processing.demo"),
-    ("report", "processing.report"),
+    ("catalogue", "processing.cli.catalogue"),
+    ("download", "processing.cli.download"),
+    ("clean", "processing.cli.clean"),
+    ("build", "processing.cli.build"),
+    ("push", "processing.cli.push"),
+    ("demo", "processing.cli.demo"),
+    ("report", "processing.cli.report"),
 )
 
 

@@ -1,7 +1,7 @@
 """``covidx-us clean``: crop, mask and inpaint a user's own clips exactly as the release clips are processed.
 
 Each clip is processed on its own: a bad clip reports its error and the others still complete; the exit code
-is 1 when any clip failed. ``--crop auto`` / ``--mask auto`` ask :mod:`processing.autodetect` (when installed)
+is 1 when any clip failed. ``--crop auto`` / ``--mask auto`` ask :mod:`processing.pixels.autodetect` (when installed)
 for the window and the overlay masks; detected masks are written to ``<out>/data/mask/`` as PNG and used from
 there, so a run can be inspected and repeated with ``--mask``. With detection, each clip's line is followed by
 what was detected: the window ``x,y,w,h``, the inferred probe and how many frames got their own (pointer) mask or
@@ -22,8 +22,8 @@ from PIL import Image
 
 from processing.errors import ClipError, CovidxError
 from processing.fileutil import atomic_write
-from processing.frames import parse_ranges
-from processing.pipeline import IMAGE_FORMATS, ClipPlan, ProcessingOptions, process_clip
+from processing.pixels.frames import parse_ranges
+from processing.pixels.pipeline import IMAGE_FORMATS, ClipPlan, ProcessingOptions, process_clip
 from processing.windows import Window
 
 PROBES = ("convex", "linear", "unknown")
@@ -59,11 +59,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _autodetect():
     try:
-        return importlib.import_module("processing.autodetect")
+        return importlib.import_module("processing.pixels.autodetect")
     except ModuleNotFoundError as exc:
-        if exc.name != "processing.autodetect":
+        if exc.name != "processing.pixels.autodetect":
             raise
-        raise CovidxError("--crop auto / --mask auto need processing.autodetect, which is not installed") from exc
+        raise CovidxError("--crop auto / --mask auto need processing.pixels.autodetect, which is not installed") from exc
 
 
 def _save_mask(mask: np.ndarray, path: Path) -> Path:
@@ -78,7 +78,7 @@ def plan_for_clip(path: Path, args: argparse.Namespace) -> ClipPlan:
 
 
 def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, Any]:
-    """:func:`plan_for_clip` and the :class:`processing.autodetect.Detection` it used (None without auto)."""
+    """:func:`plan_for_clip` and the :class:`processing.pixels.autodetect.Detection` it used (None without auto)."""
     detection = None
     clip_id = path.stem.replace(" ", "_")
     probe = args.probe
@@ -104,7 +104,7 @@ def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, 
     if args.crop and args.crop != "auto":
         window = Window.parse(args.crop)
     if main_mask is not None and args.mask_dir:
-        from processing.masks import find_mask
+        from processing.pixels.masks import find_mask
 
         main_mask = find_mask(main_mask.name, args.mask_dir, None) or main_mask
     if main_mask is not None and not main_mask.is_file():

@@ -268,7 +268,7 @@ class ClipHeader:
 
     ``width``/``height`` are the decoder's frame size as the container declares it; ``fps`` is the rate
     :func:`probe_clip` would report *if* the decoded frames match the packets (always checked afterwards by
-    :class:`FrameReader` users: see :func:`processing.pipeline.process_clip`). Not a frame count.
+    :class:`FrameReader` users: see :func:`processing.pixels.pipeline.process_clip`). Not a frame count.
     """
 
     path: Path

@@ -2,9 +2,9 @@
 
 Stages (each announced on stderr with its duration):
 
-1. write the simulated release (processing.simrelease: ~16 clips across every class, both probes, seven sources, with
+1. write the simulated release (processing.demo.simrelease: ~16 clips across every class, both probes, seven sources, with
    masks and ground truth) under the work folder;
-2. serve every clip on ``http://127.0.0.1:PORT/`` in its source's URL layout (processing.testsite.LoopbackSite);
+2. serve every clip on ``http://127.0.0.1:PORT/`` in its source's URL layout (processing.demo.testsite.LoopbackSite);
 3. run the real ``covidx-us build`` of all six configs with ``--custom-release --release-dir ... --mirror PREFIX
    --no-original`` (the original hosts are not contacted: they hold other bytes or are gone), which exports the
    Hub-layout folder to the output;
@@ -45,7 +45,7 @@ DEFAULT_CONFIG = "frames-4class"
 class DemoOptions:
     """What ``covidx-us demo`` runs. ``work_dir`` None: ``<output>.work`` beside the output.
 
-    ``scale`` and ``frames`` multiply the simulated clips' frame sizes and lengths (processing.simrelease)."""
+    ``scale`` and ``frames`` multiply the simulated clips' frame sizes and lengths (processing.demo.simrelease)."""
 
     output: Path = DEFAULT_OUTPUT
     work_dir: Path | None = None
@@ -155,7 +155,7 @@ def build_argv(release_dir: Path, prefix: str, cache_dir: Path, output: Path) ->
 
 def _run_build(argv: list[str]) -> None:
     """Run ``covidx-us build`` through its own parser and handler (what the console script runs)."""
-    from processing import build_cli
+    from processing.cli import build as build_cli
 
     parser = argparse.ArgumentParser(prog="covidx-us")
     build_cli.add_parser(parser.add_subparsers(dest="command"))
@@ -168,9 +168,9 @@ def _run_build(argv: list[str]) -> None:
 
 def run_demo(options: DemoOptions, *, stderr: TextIO | None = None) -> DemoResult:
     """Simulate, serve, build and export (see the module docstring); the server is closed on return or error."""
-    from processing.catalogue import load_catalogue
-    from processing.simrelease import write_simulated_release
-    from processing.testsite import LoopbackSite
+    from processing.demo.simrelease import write_simulated_release
+    from processing.demo.testsite import LoopbackSite
+    from processing.release.catalogue import load_catalogue
 
     stream = stderr or sys.stderr
     stages = _Stages(4, stream)

@@ -1,0 +1,5 @@
+import sys
+
+from processing.cli import main
+
+sys.exit(main())

@@ -1,0 +1,36 @@
+"""``covidx-us report``: write the build's HTML report (``processing.report.page``) and optionally open it."""
+
+from __future__ import annotations
+
+import argparse
+import webbrowser
+from pathlib import Path
+
+from processing.report.page import ReportOptions, write_report
+from processing.vocabulary import DEFAULT_OUTPUT
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "report",
+        help="write a self-contained HTML report of a build (counts, thumbnails, provenance)",
+        description="Write DIR/report/index.html from DIR/build_record.json: counts by class, source, probe and split, "
+        "per video the original frame with its crop window, the mask, the clean frame and a frame whose pointer "
+        "was removed, its status and provenance, the missing videos and the build parameters. The page embeds "
+        "its images and fetches nothing.",
+    )
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
+                        help=f"the build's export folder (default: ./{DEFAULT_OUTPUT})")
+    parser.add_argument("--open", action="store_true", help="open the report in the web browser")
+    parser.add_argument("--max-videos", type=int, metavar="N",
+                        help="thumbnails for the first N processed videos only (default: all)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    path = write_report(args.output, ReportOptions(max_videos=args.max_videos))
+    print(f"report written to {path}")
+    if args.open:
+        webbrowser.open(path.resolve().as_uri())
+    return 0
