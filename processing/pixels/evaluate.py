@@ -1,0 +1,284 @@
+"""Score automatic crop and masks against truth made by eye on real clips (``benchmarks/realclip_truth.json``).
+
+Truth for a real clip is boxes, not per-pixel masks: the field of view (``fov``, and other panels that would do as
+well), every burned-in overlay (a box, a kind, whether it is drawn over the image, the frames it is on), frames that
+are not usable (cuts, blank frames) and boxes of real tissue near the field's edges. Boxes are ``[x0, y0, x1, y1]`` in
+source pixels, ``x1``/``y1`` exclusive; frame ranges are inclusive, 0-based in decode order.
+
+What a clean frame removes: the pixels of its mask (inpainted), and, when the detection blanks what lies outside the
+field of view, every pixel of the window outside the detected field (filled black). A dropped frame removes
+everything. The scores (per clip, :class:`ClipScore`):
+
+- ``top_ok``: the window holds the top band of the field (the skin line and pleura), all of its width;
+- ``iou``: the window against the window the same rule draws around the true field (best over acceptable panels);
+- ``overlay_recall``: of the overlay pixels inside the window, the share removed. An overlay pixel is a pixel of an
+  overlay box that stands out in the clip's median frame (white top-hat or colour), or, off the image, any pixel
+  brighter than the black background; a moving mark is measured on the frames it is on;
+- ``tissue_masked``: of the tissue inside the true field (visible, not in an overlay box), the share removed from a
+  kept frame (the main mask, plus anything blanked);
+- ``bad_missed`` / ``good_dropped``: unusable frames kept, and usable frames dropped (share);
+- ``probe_ok``.
+
+This module must not decide anything about a clip: it only compares a :class:`~processing.pixels.autodetect.Detection`
+with the truth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from processing.errors import CovidxError
+from processing.windows import Window
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+
+_TOPHAT = 30  # a mark stands this far above the opening of its neighbourhood in the median frame
+_COLOUR = 40  # chroma of a coloured mark (grey ultrasound after coding stays below ~25)
+_OFF_IMAGE = 25  # off the image, a pixel this much above the black background is a mark
+_TOP_BAND = 0.05  # the top 5% of the field (at least 4 rows) must be in the window
+
+
+@dataclass(frozen=True)
+class Overlay:
+    box: Box
+    kind: str
+    inside_fov: bool
+    frames: tuple[tuple[int, int], ...] | None  # None: on every frame
+
+
+@dataclass(frozen=True)
+class ClipTruth:
+    clip: str
+    size: tuple[int, int]
+    frames: int
+    probe: str
+    fov: Box
+    alt_fovs: tuple[Box, ...]
+    overlays: tuple[Overlay, ...]
+    bad_frames: tuple[tuple[int, int], ...]
+    tissue: tuple[Box, ...]
+    notes: str = ""
+
+    def is_bad(self, index: int) -> bool:
+        return any(a <= index <= b for a, b in self.bad_frames)
+
+
+def _box(value: Sequence[int], where: str) -> Box:
+    if len(value) != 4 or not all(isinstance(v, int) for v in value) or value[2] <= value[0] or value[3] <= value[1]:
+        raise CovidxError(f"{where}: a box is [x0, y0, x1, y1] with x1 > x0 and y1 > y0; got {value!r}")
+    return (value[0], value[1], value[2], value[3])
+
+
+def _ranges(value: Iterable[Sequence[int]] | None) -> tuple[tuple[int, int], ...] | None:
+    return None if value is None else tuple((int(a), int(b)) for a, b in value)
+
+
+def load_truth(path: Path | str) -> dict[str, ClipTruth]:
+    """The truth file: clip file name -> :class:`ClipTruth`."""
+    path = Path(path)
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CovidxError(f"{path}: cannot read the truth file ({exc})") from exc
+    out: dict[str, ClipTruth] = {}
+    for item in items:
+        where = f"{path}: {item.get('clip')}"
+        out[item["clip"]] = ClipTruth(
+            clip=item["clip"],
+            size=(int(item["size"][0]), int(item["size"][1])),
+            frames=int(item["frames"]),
+            probe=item["probe"],
+            fov=_box(item["fov"], where),
+            alt_fovs=tuple(_box(b, where) for b in item.get("alt_fovs", [])),
+            overlays=tuple(
+                Overlay(_box(o["box"], where), o["kind"], bool(o["inside_fov"]), _ranges(o.get("frames")))
+                for o in item.get("overlays", [])
+            ),
+            bad_frames=_ranges(item.get("bad_frames", [])) or (),
+            tissue=tuple(_box(b, where) for b in item.get("tissue", [])),
+            notes=item.get("notes", ""),
+        )
+    return out
+
+
+def box_window(box: Box) -> Window:
+    return Window(box[0], box[1], box[2] - box[0], box[3] - box[1])
+
+
+def window_iou(a: Window, b: Window) -> float:
+    """Intersection over union of two windows."""
+    w = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    h = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = w * h
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / float(union) if union else 0.0
+
+
+def holds_top(window: Window, fov: Box, visible: np.ndarray | None = None) -> bool:
+    """True when ``window`` holds the top band of the field ``fov`` (2 px of slack).
+
+    ``visible`` (bool, frame shape) marks the pixels that show tissue: then the band's visible pixels must all be in
+    the window (a sector's black corners beside its apex may be cut); without it, the band's whole width.
+    """
+    x0, y0, x1, y1 = fov
+    band = max(4, int(round(_TOP_BAND * (y1 - y0))))
+    if window.y > y0 + 2 or window.y + window.h < y0 + band:
+        return False
+    if visible is None:
+        return window.x <= x0 + 2 and window.x + window.w >= x1 - 2
+    top = visible[y0:y0 + band, x0:x1]
+    cols = np.flatnonzero(top.any(axis=0)) + x0
+    return cols.size == 0 or (window.x <= cols.min() + 2 and window.x + window.w >= cols.max() - 1)
+
+
+@dataclass(frozen=True)
+class ClipScore:
+    clip: str
+    top_ok: bool
+    iou: float
+    probe_ok: bool
+    overlay_pixels: int  # overlay pixels inside the window (over the frames measured)
+    overlay_recall: float
+    tissue_pixels: int
+    tissue_masked: float
+    tissue_box_masked: float  # share of the hand-drawn tissue boxes removed
+    bad_frames: int
+    bad_missed: int
+    good_frames: int
+    good_dropped: float
+
+    def as_row(self) -> dict[str, object]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def _tophat(gray: np.ndarray) -> np.ndarray:
+    return cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15)))
+
+
+def _chroma(image: np.ndarray) -> np.ndarray:
+    return (image.max(axis=2).astype(np.int16) - image.min(axis=2).astype(np.int16)).astype(np.uint8)
+
+
+def mark_pixels(image: np.ndarray, overlay: Overlay, black: float) -> np.ndarray:
+    """The pixels of ``overlay`` (bool, frame shape) in ``image`` (RGB): what stands out inside its box."""
+    x0, y0, x1, y1 = overlay.box
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    out = np.zeros((height, width), bool)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    # The top-hat needs context around the box: compute it on a margin, keep the box.
+    m = 8
+    ax0, ay0, ax1, ay1 = max(0, x0 - m), max(0, y0 - m), min(width, x1 + m), min(height, y1 + m)
+    hat = _tophat(gray[ay0:ay1, ax0:ax1])[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0]
+    sub = gray[y0:y1, x0:x1]
+    mark = (hat > _TOPHAT) | (_chroma(image[y0:y1, x0:x1]) > _COLOUR)
+    if not overlay.inside_fov:
+        mark |= sub > black + _OFF_IMAGE
+    out[y0:y1, x0:x1] = mark
+    return out
+
+
+def median_frame(frames: Sequence[np.ndarray]) -> np.ndarray:
+    return np.median(np.stack(frames), axis=0).astype(np.uint8)
+
+
+def score_clip(
+    detection: object,
+    truth: ClipTruth,
+    samples: Mapping[int, np.ndarray],
+    *,
+    window_rule,
+) -> ClipScore:
+    """Score a detection against ``truth``.
+
+    ``detection`` is a :class:`processing.pixels.autodetect.Detection`; ``samples`` maps frame indices to decoded RGB
+    frames (a spread over the clip, plus frames on which moving overlays are drawn); ``window_rule(bbox, probe,
+    width, height) -> Window`` is the rule the detector draws its window with, applied here to the true field.
+    """
+    width, height = truth.size
+    window: Window = detection.window  # type: ignore[attr-defined]
+    rows, cols = window.slices()
+    field = getattr(detection, "fov_mask", None)
+    outside = np.zeros((window.h, window.w), bool) if field is None else ~field
+    dropped = set(getattr(detection, "dropped_frames", ())) | set(getattr(detection, "unusable_frames", ()))
+    frame_count = int(getattr(detection, "frame_count", truth.frames))
+
+    # The panel the window went for: the true field, or another panel the truth accepts as well.
+    fov, iou = max(((f, window_iou(window, window_rule(box_window(f), truth.probe, width, height)))
+                    for f in (truth.fov, *truth.alt_fovs)), key=lambda pair: pair[1])
+    indices = sorted(samples)
+    still = [samples[i] for i in indices if not truth.is_bad(i)] or [samples[i] for i in indices]
+    med = median_frame(still)
+    gray_med = cv2.cvtColor(med, cv2.COLOR_RGB2GRAY)
+    black = float(np.percentile(gray_med, 2))
+    top_ok = holds_top(window, fov, visible=gray_med > black + 12)
+
+    def removed(index: int) -> np.ndarray:
+        if index in dropped:
+            return np.ones((window.h, window.w), bool)
+        return detection.mask_for(index) | outside  # type: ignore[attr-defined]
+
+    hit = total = 0
+    kept = [i for i in indices if i not in dropped and not truth.is_bad(i)]
+    for overlay in truth.overlays:
+        if overlay.frames is None:
+            marks = mark_pixels(med, overlay, black)[rows, cols]
+            n = int(marks.sum())
+            if n:
+                for index in kept:  # a static mark: every kept frame's mask must remove it
+                    total += n
+                    hit += int((marks & removed(index)).sum())
+        else:
+            for a, b in overlay.frames:
+                for index in (i for i in indices if a <= i <= b):
+                    marks = mark_pixels(samples[index], overlay, black)[rows, cols]
+                    total += int(marks.sum())
+                    hit += int((marks & removed(index)).sum())
+
+    # Tissue: visible pixels of the true field that are not in (a rim around) an overlay box.
+    x0, y0, x1, y1 = fov
+    tissue = np.zeros((height, width), bool)
+    tissue[y0:y1, x0:x1] = gray_med[y0:y1, x0:x1] > black + 8
+    for overlay in truth.overlays:
+        bx0, by0, bx1, by1 = overlay.box
+        tissue[max(0, by0 - 3):by1 + 3, max(0, bx0 - 3):bx1 + 3] = False
+    in_window = np.zeros((height, width), bool)
+    in_window[rows, cols] = True
+    main_removed = np.zeros((height, width), bool)
+    main_removed[rows, cols] = detection.main_mask | outside  # type: ignore[attr-defined]
+    tissue_in = tissue & in_window
+    tissue_n = int(tissue_in.sum())
+    tissue_masked = float((main_removed & tissue_in).sum()) / tissue_n if tissue_n else 0.0
+    box_n = box_hit = 0
+    for bx0, by0, bx1, by1 in truth.tissue:
+        region = np.zeros((height, width), bool)
+        region[by0:by1, bx0:bx1] = True
+        region &= in_window
+        box_n += int(region.sum())
+        box_hit += int((region & main_removed).sum())
+
+    bad = [i for i in range(frame_count) if truth.is_bad(i)]
+    good = frame_count - len(bad)
+    return ClipScore(
+        clip=truth.clip,
+        top_ok=top_ok,
+        iou=iou,
+        probe_ok=getattr(detection, "probe", None) == truth.probe,
+        overlay_pixels=total,
+        overlay_recall=hit / total if total else 1.0,
+        tissue_pixels=tissue_n,
+        tissue_masked=tissue_masked,
+        tissue_box_masked=box_hit / box_n if box_n else 0.0,
+        bad_frames=len(bad),
+        bad_missed=sum(1 for i in bad if i not in dropped),
+        good_frames=good,
+        good_dropped=sum(1 for i in range(frame_count) if i in dropped and not truth.is_bad(i)) / good if good else 0.0,
+    )
