@@ -73,7 +73,7 @@ DATASET_INFOS_PATH = Path(__file__).with_name("dataset_infos.json")
 PROJECT_MASK_DIR = Path(__file__).with_name("masks")
 PROCESSING_FORMAT = 3  # bump when the processed outputs change for the same parameters (3: PNGs by processing.pixels.png, x264 on one thread)
 # Parameters that change neither the examples nor the card's meaning: how fast, and where on this machine.
-LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir", "mask_dirs")
+LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir", "mask_dirs", "copy_registry")
 # With num_proc unset, clips are processed in this process below this many source pixels (~5 s of work here):
 # starting spawn workers costs ~0.5 s each and the simulated demo release is done serially sooner.
 PARALLEL_MIN_PIXELS = 300_000_000
@@ -121,6 +121,11 @@ class CovidxUSConfig(datasets.BuilderConfig):
         allow_missing: build without the videos that could not be downloaded (named in the log and the card).
         download_delay, download_timeout, download_retries: politeness and patience per request.
         use_original: try the original hosts first (False: mirrors and data_dir only, e.g. for hermetic tests).
+        copies: after the originals, mirrors and data_dir, recover a video from its registered public copy
+            (``metadata/copies.csv``, sha256-verified). A copy is not the original file: where its place in the
+            original is known the release's crop and masks are moved into it, otherwise the automatic crop and
+            masks are used; examples say ``origin="copy"`` and name the copy's repository and commit.
+        copy_registry: another registry CSV in the same format (None: the project's ``metadata/copies.csv``).
         crop: "release" (the release's crop rules, default) or "auto" (detected field of view).
         masks: "release" (the release's masks, default), "auto" (detected overlays) or "both" (their union).
             A video without a crop rule or mask plan uses "auto" for that part whatever is asked.
@@ -153,6 +158,8 @@ class CovidxUSConfig(datasets.BuilderConfig):
     download_timeout: float = 30.0
     download_retries: int = 4
     use_original: bool = True
+    copies: bool = False
+    copy_registry: str | None = None
     crop: str = "release"
     masks: str = "release"
     mask_dirs: tuple[str, ...] = ()
@@ -207,7 +214,7 @@ class CovidxUSConfig(datasets.BuilderConfig):
             if not str(prefix).startswith(("http://", "https://")):
                 raise CovidxError(f"invalid mirror {prefix!r}; valid values: http(s) URL prefixes")
         set_(self, "mirrors", (self.mirrors,) if isinstance(self.mirrors, str) else tuple(self.mirrors))
-        for path_field in ("release_dir", "work_dir", "data_dir"):
+        for path_field in ("release_dir", "work_dir", "data_dir", "copy_registry"):
             if getattr(self, path_field) is not None:
                 set_(self, path_field, str(getattr(self, path_field)))
         set_(self, "_frozen", True)
@@ -289,7 +296,10 @@ def features_for(name: str) -> datasets.Features:
         "width": datasets.Value("int32"),
         "height": datasets.Value("int32"),
     }
-    tail = {"patient_id": datasets.Value("string"), "luss": datasets.Value("int8"), "release": datasets.Value("string")}
+    tail = {"patient_id": datasets.Value("string"), "luss": datasets.Value("int8"), "release": datasets.Value("string"),
+            # where the clip came from: original / mirror / manual / copy; for a copy, its repository and commit
+            "origin": datasets.Value("string"), "copy_repository": datasets.Value("string"),
+            "copy_commit": datasets.Value("string")}
     if kind == "frames":
         return datasets.Features({
             "image": datasets.Image(), "label": label, "video_id": common["video_id"],
@@ -342,6 +352,8 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
     split_of: dict[str, str] | None = None  # video id -> split, for the videos of this config
     video_entries: dict[str, dict[str, Any]] | None = None  # video id -> download, plan, record (build_record.json)
     processed_now: tuple[str, ...] = ()  # clips processed by this build (the others came from the cache)
+    recoverable: tuple[str, ...] = ()  # missing videos a rerun with copies=True would try to recover
+    origins: dict[str, Any] | None = None  # video id -> its DownloadResult
     reused: tuple[str, ...] = ()
 
     def _create_builder_config(self, config_name=None, custom_features=None, config_id=None, **config_kwargs):
@@ -374,12 +386,21 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
         from processing.release.catalogue import load_catalogue
-        from processing.sources.download import DownloadOptions, download_videos
+        from processing.sources.download import (
+            DownloadOptions,
+            copies_would_recover,
+            download_videos,
+            would_recover_text,
+        )
 
         config = self.config
         work = self._work_dir(dl_manager)
         catalogue = load_catalogue(config.release, Path(config.release_dir) if config.release_dir else None,
                                    custom=config.custom_release, cache_dir=work / "release")
+        self.catalogue = catalogue
+        if config.copies and self._registry() is None:
+            raise CovidxError("copies=True with a custom release needs copy_registry: the project's registry of "
+                              "copies names the official catalogue's videos")
         task_videos = catalogue.filter(task=config.task).videos
         # Splits over the whole task: a video's split does not depend on the source/probe filter or on missing clips.
         splits = assign_splits([v.group for v in task_videos], [v.task_label(config.task) for v in task_videos],
@@ -394,9 +415,15 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         options = DownloadOptions(cache_dir=work, mirrors=config.mirrors,
                                   data_dir=Path(config.data_dir) if config.data_dir else None,
                                   delay=config.download_delay, timeout=config.download_timeout,
-                                  retries=config.download_retries, use_original=config.use_original)
+                                  retries=config.download_retries, use_original=config.use_original,
+                                  copies=config.copies, copy_registry=self._registry())
         results = download_videos(videos, options)
         missing = {r.video_id: r.reason or r.status for r in results if r.status == "missing" or r.path is None}
+        # What --copies would bring; said whenever videos are missing without it (log, error, card).
+        registry = self._registry()
+        self.recoverable = () if config.copies or registry is None else tuple(copies_would_recover(results,
+                                                                                                    registry))
+        hint = would_recover_text(self.recoverable)
         jobs = {video.id: self._job(catalogue, video, result, work)
                 for video, result in zip(videos, results, strict=True) if video.id not in missing}
         records, failed = self._process(jobs)
@@ -405,13 +432,17 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
             listing = "; ".join(f"{vid} ({reason})" for vid, reason in missing.items())
             if not config.allow_missing:
                 raise DownloadError(f"{len(missing)} of {len(videos)} videos could not be had: {listing}. "
-                                    "Nothing was exported; fix the sources, give --mirror/--data-dir, or pass "
+                                    + (f"{hint}. " if hint else "")
+                                    + "Nothing was exported; fix the sources, give --mirror/--data-dir, or pass "
                                     "--allow-missing to build without them")
             log.warning("building without %d missing videos: %s", len(missing), listing)
+            if hint:
+                log.warning("%s", hint)
 
         self.catalogue = catalogue
         self.missing = tuple(missing)
         self.split_of = {v.id: split_of[v.id] for v in videos}
+        self.origins = {r.video_id: r for r in results}
         self.video_entries = {r.video_id: {"download": _download_entry(r), "plan": None, "record": None,
                                            "reason": missing.get(r.video_id)} for r in results}
         for vid, data in records.items():
@@ -424,7 +455,8 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         release = catalogue.version if catalogue.official else f"{catalogue.version}+custom"
         generators = []
         for split in split_names(config.split, config.num_folds, config.fold):
-            items = [{"video": _video_fields(v, config.task, release), "record": records[v.id]["record"]}
+            items = [{"video": _video_fields(v, config.task, release, self.origins[v.id]),
+                      "record": records[v.id]["record"]}
                      for v in videos if v.id in records and split_of[v.id] == split]
             if not items:  # datasets cannot hold an empty split; say so rather than fail later
                 log.warning("%s: split %s has no video in this build; it is left out", config.name, split)
@@ -443,12 +475,44 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         log.info("%s: non-default parameters, split sizes differ from dataset_infos.json: %s", config.name,
                  "; ".join(diff))
 
+    def _registry(self) -> Path | None:
+        """The registry of copies: copy_registry, else the project's (its ids are the official catalogue's, so a
+        custom release has none unless given one)."""
+        from processing.release.copies import REGISTRY_PATH
+
+        if self.config.copy_registry:
+            return Path(self.config.copy_registry)
+        return REGISTRY_PATH if self.catalogue is None or self.catalogue.official else None
+
+    def _copy_map(self, video: Any, result: Any) -> tuple[str | None, Any]:
+        """(copy_plan, CopyMap) of a download: (None, None) for an original file; "mapped" with the copy's place
+        in the original when the registry knows it, else "auto" (the automatic crop and masks)."""
+        from processing.pixels.copymap import CopyMap
+        from processing.release.copies import load_copies
+        from processing.windows import Window
+
+        if result.status != "copy":
+            return None, None
+        registry = self._registry()
+        rows = load_copies(registry) if registry else load_copies()
+        copy = next((c for c in rows.get(video.id, ()) if c.sha256 == result.sha256), None)
+        if copy is None or not copy.mapped:
+            return "auto", None
+        top, left, size = copy.crop
+        return "mapped", CopyMap(crop=Window(left, top, size, size), first=copy.frame_range[0], timing=copy.timing,
+                                 original_fps=video.expected.fps, copy_fps=copy.fps, width=copy.width,
+                                 height=copy.height, frames=copy.frames)
+
     def _job(self, catalogue: Any, video: Any, result: Any, work: Path) -> Any:
         """The processing job of one downloaded clip (:class:`processing.build.processed.ClipJob`)."""
         from processing.build.processed import ClipJob, cache_root
         from processing.pixels.pipeline import ProcessingOptions
 
         config = self.config
+        copy_plan, copy_map = self._copy_map(video, result)
+        # A copy whose place in the original is unknown cannot use the release's crop and masks (they are in the
+        # original's pixels and frame numbers): it gets the automatic ones.
+        crop, masks = ("auto", "auto") if copy_plan == "auto" else (config.crop, config.masks)
         mask_dir = catalogue.release_dir / "data" / "mask"
         for name in video.masks.mask_names(video.id, video.probe):
             mask_dir = catalogue.mask_path(name).parent  # fetched and verified on first use
@@ -461,8 +525,8 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                                     mask_dirs=config.all_mask_dirs())
         return ClipJob(video=video, source=Path(result.path), source_sha256=result.sha256, mask_dir=mask_dir,
                        out_root=cache_root(work, config.processing_key()), options=options,
-                       crop=config.crop, masks=config.masks, official=catalogue.official, need_video=need_video,
-                       pointer_policy=config.pointer_policy)
+                       crop=crop, masks=masks, official=catalogue.official, need_video=need_video,
+                       pointer_policy=config.pointer_policy, copy_plan=copy_plan, copy=copy_map)
 
     def _process(self, jobs: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """Records of every job (cached ones reused, the others processed in ``num_proc`` processes) and the
@@ -546,13 +610,18 @@ def _source_pixels(jobs: Any) -> int:
 
 
 def _download_entry(result: Any) -> dict[str, Any]:
-    return {"status": result.status, "reason": result.reason, "url": result.url,
-            "path": str(result.path) if result.path else None, "sha256": result.sha256}
+    entry = {"status": result.status, "origin": result.origin, "reason": result.reason, "url": result.url,
+             "path": str(result.path) if result.path else None, "sha256": result.sha256}
+    if result.copy:
+        entry["copy"] = dict(result.copy)
+    return entry
 
 
-def _video_fields(video: Any, task: str, release: str) -> dict[str, Any]:
+def _video_fields(video: Any, task: str, release: str, result: Any) -> dict[str, Any]:
+    copy = result.copy or {}
     return {"label": video.task_label(task), "video_id": video.id, "source": video.source, "probe": video.probe,
-            "patient_id": video.patient_id, "luss": video.luss, "release": release}
+            "patient_id": video.patient_id, "luss": video.luss, "release": release, "origin": result.origin,
+            "copy_repository": copy.get("repository"), "copy_commit": copy.get("commit")}
 
 
 def expected_video_counts(catalogue: Any, name: str) -> dict[str, int]:

@@ -85,12 +85,14 @@ def test_bad_parameters_are_named_with_their_valid_values(tmp_path, kwargs, mess
 def test_features_of_frames_and_videos_configs():
     frames = features_for("frames-3class")
     assert list(frames) == ["image", "label", "video_id", "frame_index", "timestamp", "source", "probe", "width",
-                            "height", "original_width", "original_height", "patient_id", "luss", "release"]
+                            "height", "original_width", "original_height", "patient_id", "luss", "release", "origin",
+                            "copy_repository", "copy_commit"]
     assert isinstance(frames["image"], datasets.Image)
     assert frames["label"].names == ["covid", "pneumonia", "normal"]
     videos = features_for("videos-binary")
     assert list(videos) == ["video", "label", "video_id", "source", "probe", "width", "height", "fps",
-                            "num_frames", "patient_id", "luss", "release"]
+                            "num_frames", "patient_id", "luss", "release", "origin", "copy_repository",
+                            "copy_commit"]
     assert isinstance(videos["video"], datasets.Video) and videos["label"].names == ["covid", "non-covid"]
 
 

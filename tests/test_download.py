@@ -480,7 +480,7 @@ def test_download_command_fetches_the_simulated_release_from_the_loopback_mirror
         assert set(lines) == {v.id for v in catalogue.videos}
         assert lines["4_grepmed_covid"].split()[1] == "missing" and "HTTP 404" in lines["4_grepmed_covid"]
         assert all(lines[vid].split()[1] == "mirror" for vid in served), out.out
-        assert out.out.splitlines()[-1] == f"0 ok, {len(served)} mirror, 0 manual, 1 missing of 16 videos"
+        assert out.out.splitlines()[-1] == f"0 ok, {len(served)} mirror, 0 manual, 0 copy, 1 missing of 16 videos"
         assert "1 video(s) missing" in out.err
 
         manual = tmp_path / "manual"
@@ -488,7 +488,7 @@ def test_download_command_fetches_the_simulated_release_from_the_loopback_mirror
         (manual / "4_grepmed_covid.mp4").write_bytes(simulated.clips["4_grepmed_covid"].read_bytes())
         assert main([*args, "--mirror", site.prefix, "--data-dir", str(manual)]) == 0
         rerun = capsys.readouterr().out
-    assert rerun.splitlines()[-1] == f"0 ok, {len(served)} mirror, 1 manual, 0 missing of 16 videos"
+    assert rerun.splitlines()[-1] == f"0 ok, {len(served)} mirror, 1 manual, 0 copy, 0 missing of 16 videos"
     manifest = json.loads((tmp_path / "cache" / "downloads" / "manifest.json").read_text())
     assert {vid: entry["sha256"] for vid, entry in manifest["files"].items()} == {
         vid: sha(path) for vid, path in simulated.clips.items()}

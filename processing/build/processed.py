@@ -46,6 +46,7 @@ from processing.windows import Window
 
 if TYPE_CHECKING:  # the pipeline (OpenCV, PyAV) is imported on first use: the builder imports this module eagerly
     from processing.pixels.autodetect import Detection
+    from processing.pixels.copymap import CopyMap
     from processing.pixels.pipeline import ClipPlan, ProcessingOptions, ProcessingRecord
     from processing.release.catalogue import Video
 
@@ -57,6 +58,7 @@ RECORD_FORMAT = 2  # bump when the record's JSON layout changes (old records are
 # What to do with a frame whose detected pointer touches the lung (as processing.pixels.autodetect.POINTER_POLICIES;
 # kept here so the builder validates it without importing OpenCV): mask it, or drop the frame.
 POINTER_POLICIES = ("mask", "drop")
+COPY_PLANS = ("mapped", "auto")
 POINTER_POLICY = "drop"  # the builds' default: a pointer over the lung drops its frame, as the release did
 
 
@@ -75,9 +77,18 @@ class ClipJob:
     official: bool = True
     need_video: bool = True  # a cached record without the clean video does not do (a videos-* config needs it)
     pointer_policy: str = POINTER_POLICY  # detected pointers over the lung: "mask" or "drop" (auto/both masks)
+    # A public copy instead of the original file: "mapped" (the release's plan moved into the copy by ``copy``) or
+    # "auto" (the copy's place in the original is unknown: the builder asks for the automatic crop and masks).
+    copy_plan: str | None = None
+    copy: CopyMap | None = None
 
     def __post_init__(self) -> None:
         check_choice("crop", self.crop, CROP_MODES)
+        if self.copy_plan is not None:
+            check_choice("copy_plan", self.copy_plan, COPY_PLANS)
+            if (self.copy_plan == "mapped") != (self.copy is not None):
+                raise CovidxError(f"video {self.video.id}: copy_plan {self.copy_plan!r} needs a copy map exactly "
+                                  "when 'mapped'")
         check_choice("masks", self.masks, MASK_MODES)
         check_choice("pointer_policy", self.pointer_policy, POINTER_POLICIES)
 
@@ -107,6 +118,8 @@ class ClipJob:
             parts["autodetect"] = _autodetect_digest()  # a better detector redoes the automatic clips
         if self.mask_mode in ("auto", "both"):
             parts["pointer_policy"] = self.pointer_policy
+        if self.copy_plan is not None:  # only for copies, so the caches of originals stay valid
+            parts["copy"] = [self.copy_plan, repr(self.copy)]
         overrides = self.mask_overrides()
         if overrides:  # only then, so caches made before user masks existed stay valid
             parts["mask_overrides"] = overrides
@@ -262,15 +275,14 @@ def record_dict(record: ProcessingRecord, *, plan_s: float = 0.0) -> dict[str, A
 
 
 def _plan(job: ClipJob, info: Any) -> tuple[ClipPlan, dict[str, Any]]:
-    from processing.pixels.pipeline import ClipPlan, mask_name, plan_for_video
+    from processing.pixels.pipeline import ClipPlan, mask_name
 
     video = job.video
     crop_mode, mask_mode = job.crop_mode, job.mask_mode
-    release = plan_for_video(video, job.mask_dir, job.options, info) if (
-        crop_mode == "release" or mask_mode in ("release", "both")) else None
+    release = _release_plan(job, info) if (crop_mode == "release" or mask_mode in ("release", "both")) else None
     if crop_mode == "release" and mask_mode == "release":
         assert release is not None
-        return release, _summary(release, crop_mode, mask_mode)
+        return release, _summary(release, crop_mode, mask_mode, job.copy_plan)
     detection = _detect(job)
     window = release.window if crop_mode == "release" and release is not None else detection.window
     assert window is not None
@@ -310,7 +322,7 @@ def _plan(job: ClipJob, info: Any) -> tuple[ClipPlan, dict[str, Any]]:
                    for i, m in sorted(frames.items())}
     plan = ClipPlan(clip_id=video.id, probe=video.probe, window=window, main_mask=main_path,
                     frame_masks=frame_paths, deleted=merge_ranges(deleted), tight=tight)
-    summary = _summary(plan, crop_mode, mask_mode)
+    summary = _summary(plan, crop_mode, mask_mode, job.copy_plan)
     summary["detected"] = {"window": list(_xywh(detection.window)), "probe": detection.probe,
                            "frame_masks": len(detection.frame_masks), "dropped": len(detection.dropped_frames)}
     return plan, summary
@@ -331,8 +343,54 @@ def _xywh(window: Window) -> tuple[int, int, int, int]:
     return window.x, window.y, window.w, window.h
 
 
-def _summary(plan: ClipPlan, crop_mode: str, mask_mode: str) -> dict[str, Any]:
+def _release_plan(job: ClipJob, info: Any) -> ClipPlan:
+    """The release's plan for the clip: as it is for an original, moved into the copy's pixels and frames for a
+    mapped copy (crop offset and scale; frame offset, or timestamps where the frame rate changed)."""
+    from processing.pixels.crop import fit_mask
+    from processing.pixels.masks import read_mask
+    from processing.pixels.pipeline import ClipPlan, plan_for_video
+
+    video, copy = job.video, job.copy
+    if copy is None:
+        return plan_for_video(video, job.mask_dir, job.options, info)
+    original_size = _Size(video.expected.width, video.expected.height, job.source)
+    original = plan_for_video(video, job.mask_dir, job.options, original_size)
+    assert original.window is not None
+    try:
+        window = copy.window(original.window)
+    except CovidxError as exc:
+        raise ClipError(f"video {video.id}: {exc}") from exc
+    folder = job.out_root / "data" / "mask" / f"{video.id}.copy"
+    shutil.rmtree(folder, ignore_errors=True)  # masks of an earlier plan of this clip
+
+    def mapped(path: Path, name: str) -> Path:
+        mask = fit_mask(read_mask(path), original.window.size, job.source, path)
+        return _save_mask(copy.mask(mask, original.window), folder / name)
+
+    main = mapped(original.main_mask, "main_mask.png") if original.main_mask is not None else None
+    frame_masks: dict[int, Path] = {}
+    saved: dict[int, Path] = {}
+    for k, n in copy.frame_sources().items():
+        if n in original.frame_masks:
+            if n not in saved:
+                saved[n] = mapped(original.frame_masks[n], f"original_frame{n}_mask.png")
+            frame_masks[k] = saved[n]
+    return ClipPlan(clip_id=video.id, probe=video.probe, window=window, main_mask=main, frame_masks=frame_masks,
+                    deleted=copy.deleted(original.deleted), tight=original.tight)
+
+
+@dataclass(frozen=True)
+class _Size:
+    """The original's size, for planning the release's crop on a clip we hold only a copy of."""
+
+    width: int
+    height: int
+    path: Path
+
+
+def _summary(plan: ClipPlan, crop_mode: str, mask_mode: str, copy_plan: str | None = None) -> dict[str, Any]:
     return {
+        **({"copy": copy_plan} if copy_plan else {}),
         "window": list(_xywh(plan.window)) if plan.window is not None else None,
         "crop": crop_mode, "masks": mask_mode,
         "main_mask": str(plan.main_mask) if plan.main_mask is not None else None,
@@ -409,5 +467,5 @@ def init_worker(parent_pid: int) -> None:
     threading.Thread(target=watch, name="covidx-parent-watch", daemon=True).start()
 
 
-__all__ = ["CROP_MODES", "MASK_MODES", "POINTER_POLICIES", "POINTER_POLICY", "ClipJob", "cached_record", "run_job", "record_dict", "move_mask",
+__all__ = ["CROP_MODES", "COPY_PLANS", "MASK_MODES", "POINTER_POLICIES", "POINTER_POLICY", "ClipJob", "cached_record", "run_job", "record_dict", "move_mask",
            "frame_ranges", "merge_ranges", "init_worker"]

@@ -17,6 +17,7 @@ from processing.errors import CovidxError
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("catalogue", "processing.cli.catalogue"),
     ("download", "processing.cli.download"),
+    ("sources", "processing.cli.sources"),
     ("clean", "processing.cli.clean"),
     ("build", "processing.cli.build"),
     ("push", "processing.cli.push"),

@@ -55,6 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-original", action="store_true",
                    help="do not try the original hosts: mirrors and --data-dir only")
     p.add_argument("--data-dir", type=Path, metavar="DIR", help="folder of manually downloaded clips")
+    p.add_argument("--copies", action="store_true",
+                   help="last, recover videos from their registered public copies (metadata/copies.csv, "
+                   "sha256-verified); the card and every example say which clips are copies")
     p.add_argument("--cache-dir", type=Path, metavar="DIR",
                    help="downloads, processed clips and datasets' cache (default: $COVIDX_US_CACHE or "
                    "~/.cache/covidx-us)")
@@ -119,6 +122,7 @@ def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "work_dir": str(cache),
         "allow_missing": args.allow_missing or None,
         "use_original": False if args.no_original else None,
+        "copies": args.copies or None,
         "mask_dirs": tuple(str(d) for d in args.mask_dirs) or None,
     }
     for name in ("max_frames", "sample_hz", "inpaint", "image_format", "split", "num_folds", "fold", "seed",
@@ -159,7 +163,7 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
     from covidx_us import CovidxUS, download_digest
 
     cache = Path(params["work_dir"])
-    builds, summaries, parameters, card_parameters, missing = {}, {}, {}, {}, set()
+    builds, summaries, parameters, card_parameters, missing, recoverable = {}, {}, {}, {}, set(), set()
     catalogue, downloads = None, set()
     videos: dict[str, dict[str, Any]] = {}
     split_of: dict[str, dict[str, str]] = {}
@@ -172,6 +176,7 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
         builds[name] = builder.as_dataset()
         catalogue = builder.catalogue
         missing.update(builder.missing)
+        recoverable.update(builder.recoverable)
         downloads.update(builder.downloads)
         parameters[name] = builder.config.parameters()
         card_parameters[name] = builder.config.card_parameters()
@@ -190,16 +195,32 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
         parameters=card_parameters,
         manifest_sha256=digest,
         missing_videos=tuple(sorted(missing)),
+        copies=copies_used(catalogue, videos),
+        recoverable=tuple(v.id for v in catalogue.videos if v.id in recoverable),
     )
-    record = build_record(names, params, parameters, catalogue, cache, digest, summaries, videos, split_of)
+    record = build_record(names, params, parameters, catalogue, cache, digest, summaries, videos, split_of,
+                          provenance.recoverable)
     export_hub_folder(builds, output, provenance, default_config="frames-4class" if "frames-4class" in builds
                       else None, extra_files={BUILD_RECORD: json.dumps(record, indent=1) + "\n"})
     return output, summaries
 
 
+def copies_used(catalogue: Any, videos: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """Per video built from a public copy (catalogue order): its id, the copy (repository, commit, path,
+    changes...) and how it was processed ("mapped": the release's plan moved into it; "auto")."""
+    out = []
+    for video in catalogue.videos:
+        entry = videos.get(video.id)
+        copy = (entry or {}).get("download", {}).get("copy")
+        if copy and entry.get("record") is not None:
+            out.append({"video_id": video.id, **copy, "plan": (entry.get("plan") or {}).get("copy")})
+    return tuple(out)
+
+
 def build_record(names: tuple[str, ...], params: dict[str, Any], parameters: dict[str, dict[str, Any]],
                  catalogue: Any, work_dir: Path, digest: str, summaries: dict[str, Any],
-                 videos: dict[str, dict[str, Any]], split_of: dict[str, dict[str, str]]) -> dict[str, Any]:
+                 videos: dict[str, dict[str, Any]], split_of: dict[str, dict[str, str]],
+                 recoverable: tuple[str, ...] = ()) -> dict[str, Any]:
     """The content of build_record.json (ARCHITECTURE.md, "The build record")."""
     first = parameters[names[0]]
     shared = {k: v for k, v in first.items() if all(p.get(k) == v for p in parameters.values())}
@@ -227,6 +248,8 @@ def build_record(names: tuple[str, ...], params: dict[str, Any], parameters: dic
         "download_manifest_digest": digest,
         "splits": {name: dict(summary["videos"] or {}) for name, summary in summaries.items()},
         "processed_now": sorted({v for s in summaries.values() for v in s["processed"]}),
+        "copies": list(copies_used(catalogue, videos)),
+        "recoverable": list(recoverable),
         "videos": entries,
     }
 
@@ -241,6 +264,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name}: videos {videos}; examples {examples}; clips processed {len(summary['processed'])}, "
               f"reused {len(summary['reused'])}")
     print(f"exported to {output} (load_dataset({output.name!r}, name) from {output.absolute().parent})")
+    record = json.loads((output / BUILD_RECORD).read_text(encoding="utf-8"))
+    if record.get("copies"):
+        print(f"{len(record['copies'])} videos come from public copies, not the original files: "
+              + ", ".join(c["video_id"] for c in record["copies"]))
+    if record.get("recoverable"):
+        from processing.sources.download import would_recover_text
+
+        print(would_recover_text(record["recoverable"]))
     report_stale_caches(Path(params["work_dir"]), prune=args.prune_cache)
     return 0
 

@@ -12,8 +12,16 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from processing.errors import CovidxError
 from processing.release.catalogue import SOURCES, VERSIONS, load_catalogue
-from processing.sources.download import STATUSES, DownloadOptions, DownloadResult, download_videos
+from processing.sources.download import (
+    STATUSES,
+    DownloadOptions,
+    DownloadResult,
+    copies_would_recover,
+    download_videos,
+    would_recover_text,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,7 +45,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "(23_grepmed_pneumonia.mp4) or by original file name; zips are searched too")
     parser.add_argument("--cache-dir", type=Path, help="cache folder (default $COVIDX_US_CACHE or ~/.cache/covidx-us)")
     parser.add_argument("--no-original", action="store_true",
-                        help="skip the original hosts: use only the mirrors and --data-dir")
+                        help="skip the original hosts: use only the mirrors and --data-dir (a mirror's redirect "
+                             "to another host is refused)")
+    parser.add_argument("--copies", action="store_true",
+                        help="last, try the registered public copies (metadata/copies.csv; sha256-verified; not "
+                             "the original files, and recorded as such)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per connect/read (default %(default)s)")
     parser.add_argument("--retries", type=int, default=4, help="retries of transient failures (default %(default)s)")
     parser.add_argument("--delay", type=float, default=1.0,
@@ -55,6 +67,8 @@ def table(results: Sequence[DownloadResult]) -> str:
     lines = [f"{'video'.ljust(width)}  {'status':7}  {'bytes':>10}  detail"]
     for r in results:
         detail = r.reason if r.status == "missing" else str(r.path)
+        if r.copy:
+            detail += f" (copy: {r.copy['repository']}@{str(r.copy['commit'])[:12]} {r.copy['path']})"
         size = "" if r.size is None else str(r.size)
         lines.append(f"{r.video_id.ljust(width)}  {r.status:7}  {size:>10}  {detail}")
     counts = Counter(r.status for r in results)
@@ -69,11 +83,19 @@ def run(args: argparse.Namespace) -> int:
     catalogue = load_catalogue(args.release, args.release_dir, custom=args.custom_release, cache_dir=cache_dir)
     if args.sources:
         catalogue = catalogue.filter(sources=args.sources)
+    if args.copies and not catalogue.official:
+        raise CovidxError("--copies works with the official release only: the registry of copies "
+                          "(metadata/copies.csv) names the official catalogue's videos")
     options = DownloadOptions(cache_dir=cache_dir, mirrors=tuple(args.mirror), data_dir=args.data_dir,
                               timeout=args.timeout, retries=args.retries, delay=args.delay, workers=args.workers,
-                              browser=not args.no_browser, use_original=not args.no_original)
+                              browser=not args.no_browser, use_original=not args.no_original,
+                              copies=args.copies)
     results = download_videos(catalogue.videos, options)
     sys.stdout.write(table(results))
+    if not args.copies and catalogue.official:  # the registry names the official catalogue's videos
+        hint = would_recover_text(copies_would_recover(results))
+        if hint:
+            print(hint)
     missing = sum(r.status == "missing" for r in results)
     if missing and not args.allow_missing:
         print(f"covidx-us download: {missing} video(s) missing; see the reasons above, drop files into --data-dir, "

@@ -81,6 +81,10 @@ class Provenance:
     parameters: Mapping[str, object] = field(default_factory=dict)  # per config name: its parameters
     manifest_sha256: str | None = None  # digest of the download manifest
     missing_videos: tuple[str, ...] = ()  # clips left out because they could not be had (--allow-missing)
+    # Videos built from a public copy, not the original file: per video its id, repository, commit, path, changes
+    # and how it was processed (see copies_section); and the missing videos a rerun with --copies would recover.
+    copies: tuple[Mapping[str, object], ...] = ()
+    recoverable: tuple[str, ...] = ()
 
     def release_text(self) -> str:
         if not self.official:
@@ -192,9 +196,36 @@ def card_text(
         lines.append(
             f"- Missing videos left out ({len(provenance.missing_videos)}): " + ", ".join(provenance.missing_videos)
         )
+    lines += copies_section(provenance)
     lines += ["- Parameters:", "", "```json", json.dumps(provenance.parameters, indent=2, sort_keys=True, default=str)]
     lines += ["```", "", "## Citation", "", "```bibtex", CITATION, "```", ""]
     return f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines)
+
+
+def copies_section(provenance: Provenance) -> list[str]:
+    """Card lines on the clips that are not the original files: per video recovered from a public copy, the
+    repository, commit, path and what the copy changed; and what ``--copies`` would recover when it was off."""
+    lines: list[str] = []
+    if provenance.recoverable:
+        lines.append(f"- Missing videos with a registered public copy ({len(provenance.recoverable)}; a rebuild "
+                     "with `--copies` would recover them): " + ", ".join(provenance.recoverable))
+    if not provenance.copies:
+        return lines
+    lines += [
+        f"- Clips from public copies ({len(provenance.copies)}): these are not the original files but copies",
+        "  found in public Git repositories at pinned commits (sha256-verified). The catalogue is still the",
+        "  release's; the crop and masks were moved into the copy where its place in the original is known",
+        "  (`mapped`), else detected automatically (`auto`).",
+        "",
+        "| video | repository | commit | path | changes | processing |",
+        "|---|---|---|---|---|---|",
+    ]
+    for copy in provenance.copies:
+        changes = ", ".join(map(str, copy.get("changes") or ())) or "identical"
+        lines.append(f"| {copy['video_id']} | {copy['repository']} | `{copy['commit']}` | `{copy['path']}` | "
+                     f"{changes} | {copy.get('plan') or 'auto'} |")
+    lines.append("")
+    return lines
 
 
 def export_hub_folder(

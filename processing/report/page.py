@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1  # the build record format this module reads
 RECORD_NAME = "build_record.json"
 REPORT_DIR = "report"
-STATUSES = ("ok", "mirror", "manual", "missing")
+STATUSES = ("ok", "mirror", "manual", "copy", "missing")
 WINDOW_COLOR = (255, 214, 0)  # crop window outline (amber)
 MASK_COLOR = (255, 0, 200)  # mask tint (magenta: absent from grey-scale ultrasound)
 MASK_ALPHA = 0.55
@@ -52,7 +52,7 @@ MISSING_SEGMENT = "missing"
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 NOT_IN_CONFIG = "not in config"
 FIXED_COLORS = {MISSING_SEGMENT: "#bab0ac", NOT_IN_CONFIG: "#e4e4e4"}
-STATUS_COLORS = {"ok": "#59a14f", "mirror": "#4e79a7", "manual": "#edc948", "missing": "#bab0ac"}
+STATUS_COLORS = {"ok": "#59a14f", "mirror": "#4e79a7", "manual": "#edc948", "copy": "#b07aa1", "missing": "#bab0ac"}
 
 
 class ReportError(CovidxError):
@@ -410,7 +410,7 @@ th{background:#f0f0f0}code{font-size:12px;word-break:break-all}
 .problem{width:160px;height:152px;background:#fee;color:#900;font-size:11px;padding:4px;overflow:auto;
 word-break:break-all}
 .badge{display:inline-block;padding:0 6px;border-radius:8px;color:#fff;font-size:12px;margin-left:6px}
-.ok{background:#59a14f}.mirror{background:#4e79a7}.manual{background:#b8860b}.missing{background:#c0392b}
+.ok{background:#59a14f}.mirror{background:#4e79a7}.manual{background:#b8860b}.copy{background:#b07aa1}.missing{background:#c0392b}
 .warn{background:#fff3cd;border:1px solid #e0c36a;padding:6px}
 dl.prov{display:grid;grid-template-columns:max-content auto;gap:0 10px;margin:4px 0}dl.prov dt{color:#666}
 dl.prov dd{margin:0}
@@ -550,6 +550,11 @@ def _video_card(video: Mapping[str, Any], thumbs: list[Thumb] | None) -> str:
         if isinstance(detected, Mapping):
             facts["detected"] = _e(f"window {detected.get('window')}, probe {detected.get('probe')}, "
                                    f"{detected.get('frame_masks')} frame masks, {detected.get('dropped')} dropped")
+    copy = download.get("copy")
+    if isinstance(copy, Mapping):
+        changes = ", ".join(map(str, copy.get("changes") or ())) or "identical"
+        facts["public copy"] = _e(f"{copy.get('repository')} @ {copy.get('commit')}: {copy.get('path')} "
+                                  f"({changes}; not the original file; processed {plan.get('copy') or 'auto'})")
     if download.get("path"):
         facts["clip"] = f"<code>{_e(download['path'])}</code>"
     prov = "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>" for k, v in facts.items())

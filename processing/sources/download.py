@@ -3,8 +3,14 @@
 For each video it tries, in order: the source engine's candidates on the original hosts, the same candidates through
 each mirror prefix (``PREFIX + host + path[?query]`` of the original URL: an institutional mirror, a loopback test
 site, or ``https://web.archive.org/web/2021id_/``), then the manual folder (files named by video id or original file
-name, or a zip holding the original file name). Every result is ``ok``, ``mirror``, ``manual`` or ``missing`` with a
-reason.
+name, or a zip holding the original file name), then, with ``copies=True``, the registered public copies of the video
+(:mod:`processing.release.copies`, in registry order, each from its own host and through every mirror prefix; kept
+only when its sha256 and size equal the registry's). Every result is ``ok`` (the original host), ``mirror``,
+``manual``, ``copy`` or ``missing`` with a reason; :attr:`DownloadResult.origin` names it for the examples.
+
+``use_original=False`` (``--no-original``) contacts the mirrors only, and holds through redirects: a mirror that
+redirects to any other host (an original host, a copy's host) is refused. The manifest and the result record the
+URL that actually served the bytes (after redirects), not only the one asked for.
 
 What it guarantees: timeouts; retries with backoff only on transient failures (connection errors, 429 with
 Retry-After, 5xx; urllib3's ``Retry``); resume with HTTP Range from a ``.part`` file kept across runs (validated with
@@ -31,7 +37,7 @@ import threading
 import time
 import urllib.parse
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +53,7 @@ from processing import __version__
 from processing.errors import CovidxError, DownloadError, check_choice
 from processing.fileutil import atomic_write, sha256_file
 from processing.progress import progress
+from processing.release.copies import Copy, load_copies
 from processing.sources import Candidate, SourceEngine, basename, get_engine
 
 if TYPE_CHECKING:
@@ -54,7 +61,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("ok", "mirror", "manual", "missing")
+STATUSES = ("ok", "mirror", "manual", "copy", "missing")
+# Where a clip came from, per status (the examples' ``origin`` column).
+ORIGINS = {"ok": "original", "mirror": "mirror", "manual": "manual", "copy": "copy", "missing": "missing"}
 VIDEO_KINDS = ("mp4", "mov", "gif", "avi", "wmv", "webm")
 EXTENSIONS = {"mp4": ".mp4", "mov": ".mov", "gif": ".gif", "avi": ".avi", "wmv": ".wmv", "webm": ".webm",
               "zip": ".zip"}
@@ -86,7 +95,10 @@ class DownloadOptions:
         user_agent: User-Agent for sources that do not ask for a browser one.
         decode_check: open the file with PyAV and compare with the catalogue before keeping it.
         use_original: try the original hosts first (False: mirrors and the manual folder only, for hermetic tests
-            and archive-only rebuilds).
+            and archive-only rebuilds; a mirror's redirect to another host is refused; copies come only through
+            the mirrors).
+        copies: last, try the registered public copies of a video (kept only when their sha256 matches).
+        copy_registry: the registry CSV (None: the project's ``metadata/copies.csv``).
     """
 
     cache_dir: Path
@@ -105,9 +117,13 @@ class DownloadOptions:
     user_agent: str = DEFAULT_USER_AGENT
     decode_check: bool = True
     use_original: bool = True
+    copies: bool = False
+    copy_registry: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir))
+        if self.copy_registry is not None:
+            object.__setattr__(self, "copy_registry", Path(self.copy_registry))
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", Path(self.data_dir))
         mirrors = []
@@ -130,8 +146,9 @@ class DownloadOptions:
 
 @dataclass(frozen=True)
 class DownloadResult:
-    """What happened to one video. ``url`` is what was fetched (or the manual file); ``reason`` says why a video is
-    missing (and, for ``mirror``/``manual``, why the earlier steps failed)."""
+    """What happened to one video. ``url`` is the URL that served the bytes (or the manual file); ``reason`` says
+    why a video is missing (and, for ``mirror``/``manual``/``copy``, why the earlier steps failed); ``copy``
+    describes the public copy used (repository, commit, path, changes...; status ``copy`` only)."""
 
     video_id: str
     status: str
@@ -140,9 +157,24 @@ class DownloadResult:
     size: int | None
     url: str | None
     reason: str | None
+    copy: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         check_choice("download status", self.status, STATUSES)
+
+    @property
+    def origin(self) -> str:
+        """original / mirror / manual / copy (or missing): where the clip came from."""
+        return ORIGINS[self.status]
+
+
+class _CopyHost(SourceEngine):
+    """The host of a registered copy, as an engine: redirects may stay on that host only."""
+
+    name = "copy"
+
+    def __init__(self, host: str) -> None:
+        self.hosts = (host,)
 
 
 class _Failure(Exception):
@@ -392,6 +424,9 @@ class Downloader:
         self._archive_failures: dict[str, str] = {}
         self._manual_files: list[Path] | None = None
         self._dead_hosts: dict[str, str] = {}  # host[:port] -> why it cannot be reached (DNS failure, refused)
+        self._served: dict[str, str] = {}  # URL asked for -> URL that answered it (after redirects)
+        self.copies: dict[str, tuple[Copy, ...]] = (
+            load_copies(options.copy_registry) if options.copy_registry else load_copies()) if options.copies else {}
         self._browser: Any = None
         self._browser_error: str | None = None
 
@@ -426,10 +461,13 @@ class Downloader:
         """GET ``url`` streaming, following at most 10 redirects and only to allowed hosts. The host's slot is
         held until the body has been read (politeness covers whole transfers, not just headers)."""
         headers = {"User-Agent": engine.user_agent or self.options.user_agent, **headers}
-        for _hop in range(11):
+        asked = url
+        for hop in range(11):
             host = urllib.parse.urlsplit(url).hostname or ""
             if not (engine.allows(host) or host == route.host or host in extra_hosts):
                 raise _Failure(f"refused redirect to {host} (not a {engine.name} host): {url}")
+            if hop and route.prefix is not None and not self.options.use_original and host != route.host:
+                raise _Failure(f"refused redirect from the mirror {route.host} to {host} under --no-original: {url}")
             netloc = urllib.parse.urlsplit(url).netloc
             if netloc in self._dead_hosts:
                 raise _Failure(f"{self._dead_hosts[netloc]} ({url})")
@@ -448,6 +486,8 @@ class Downloader:
                 slot.release()
                 url = urllib.parse.urljoin(url, response.headers["Location"])
                 continue  # Range/If-Range go along: the final server validates them
+            with self._guard:
+                self._served[asked] = url
             try:
                 yield response
             finally:
@@ -490,6 +530,11 @@ class Downloader:
                                    f"({exc}); the partial file is kept and a rerun resumes: {url}") from exc
                 time.sleep(self.options.backoff * 2**attempt)
         raise AssertionError("unreachable")
+
+    def served(self, url: str) -> str:
+        """The URL that answered the last request for ``url`` (itself unless a redirect was followed)."""
+        with self._guard:
+            return self._served.get(url, url)
 
     def _fetch_video(self, video, url: str, engine: SourceEngine, route: _Route,
                      extra_headers: dict[str, str] | None = None) -> Path:
@@ -572,10 +617,10 @@ class Downloader:
 
     def download(self, video: Video) -> DownloadResult:
         reused = self.manifest.lookup("files", video.id)
-        if reused:
+        if reused and (self.options.copies or reused[1].get("status") != "copy"):  # a copy only when asked for
             path, entry = reused
             return DownloadResult(video.id, entry.get("status", "ok"), path, entry["sha256"], entry["size"],
-                                  entry.get("url"), entry.get("reason"))
+                                  entry.get("url"), entry.get("reason"), entry.get("copy"))
         engine = get_engine(video.source)
         reasons: list[str] = []
         expired = engine.unavailable(video, time.time())
@@ -591,7 +636,7 @@ class Downloader:
                     if found:
                         path, url = found
                         status = "ok" if route.prefix is None else "mirror"
-                        return self._finish(video, path, status, url, "; ".join(reasons) or None)
+                        return self._finish(video, path, status, self.served(url), "; ".join(reasons) or None)
                 reasons.append(f"{label}: " + " | ".join(attempt.reasons or ["no candidate"]))
         manual = self._manual(video, reasons)
         if manual:
@@ -600,7 +645,48 @@ class Downloader:
             reasons.append("no --data-dir given")
         else:
             reasons.append(f"not in {self.options.data_dir} (as {video.id}.<ext> or {video.filename!r})")
+        if self.options.copies:
+            found = self._from_copies(video, reasons)
+            if found:
+                return found
         return DownloadResult(video.id, "missing", None, None, None, None, "; ".join(reasons))
+
+    def _from_copies(self, video, reasons: list[str]) -> DownloadResult | None:
+        """The first registered copy that can be fetched and has the registry's sha256 and size."""
+        copies = self.copies.get(video.id, ())
+        if not copies:
+            reasons.append("no registered public copy")
+            return None
+        routes = ([_Route(None)] if self.options.use_original else []) + [_Route(p) for p in self.options.mirrors]
+        if not routes:
+            reasons.append("copies: no route (--no-original and no --mirror)")
+            return None
+        for copy in copies:
+            engine = _CopyHost(urllib.parse.urlsplit(copy.url).hostname or "")
+            for route in routes:
+                url = route.url(copy.url)
+                try:
+                    with self._key_lock("file:" + url):
+                        part = self.fetch_file(url, engine, route, accept=VIDEO_KINDS)
+                        self._check_copy(part, copy, url)
+                        path = self._verify_into(video, part, url, expect=copy)
+                except (_Failure, DownloadError) as exc:
+                    reasons.append(f"copy {copy.repository}@{copy.commit[:12]}: {exc}")
+                    continue
+                return self._finish(video, path, "copy", self.served(url), "; ".join(reasons) or None,
+                                    copy=copy.describe())
+        return None
+
+    @staticmethod
+    def _check_copy(part: Path, copy: Copy, url: str) -> None:
+        """Refuse (and delete) a copy whose bytes are not the registry's: copies, unlike originals, have digests."""
+        size, digest = part.stat().st_size, sha256_file(part)
+        if (size, digest) != (copy.size, copy.sha256):
+            part.unlink(missing_ok=True)
+            log.warning("%s: refused the copy %s: %d bytes with sha256 %s, the registry says %d bytes with sha256 %s",
+                        copy.video_id, url, size, digest, copy.size, copy.sha256)
+            raise _Failure(f"refused {url}: sha256 {digest} ({size} bytes) differs from the registry's "
+                           f"{copy.sha256} ({copy.size} bytes)")
 
     def _try(self, video, engine, candidate: Candidate, route: _Route, attempt: _Attempt,
              depth: int) -> tuple[Path, str] | None:
@@ -667,10 +753,12 @@ class Downloader:
         except CovidxError as exc:
             raise _Failure(str(exc)) from exc
 
-    def _verify_into(self, video, part: Path, url: str) -> Path:
-        """Decode-check ``part`` and move it to ``downloads/<video id>.<ext>``; on failure delete it."""
+    def _verify_into(self, video, part: Path, url: str, expect: Copy | None = None) -> Path:
+        """Decode-check ``part`` (against the catalogue, or the copy's registered geometry) and move it to
+        ``downloads/<video id>.<ext>``; on failure delete it."""
+        target = video if expect is None else _Geometry(expect.width, expect.height)
         try:
-            check = verify_clip(part, video) if self.options.decode_check else None
+            check = verify_clip(part, target) if self.options.decode_check else None
         except DownloadError:
             part.unlink(missing_ok=True)
             raise
@@ -683,10 +771,12 @@ class Downloader:
         os.replace(part, final)
         return final
 
-    def _finish(self, video, path: Path, status: str, url: str, reason: str | None) -> DownloadResult:
+    def _finish(self, video, path: Path, status: str, url: str, reason: str | None,
+                copy: Mapping[str, Any] | None = None) -> DownloadResult:
+        extra = {"copy": dict(copy)} if copy else {}
         entry = self.manifest.record("files", video.id, path, status=status, url=url, reason=reason,
-                                     source=video.source)
-        return DownloadResult(video.id, status, path, entry["sha256"], entry["size"], url, reason)
+                                     source=video.source, **extra)
+        return DownloadResult(video.id, status, path, entry["sha256"], entry["size"], url, reason, copy)
 
     # ---- archives (Butterfly) and yt-dlp (Vimeo)
 
@@ -787,6 +877,21 @@ class Downloader:
         return None
 
 
+@dataclass(frozen=True)
+class _Expected:
+    width: int
+    height: int
+    frame_count: int | None = None
+    trusted: bool = True
+
+
+class _Geometry:
+    """What :func:`verify_clip` compares a copy with: its registered width and height."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self.expected = _Expected(width, height)
+
+
 class _Interrupted(Exception):
     """A transient failure mid-transfer: the ``.part`` is kept and the next attempt resumes."""
 
@@ -865,6 +970,21 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(data))
 
 
+def copies_would_recover(results: Sequence[DownloadResult], registry: Path | None = None) -> list[str]:
+    """The missing videos of ``results`` that the registry of copies covers: what a rerun with ``--copies`` would
+    try to recover."""
+    copies = load_copies(registry) if registry else load_copies()
+    return [r.video_id for r in results if r.status == "missing" and r.video_id in copies]
+
+
+def would_recover_text(ids: Sequence[str]) -> str:
+    """One line saying what ``--copies`` would bring, or "" when nothing."""
+    if not ids:
+        return ""
+    return (f"{len(ids)} of the missing videos have a registered public copy; a rerun with --copies would "
+            f"recover them from it (sha256-verified, not the original files): {', '.join(ids)}")
+
+
 def download_videos(videos: Sequence[Video], options: DownloadOptions) -> list[DownloadResult]:
     """Download, verify and cache every video; one :class:`DownloadResult` per video, in input order.
 
@@ -891,5 +1011,6 @@ def download_videos(videos: Sequence[Video], options: DownloadOptions) -> list[D
     return [results[video.id] for video in videos]
 
 
-__all__ = ["DownloadOptions", "DownloadResult", "download_videos", "sniff", "mirror_url", "verify_clip",
+__all__ = ["DownloadOptions", "DownloadResult", "download_videos", "copies_would_recover", "would_recover_text",
+           "ORIGINS", "sniff", "mirror_url", "verify_clip",
            "safe_extract", "check_archive", "check_member_name", "Manifest", "Downloader", "STATUSES"]
