@@ -312,6 +312,8 @@ def _plan(job: ClipJob, info: Any) -> tuple[ClipPlan, dict[str, Any]]:
             own = moved(mask, detection.window)
             frames[index] = frames[index] | own if index in frames else own
         deleted += frame_ranges(detection.dropped_frames)
+    if detection.unusable_frames:  # cuts and blank frames are never training data, whichever masks are used
+        deleted += frame_ranges(tuple(detection.unusable_frames))
     # The release's tight flag holds for its own masks; detected masks already include their rims but are grown
     # 5x5 as every release mask is.
     tight = bool(release.tight) if (release is not None and mask_mode == "release") else False
@@ -320,11 +322,17 @@ def _plan(job: ClipJob, info: Any) -> tuple[ClipPlan, dict[str, Any]]:
     main_path = _save_mask(main, folder / f"{video.id}_prc_{video.probe}_main_mask.png") if main.any() else None
     frame_paths = {i: _save_mask(m, folder / mask_name(video.id, video.probe, i).replace(".jpg", ".png"))
                    for i, m in sorted(frames.items())}
+    fov_path = None
+    if use_auto and detection.fov_mask is not None:  # blank what lies outside the detected field of view
+        fov = moved(detection.fov_mask, detection.window)
+        if not fov.all():
+            fov_path = _save_mask(fov, folder / f"{video.id}_prc_{video.probe}_fov_mask.png")
     plan = ClipPlan(clip_id=video.id, probe=video.probe, window=window, main_mask=main_path,
-                    frame_masks=frame_paths, deleted=merge_ranges(deleted), tight=tight)
+                    frame_masks=frame_paths, deleted=merge_ranges(deleted), tight=tight, fov_mask=fov_path)
     summary = _summary(plan, crop_mode, mask_mode, job.copy_plan)
     summary["detected"] = {"window": list(_xywh(detection.window)), "probe": detection.probe,
-                           "frame_masks": len(detection.frame_masks), "dropped": len(detection.dropped_frames)}
+                           "frame_masks": len(detection.frame_masks), "dropped": len(detection.dropped_frames),
+                           "unusable": {str(i): why for i, why in sorted(detection.unusable_frames.items())}}
     return plan, summary
 
 
@@ -394,6 +402,7 @@ def _summary(plan: ClipPlan, crop_mode: str, mask_mode: str, copy_plan: str | No
         "window": list(_xywh(plan.window)) if plan.window is not None else None,
         "crop": crop_mode, "masks": mask_mode,
         "main_mask": str(plan.main_mask) if plan.main_mask is not None else None,
+        "fov_mask": str(plan.fov_mask) if plan.fov_mask is not None else None,
         "frame_masks": {str(i): str(p) for i, p in sorted(plan.frame_masks.items())},
         "deleted": [list(r) for r in plan.deleted], "tight": plan.tight,
     }

@@ -85,6 +85,7 @@ def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, 
     window = None
     main_mask = Path(args.mask) if args.mask and args.mask != "auto" else None
     frame_masks: dict[int, Path] = {}
+    fov_mask: Path | None = None
     deleted = parse_ranges(args.delete, "--delete")
     if args.crop == "auto" or args.mask == "auto":
         detection = _autodetect().detect_clip(path, clip_id=clip_id,
@@ -93,6 +94,8 @@ def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, 
             probe = detection.probe
         if args.crop == "auto":
             window = detection.window
+        # Cuts to another scene and blank frames are not training data, whatever the masks.
+        deleted += tuple((i, i) for i in sorted(detection.unusable_frames))
         if args.mask == "auto":
             if args.crop != "auto":
                 raise CovidxError("--mask auto needs --crop auto (detected masks are drawn on the detected window)")
@@ -101,6 +104,8 @@ def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, 
             for index, mask in detection.frame_masks.items():
                 frame_masks[index] = _save_mask(mask, folder / f"{clip_id}_prc_{probe}_frame{index}_mask.png")
             deleted += tuple((i, i) for i in detection.dropped_frames)
+            if detection.fov_mask is not None and not detection.fov_mask.all():  # black outside the field
+                fov_mask = _save_mask(detection.fov_mask, folder / f"{clip_id}_prc_{probe}_fov_mask.png")
     if args.crop and args.crop != "auto":
         window = Window.parse(args.crop)
     if main_mask is not None and args.mask_dir:
@@ -110,7 +115,7 @@ def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, 
     if main_mask is not None and not main_mask.is_file():
         raise ClipError(f"clip {path}: mask file {main_mask} does not exist")
     plan = ClipPlan(clip_id=clip_id, probe=probe, window=window, main_mask=main_mask, frame_masks=frame_masks,
-                    deleted=deleted, tight=args.tight)
+                    deleted=deleted, tight=args.tight, fov_mask=fov_mask)
     return plan, detection
 
 

@@ -75,6 +75,8 @@ _MIN_MIDGREY = 0.45  # share of mid-grey pixels in an ultrasound field (text is 
 _ARC = 0.08  # the top edge of a sector's field drops at its sides by >= 8% of the field's height. Measured: linear
 # fields <= 1.8% on 7 real clips (the opening rounds the corners of simulated ones: <= 7.3%); sectors, also cropped
 # to a square: >= 8.8% on 60 of 62 real clips, median 34% (a trapezoidal linear field, diverging sides, 18%)
+_NEAR_STD = 1.5  # near-field tissue changes (temporal std of grey >= ~2.4 on real clips); the background and static
+# interface lines above the field do not (<= ~1)
 _PERSISTENT = 0.5  # a moving coloured blob on more than half of the frames is colour Doppler, not a pointer
 _CUT_FACTOR = 4.0  # a frame whose layout differs from the clip's median by > 4x the median difference + _CUT_FLOOR
 _CUT_FLOOR = 20.0  # ... grey levels (32x32 thumbnails) is a cut to another scene (probe motion: <= 3.5x, <= 62)
@@ -395,7 +397,7 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     part = _best_component(labels, live)
     if part is None or part.sum() < _MIN_FOV_SHARE * width * height:
         raise ClipError(f"{clip_id}: no ultrasound field of view found (nothing grey that changes like speckle)")
-    region = _hull(part)
+    region = _extend_top(_hull(part), grays, gray_med, black)
     inside = gray_med[region]
     midgrey = float(((inside > black + 4) & (inside < 235)).mean())
     if midgrey < _MIN_MIDGREY:
@@ -407,6 +409,34 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     bbox = Window(x, y, w, h)
     probe = _probe_of(region, bbox)
     return FieldOfView(probe=probe, window=window_for(bbox, probe, width, height), bbox=bbox, region=region)
+
+
+def _extend_top(region: np.ndarray, grays: Sequence[np.ndarray], gray_med: np.ndarray, black: float) -> np.ndarray:
+    """Give back the near field the region lost: dim tissue under the probe, the skin line above an anechoic band.
+
+    Right under the probe the image is often dark (subcutaneous fat, an anechoic band) and barely changes, so the
+    live region can start below the skin line. Rows above the region's top, up to 10% of its height, whose pixels
+    across the top of the field are mostly alive (above the background and changing from frame to frame, unlike
+    a static interface line or text), are tissue: the region grows up to the highest of them, unless they run on
+    to the top of the search (a panel stacked above, not a near field).
+    """
+    ys, xs = np.nonzero(region)
+    top, height = int(ys.min()), int(ys.max()) - int(ys.min()) + 1
+    limit = max(0, top - int(0.1 * height))
+    if limit >= top or len(grays) < 2:
+        return region
+    band = region[top:top + max(3, height // 50)]
+    columns = np.flatnonzero(band.any(axis=0))  # the width of the field's top: the whole width or the apex
+    x0, x1 = int(columns.min()), int(columns.max()) + 1
+    std = _temporal_std([g[limit:top, x0:x1] for g in grays])
+    alive = (gray_med[limit:top, x0:x1] > black + 6) & (std > _NEAR_STD)
+    rows = np.flatnonzero(alive.mean(axis=1) >= 0.5)
+    # The near field ends at the top of the frame or below background; tissue all the way up is another panel.
+    if rows.size == 0 or (limit > 0 and rows.min() == 0):
+        return region
+    out = region.copy()
+    out[limit + int(rows.min()):top, x0:x1] = True
+    return out
 
 
 def detect_fov(frames: Sequence[np.ndarray], *, clip_id: str = "clip") -> FieldOfView:

@@ -5,7 +5,7 @@ well), every burned-in overlay (a box, a kind, whether it is drawn over the imag
 are not usable (cuts, blank frames) and boxes of real tissue near the field's edges. Boxes are ``[x0, y0, x1, y1]`` in
 source pixels, ``x1``/``y1`` exclusive; frame ranges are inclusive, 0-based in decode order.
 
-What a clean frame removes: the pixels of its mask (inpainted), and, when the detection blanks what lies outside the
+What a clean frame removes: the pixels of its mask as the pipeline grows it (5x5, then inpainted), and, when the detection blanks what lies outside the
 field of view, every pixel of the window outside the detected field (filled black). A dropped frame removes
 everything. The scores (per clip, :class:`ClipScore`):
 
@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from processing.errors import CovidxError
+from processing.pixels.masks import dilate
 from processing.windows import Window
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
@@ -186,6 +187,11 @@ def mark_pixels(image: np.ndarray, overlay: Overlay, black: float) -> np.ndarray
     return out
 
 
+def grown(mask: np.ndarray) -> np.ndarray:
+    """A detected mask as the pipeline inpaints it: dilated 5x5 (``processing.pixels.masks.dilate``)."""
+    return dilate(mask)
+
+
 def median_frame(frames: Sequence[np.ndarray]) -> np.ndarray:
     return np.median(np.stack(frames), axis=0).astype(np.uint8)
 
@@ -224,7 +230,7 @@ def score_clip(
     def removed(index: int) -> np.ndarray:
         if index in dropped:
             return np.ones((window.h, window.w), bool)
-        return detection.mask_for(index) | outside  # type: ignore[attr-defined]
+        return grown(detection.mask_for(index)) | outside  # type: ignore[attr-defined]
 
     hit = total = 0
     kept = [i for i in indices if i not in dropped and not truth.is_bad(i)]
@@ -253,7 +259,7 @@ def score_clip(
     in_window = np.zeros((height, width), bool)
     in_window[rows, cols] = True
     main_removed = np.zeros((height, width), bool)
-    main_removed[rows, cols] = detection.main_mask | outside  # type: ignore[attr-defined]
+    main_removed[rows, cols] = grown(detection.main_mask) | outside  # type: ignore[attr-defined]
     tissue_in = tissue & in_window
     tissue_n = int(tissue_in.sum())
     tissue_masked = float((main_removed & tissue_in).sum()) / tissue_n if tissue_n else 0.0

@@ -84,12 +84,18 @@ class MaskSet:
         main_mask: Path | None,
         frame_masks: Mapping[int, Path],
         tight: bool,
+        fov_mask: Path | None = None,
     ) -> None:
         self.clip, self.size, self.tight = clip, size, tight
         self.frame_masks = dict(frame_masks)
+        # Outside the field of view (``fov_mask``, white = field) frames are blanked, not inpainted: masks stop there.
+        self.outside = ~self._load(fov_mask) if fov_mask is not None else None
         self._main_raw = self._load(main_mask) if main_mask is not None else None
-        self._main = dilate(self._main_raw, tight) if self._main_raw is not None else None
+        self._main = self._inside(dilate(self._main_raw, tight)) if self._main_raw is not None else None
         self._cache: dict[int, np.ndarray] = {}
+
+    def _inside(self, mask: np.ndarray) -> np.ndarray:
+        return mask if self.outside is None else mask & ~self.outside
 
     def _load(self, path: Path) -> np.ndarray:
         return fit_mask(read_mask(path), self.size, self.clip, path)
@@ -106,5 +112,5 @@ class MaskSet:
             own = self._load(path)
             combined = own | self._main_raw if self._main_raw is not None else own
             self._cache.clear()  # frame masks come in runs; keeping one bounds memory
-            self._cache[index] = dilate(combined, self.tight)
+            self._cache[index] = self._inside(dilate(combined, self.tight))
         return self._cache[index]

@@ -102,6 +102,7 @@ class ClipPlan:
     frame_masks: Mapping[int, Path] = field(default_factory=dict)
     deleted: tuple[tuple[int, int], ...] = ()
     tight: bool = False
+    fov_mask: Path | None = None  # white = the field of view, drawn on the crop: outside it the clean frame is black
 
     def __post_init__(self) -> None:
         if not self.clip_id or "/" in self.clip_id or self.clip_id.startswith("."):
@@ -210,9 +211,14 @@ def _save_image(image: np.ndarray, path: Path, options: ProcessingOptions) -> No
 
 def _clean_frame(
     image: np.ndarray, mask: np.ndarray | None, boxes: list, save_to: Path | None, options: ProcessingOptions,
+    outside: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float]:
-    """Inpaint one cropped frame and write its image (on a worker thread): ``(clean, inpaint_s, write_s)``."""
+    """Blank what lies outside the field of view, inpaint one cropped frame and write its image (on a worker
+    thread): ``(clean, inpaint_s, write_s)``. Outside the field nothing is anatomy: black, not a neighbour's pixels."""
     clock = time.perf_counter()
+    if outside is not None:
+        image = image.copy()
+        image[outside] = 0
     clean = inpaint(image, mask, options.inpaint, boxes=boxes) if mask is not None and boxes else image
     now = time.perf_counter()
     if save_to is not None:
@@ -268,7 +274,8 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
     if plan.window is not None:
         check_window(plan.window, width, height, path)
     crop_size = plan.window.size if plan.window is not None else (width, height)
-    masks = MaskSet(path, crop_size, plan.main_mask, plan.frame_masks, plan.tight)
+    masks = MaskSet(path, crop_size, plan.main_mask, plan.frame_masks, plan.tight, fov_mask=plan.fov_mask)
+    outside = masks.outside
     stream: StreamSelector | None = None
     selected: set[int] = set()
     if info is None:
@@ -354,7 +361,7 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
                     save_to = staging / name
                     records.append(FrameRecord(frame.index, frame.timestamp, outputs["images"] / name, masked))
                 in_flight.append((pool.submit(_clean_frame, image, mask if masked else None, boxes[1], save_to,
-                                              options), frame.timestamp))
+                                              options, outside), frame.timestamp))
                 while len(in_flight) >= IMAGE_QUEUE:
                     finish_one()
             clock = time.perf_counter()
