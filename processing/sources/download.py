@@ -7,7 +7,8 @@ name, or a zip holding the original file name). Every result is ``ok``, ``mirror
 reason.
 
 What it guarantees: timeouts; retries with backoff only on transient failures (connection errors, 429 with
-Retry-After, 5xx; urllib3's ``Retry``); resume with HTTP Range from a ``.part`` file kept across runs (validated with
+Retry-After, 5xx; urllib3's ``Retry``; a host name that does not resolve is not retried, and not asked again in
+the run); resume with HTTP Range from a ``.part`` file kept across runs (validated with
 ``If-Range`` and ``Content-Range``; restarted when the server ignores the range); redirects followed only to the
 source's hosts (and the mirror's host); a size cap; content sniffing (an HTML/JSON/empty body is never kept as a
 video) and a PyAV decode check against the catalogue's trusted width, height and frame count before the file is
@@ -45,7 +46,7 @@ from urllib3.util.retry import Retry
 
 from processing import __version__
 from processing.errors import CovidxError, DownloadError, check_choice
-from processing.fileutil import atomic_write, sha256_file
+from processing.fileutil import atomic_write, sha256_file, sweep_leftovers
 from processing.progress import progress
 from processing.sources import Candidate, SourceEngine, basename, get_engine
 
@@ -364,6 +365,16 @@ class _Attempt:
     reasons: list[str] = field(default_factory=list)
 
 
+class _Retry(Retry):
+    """urllib3's Retry, except that a host name that does not resolve is not asked again: urllib3 counts it as a
+    connect error, and retrying it with back-off costs minutes for nothing."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[no-untyped-def]
+        if isinstance(error, urllib3.exceptions.NameResolutionError):
+            raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 class Downloader:
     """Shared state of one run: HTTP session, per-host slots, manifest, locks, the lazily started browser."""
 
@@ -374,9 +385,10 @@ class Downloader:
         self.archives = self.root / "archives"
         for folder in (self.root, self.partial, self.archives):
             folder.mkdir(parents=True, exist_ok=True)
+        sweep_leftovers((self.root, self.partial, self.archives))  # temporary files of a run killed earlier
         self.manifest = Manifest(self.root)
         self.session = requests.Session()
-        retry = Retry(total=options.retries, connect=options.retries, read=options.retries,
+        retry = _Retry(total=options.retries, connect=options.retries, read=options.retries,
                       status=options.retries, other=0, redirect=False,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
                       backoff_factor=options.backoff, respect_retry_after_header=True, raise_on_status=False)
