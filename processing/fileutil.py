@@ -99,7 +99,8 @@ def sweep_leftovers(folders: Iterable[Path | str], *, recursive: bool = False) -
 
 def untemp(exc: OSError) -> OSError:
     """``exc`` with the paths it names told as the user knows them: a temporary file as the file it was to become,
-    a staging folder left out (``out/.x.tmp-1-ab12cd34/x_frame3.png`` -> ``out/x_frame3.png``). Returns ``exc``."""
+    a staging folder left out (``out/.x.tmp-1-ab12cd34/x_frame3.png`` -> ``out/x_frame3.png``). Returns ``exc``
+    (or an equal plain OSError when its names cannot be changed)."""
     def public(name: object) -> object:
         if not isinstance(name, str | os.PathLike):
             return name
@@ -109,7 +110,10 @@ def untemp(exc: OSError) -> OSError:
             if match:
                 parts[i] = "" if i < len(parts) - 1 else match.group("stem") + (match.group("suffix") or "")
         return str(Path(*[p for p in parts if p]))
-    exc.filename, exc.filename2 = public(exc.filename), public(exc.filename2)
+    try:
+        exc.filename, exc.filename2 = public(exc.filename), public(exc.filename2)
+    except AttributeError:  # PyAV's OSError has read-only names: tell it as a plain one
+        return OSError(exc.errno, exc.strerror, public(exc.filename), None, public(exc.filename2))
     return exc
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Literal
 
 from processing.errors import ReleaseError, check_choice
-from processing.fileutil import read_csv_text
+from processing.fileutil import path_problem, read_csv_text
 from processing.release import files as _release
 from processing.windows import Window
 
@@ -741,8 +741,8 @@ def load_catalogue(
         cache = Path(cache_dir) if cache_dir is not None else _release.default_cache_dir()
     else:
         root, cache = Path(release_dir), None
-        if not root.is_dir():
-            raise ReleaseError(f"{root}: release directory does not exist")
+        if problem := path_problem(root, "folder"):
+            raise ReleaseError(f"release directory {problem}")
         if not custom:
             _release.verify_release_dir(root)
     videos = parse_release(root, official=not custom)

@@ -562,9 +562,14 @@ class Downloader:
                             out.close()
                             _drop(part, meta_path)
                             raise _Failure(f"body exceeds the size cap of {self.options.max_bytes} bytes: {url}")
-                        out.write(chunk)
+                        try:
+                            out.write(chunk)
+                        except OSError as exc:  # this machine's disk (full, read-only), not the network
+                            raise _DiskError(exc) from exc
                 except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                     raise _Interrupted(_short_error(exc)) from exc
+                except _DiskError as exc:
+                    raise exc.error from None
         if full is not None and written != full:
             raise _Interrupted(f"got {written} of {full} bytes")
         with open(part, "rb") as handle:
@@ -742,7 +747,7 @@ class Downloader:
         except BaseException:
             part.unlink(missing_ok=True)
             raise
-        return self._verify_into(video, part, archive.as_uri())
+        return self._verify_into(video, part, archive.absolute().as_uri())
 
     def _via_ytdlp(self, video, engine, route: _Route, url: str) -> tuple[Path, str]:
         import yt_dlp
@@ -782,11 +787,11 @@ class Downloader:
             part = self.partial / f"{video.id}.manual.part"
             shutil.copyfile(pick, part)
             try:
-                path = self._verify_into(video, part, pick.as_uri())
+                path = self._verify_into(video, part, pick.absolute().as_uri())
             except DownloadError as exc:
                 reasons.append(f"manual file {pick}: {exc}")
                 continue
-            return self._finish(video, path, "manual", pick.as_uri(), "; ".join(reasons) or None)
+            return self._finish(video, path, "manual", pick.absolute().as_uri(), "; ".join(reasons) or None)
         for archive in (p for p in files if p.suffix.lower() == ".zip"):
             try:
                 path = self._extract_member(video, archive, video.filename)
@@ -795,8 +800,16 @@ class Downloader:
             except DownloadError as exc:
                 reasons.append(f"manual archive {archive}: {exc}")
                 continue
-            return self._finish(video, path, "manual", archive.as_uri(), "; ".join(reasons) or None)
+            return self._finish(video, path, "manual", archive.absolute().as_uri(), "; ".join(reasons) or None)
         return None
+
+
+class _DiskError(Exception):
+    """An OSError writing a download to disk: carried past the handler of network errors, then raised as is."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Interrupted(Exception):
@@ -881,25 +894,41 @@ def download_videos(videos: Sequence[Video], options: DownloadOptions) -> list[D
     """Download, verify and cache every video; one :class:`DownloadResult` per video, in input order.
 
     Never raises for a video that cannot be fetched (it is ``missing`` with a reason); raises
-    :class:`~processing.errors.InvalidChoiceError` for a video whose source has no engine.
+    :class:`~processing.errors.InvalidChoiceError` for a video whose source has no engine, and the ``OSError`` of
+    this machine's disk (full, read-only) once the downloads under way have ended (what finished is kept).
     """
     for video in videos:
         get_engine(video.source)
     downloader = Downloader(options)
     results: dict[str, DownloadResult] = {}
+    disk_error: OSError | None = None
     try:
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
             futures = {pool.submit(downloader.download, video): video for video in videos}
             for future in progress(as_completed(futures), desc="download", total=len(futures), unit="clip"):
                 video = futures[future]
+                if future.cancelled():
+                    continue
                 try:
                     results[video.id] = future.result()
+                except OSError as exc:
+                    if isinstance(exc, requests.RequestException):  # requests' errors are OSErrors too
+                        results[video.id] = DownloadResult(video.id, "missing", None, None, None, None,
+                                                           _short_error(exc))
+                        continue
+                    # This machine's disk failed (full, read-only): no video is missing, the run cannot go on.
+                    # What finished stays in the cache; the others are not started.
+                    disk_error = disk_error or exc
+                    for other in futures:
+                        other.cancel()
                 except Exception as exc:  # a bug must not lose the other videos' work
                     log.exception("%s: unexpected error", video.id)
                     results[video.id] = DownloadResult(video.id, "missing", None, None, None, None,
                                                        f"internal error: {type(exc).__name__}: {exc}")
     finally:
         downloader.close()
+    if disk_error is not None:
+        raise disk_error
     return [results[video.id] for video in videos]
 
 
