@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -417,7 +418,7 @@ def _int(text: str, where: str, column: str, *, minimum: int = 0) -> int:
         value = float(text)
     except ValueError:
         raise ReleaseError(f"{where}: column {column} is {text!r}, not a number") from None
-    if value != int(value) or value < minimum:
+    if not math.isfinite(value) or value != int(value) or value < minimum:
         raise ReleaseError(f"{where}: column {column} is {text!r}, not a whole number >= {minimum}")
     return int(value)
 
@@ -610,6 +611,8 @@ def parse_release(root: Path, *, official: bool, errata: tuple[Erratum, ...] | N
             fps = float(prow["framerate"])
         except ValueError:
             raise ReleaseError(f"{pwhere}: column framerate is {prow['framerate']!r}, not a number") from None
+        if not (math.isfinite(fps) and fps > 0):
+            raise ReleaseError(f"{pwhere}: column framerate is {prow['framerate']!r}, not a positive number")
         trusted = vid not in stale
         expected = Expected(
             width=_int(prow["width"], pwhere, "width", minimum=1),
