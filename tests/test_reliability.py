@@ -308,6 +308,25 @@ def test_a_build_looks_for_a_missing_video_once_across_its_configs(tmp_path):
     assert "7_litfl_pneumonia" in card
 
 
+def test_a_full_disk_while_downloading_stops_the_run_instead_of_calling_the_video_missing(tmp_path, small_disk):
+    from processing.demo.testsite import LoopbackSite
+    from processing.sources.download import DownloadOptions, download_videos
+    from tests.download_support import make_video, write_mp4
+
+    url = "https://img.grepmed.com/uploads/7579/blines-lung-pulmonary-viral-pocus-original.mp4"
+    clip = write_mp4(tmp_path / "clip.mp4", width=320, height=240, frames=40)
+    assert clip.stat().st_size > 80_000  # twice the disk
+    disk = small_disk("cache", "40k")
+    with LoopbackSite() as site:
+        site.add_file(url, clip)
+        options = DownloadOptions(cache_dir=disk, mirrors=(site.prefix,), timeout=5, retries=1, backoff=0, delay=0,
+                                  use_original=False)
+        with pytest.raises(OSError) as failure:
+            download_videos([make_video("23_grepmed_pneumonia", url, width=320, height=240, frames=40)], options)
+    assert failure.value.errno == errno.ENOSPC  # the disk's error, not "missing" with a network-looking reason
+    assert len(site.hits(url)) == 1  # and no retry of the download for a local failure
+
+
 @pytest.fixture
 def export(tmp_path):
     import datasets
