@@ -355,6 +355,9 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
     recoverable: tuple[str, ...] = ()  # missing videos a rerun with copies=True would try to recover
     origins: dict[str, Any] | None = None  # video id -> its DownloadResult
     reused: tuple[str, ...] = ()
+    # Set by the caller to share between the configs of one build: video id -> the DownloadResult of a video found
+    # missing earlier in that build (same download options), which is then not looked for again.
+    known_missing: dict[str, Any] | None = None
 
     def _create_builder_config(self, config_name=None, custom_features=None, config_id=None, **config_kwargs):
         # datasets would setattr() overrides onto the shared default config; build a validated copy instead.
@@ -417,7 +420,14 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                                   delay=config.download_delay, timeout=config.download_timeout,
                                   retries=config.download_retries, use_original=config.use_original,
                                   copies=config.copies, copy_registry=self._registry())
-        results = download_videos(videos, options)
+        known = self.known_missing if self.known_missing is not None else {}
+        todo = [v for v in videos if v.id not in known]
+        if len(todo) < len(videos):
+            log.info("%s: %d videos found missing earlier in this build are not looked for again", config.name,
+                     len(videos) - len(todo))
+        fetched = {r.video_id: r for r in download_videos(todo, options)} if todo else {}
+        results = [fetched[v.id] if v.id in fetched else known[v.id] for v in videos]
+        known.update({vid: r for vid, r in fetched.items() if r.status == "missing" or r.path is None})
         missing = {r.video_id: r.reason or r.status for r in results if r.status == "missing" or r.path is None}
         # What --copies would bring; said whenever videos are missing without it (log, error, card).
         registry = self._registry()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import errno
+import math
+import os
+
 
 class CovidxError(Exception):
     """Base of every error covidx-us raises on purpose; the CLI prints it without a traceback."""
@@ -33,3 +38,57 @@ def check_choice(name: str, value: object, valid: object) -> None:
     valid = tuple(valid)
     if value not in valid:
         raise InvalidChoiceError(name, value, valid)
+
+
+# What to do about the operating-system errors a user can act on.
+_OS_HINTS = {
+    errno.ENOSPC: "free some space and run again",
+    errno.EDQUOT: "free some space and run again",
+    errno.EROFS: "choose a folder on a writable file system",
+    errno.EACCES: "choose a folder you may write to",
+    errno.EPERM: "choose a folder you may write to",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "a folder is where a file was expected",
+    errno.EFBIG: "the file grew larger than this process may write",
+}
+
+
+def os_error_message(exc: OSError, where: os.PathLike | str | None = None) -> str:
+    """One line for an operating-system error: the path (the error's own, else ``where``), the reason, what to do.
+
+    Errors raised by writes to an open file carry no file name; ``where`` is then the folder being written.
+    """
+    path = exc.filename if exc.filename is not None else where
+    reason = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if exc.errno in _OS_HINTS:
+        reason = f"{reason} ({_OS_HINTS[exc.errno]})"
+    target = _path_text(path) if path is not None else "(no path given)"
+    if exc.filename2 is not None:
+        target += f" -> {_path_text(exc.filename2)}"
+    return f"{target}: {reason}"
+
+
+def _path_text(path: object) -> str:
+    return os.fsdecode(path) if isinstance(path, str | bytes | os.PathLike) else str(path)
+
+
+def find_os_error(exc: BaseException) -> OSError | None:
+    """``exc`` or the first operating-system error it was raised from (libraries wrap them, e.g. ``datasets``)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def finite_float(text: str) -> float:
+    """An ``argparse`` type: a finite number (``inf`` and ``nan`` are refused when the arguments are parsed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value

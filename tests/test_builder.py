@@ -552,6 +552,8 @@ def test_a_build_killed_at_any_point_resumes_to_the_same_export(tiny, tmp_path):
     assert _export_files(out) == expected
     assert not list(tmp_path.glob(".out-crash.*"))  # no leftover of the killed exports
     assert not [p for p in records.rglob(".*") if "tmp-" in p.name]  # nor of the killed clips
+    downloads = tmp_path / "cache-crash" / "downloads"
+    assert not [p for p in downloads.rglob(".*") if "tmp-" in p.name]  # nor of the killed downloads (.part.tmp-*.json)
     record = json.loads((out / "build_record.json").read_text())
     assert sorted(v["id"] for v in record["videos"]) == sorted(v.id for v in catalogue.videos)
 

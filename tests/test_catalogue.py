@@ -308,16 +308,18 @@ def test_178_uses_its_frame0_mask_not_the_unused_range_masks(catalogue, errata):
     assert len(fix) == 1 and "frame31_60" in fix[0].found
 
 
-def test_mask_path_verifies_pinned_digests(reference_release, catalogue, tmp_path):
+def test_a_changed_pinned_mask_is_refused_when_the_catalogue_is_read(reference_release, catalogue, tmp_path):
     name = catalogue["1_butterfly_covid"].masks.main_mask
     assert catalogue.mask_path(name) == reference_release / "data/mask" / name
     copy = tmp_path / "release"
     shutil.copytree(reference_release, copy)
     (copy / "data/mask" / name).chmod(0o644)
     (copy / "data/mask" / name).write_bytes(b"not a mask")
-    tampered = load_catalogue("1.0", copy)
     with pytest.raises(ReleaseError, match=f"{name}: sha256 mismatch: expected {release.load_pins().masks[name]}"):
-        tampered.mask_path(name)
+        load_catalogue("1.0", copy)  # not only when a build first uses the mask
+    (copy / "data/mask" / name).unlink()
+    with pytest.raises(ReleaseError, match=f"{name}: missing release file"):
+        load_catalogue("1.5", copy)
 
 
 # ------------------------------------------------------------------------------------------- groups, errata

@@ -11,7 +11,8 @@ import importlib
 import logging
 import sys
 
-from processing.errors import CovidxError
+from processing.errors import CovidxError, os_error_message
+from processing.fileutil import untemp
 
 # (sub-command, module defining add_parser). Order is the order of ``covidx-us --help``.
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CovidxError as exc:
         print(f"covidx-us {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only folder, a file where a folder should be: say which, and why
+        print(f"covidx-us {args.command}: error: {os_error_message(untemp(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"covidx-us {args.command}: interrupted; completed work is kept and a rerun resumes", file=sys.stderr)

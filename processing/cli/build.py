@@ -19,7 +19,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from processing.errors import CovidxError
+from processing.errors import CovidxError, find_os_error, finite_float, os_error_message
+from processing.fileutil import path_problem, untemp
 from processing.hub.export import Provenance, export_hub_folder
 from processing.release.files import default_cache_dir
 from processing.vocabulary import DEFAULT_OUTPUT
@@ -64,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--allow-missing", action="store_true",
                    help="build without the videos that cannot be had (named in the log and the card)")
     p.add_argument("--max-frames", type=int, metavar="N", help="at most N evenly spaced frames per clip")
-    p.add_argument("--fps", type=float, dest="sample_hz", metavar="HZ", help="sample frames at HZ (e.g. 3)")
+    p.add_argument("--fps", type=finite_float, dest="sample_hz", metavar="HZ", help="sample frames at HZ (e.g. 3)")
     p.add_argument("--inpaint", choices=INPAINT_METHODS, help="inpainting method (default: ns, the paper's)")
     p.add_argument("--image-format", choices=IMAGE_FORMATS, help="frame image format (default: png)")
     p.add_argument("--split", choices=SCHEMES, help="split scheme (default: default = train/validation/test)")
@@ -77,7 +78,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--probe", action="append", choices=PROBES, dest="probes", help="keep only this probe")
     p.add_argument("--class", action="append", choices=CLASSES, dest="classes",
                    help="keep only videos of this 4-class label (repeatable)")
-    p.add_argument("--delay", type=float, dest="download_delay", metavar="S",
+    p.add_argument("--delay", type=finite_float, dest="download_delay", metavar="S",
                    help="seconds between two requests to one host (default: 1)")
     p.add_argument("--crop", choices=CROP_MODES, help="crop windows: release (the release's crop rules, default) "
                    "or auto (detected field of view)")
@@ -165,12 +166,14 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
     cache = Path(params["work_dir"])
     builds, summaries, parameters, card_parameters, missing, recoverable = {}, {}, {}, {}, set(), set()
     catalogue, downloads = None, set()
+    known_missing: dict[str, Any] = {}  # videos found missing by one config are not looked for again by the next
     videos: dict[str, dict[str, Any]] = {}
     split_of: dict[str, dict[str, str]] = {}
     # videos-* first: they process clips with the clean video, which frames-* configs then reuse (the other way
     # round every clip would be processed twice). The export keeps the order asked for.
     for name in sorted(names, key=lambda n: not n.startswith("videos-")):
         builder = CovidxUS(config_name=name, cache_dir=str(cache / "datasets"), **params)
+        builder.known_missing = known_missing
         # Processed clips are cached by covidx_us itself; datasets' Arrow cache would hide changed downloads.
         builder.download_and_prepare(download_mode=DownloadMode.FORCE_REDOWNLOAD)
         builds[name] = builder.as_dataset()
@@ -254,10 +257,35 @@ def build_record(names: tuple[str, ...], params: dict[str, Any], parameters: dic
     }
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a folder option naming a file (or a file where a folder should be)."""
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise CovidxError(f"--output {output} is a file, not a folder")
+    for option, value in (("--release-dir", args.release_dir), ("--data-dir", args.data_dir),
+                          *(("--mask-dir", d) for d in args.mask_dirs)):
+        if value is not None and (problem := path_problem(value, "folder")):
+            raise CovidxError(f"{option} {problem}")
+    if args.cache_dir is not None and Path(args.cache_dir).exists() and not Path(args.cache_dir).is_dir():
+        raise CovidxError(f"--cache-dir {args.cache_dir} is a file, not a folder")
+
+
 def run(args: argparse.Namespace) -> int:
     names = config_names(args.config)
+    check_paths(args)
     params = parameters_from_args(args)
-    output, summaries = build(names, params, Path(args.output))
+    try:
+        output, summaries = build(names, params, Path(args.output))
+    except CovidxError:
+        raise
+    except Exception as exc:  # an operating-system error, even wrapped by datasets: one line, and what is kept
+        found = find_os_error(exc)
+        if found is None:
+            raise
+        cache = params["work_dir"]
+        raise CovidxError(f"{os_error_message(untemp(found), f'{cache} or {args.output}')}; finished downloads and "
+                          f"processed clips are kept in {cache} and the export {args.output} is as it was: a rerun "
+                          "resumes") from None
     for name, summary in summaries.items():
         videos = ", ".join(f"{s} {n}" for s, n in summary["videos"].items())
         examples = ", ".join(f"{s} {n}" for s, n in summary["examples"].items())

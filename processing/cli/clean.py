@@ -1,7 +1,10 @@
 """``covidx-us clean``: crop, mask and inpaint a user's own clips exactly as the release clips are processed.
 
-Each clip is processed on its own: a bad clip reports its error and the others still complete; the exit code
-is 1 when any clip failed. ``--crop auto`` / ``--mask auto`` ask :mod:`processing.pixels.autodetect` (when installed)
+Each clip is processed on its own: a bad clip, or an operating-system error while writing it (a full disk),
+reports one line and the others still complete; the exit code is 1 when any clip failed, and the last line says
+how many. Two clips that would write the same outputs (the same file name stem, e.g. ``a/x.mp4`` and ``b/x.avi``)
+are refused before anything is written, naming both. Temporary files an interrupted run left in ``--out`` are
+removed when the next run starts. ``--crop auto`` / ``--mask auto`` ask :mod:`processing.pixels.autodetect` (when installed)
 for the window and the overlay masks; detected masks are written to ``<out>/data/mask/`` as PNG and used from
 there, so a run can be inspected and repeated with ``--mask``. With detection, each clip's line is followed by
 what was detected: the window ``x,y,w,h``, the inferred probe and how many frames got their own (pointer) mask or
@@ -13,15 +16,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from processing.errors import ClipError, CovidxError
-from processing.fileutil import atomic_write
+from processing.errors import ClipError, CovidxError, finite_float, os_error_message
+from processing.fileutil import atomic_write, path_problem, sweep_leftovers, temp_prefix, untemp
 from processing.pixels.frames import parse_ranges
 from processing.pixels.pipeline import IMAGE_FORMATS, ClipPlan, ProcessingOptions, process_clip
 from processing.windows import Window
@@ -47,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--tight", action="store_true", help="dilate masks 1x1 instead of 5x5")
     parser.add_argument("--delete", default="", metavar="A-B,C", help="source frame ranges to drop (inclusive)")
     parser.add_argument("--max-frames", type=int, metavar="N", help="at most N evenly spaced frames per clip")
-    parser.add_argument("--fps", type=float, dest="sample_hz", metavar="HZ", help="sample frames at HZ per second")
+    parser.add_argument("--fps", type=finite_float, dest="sample_hz", metavar="HZ", help="sample frames at HZ per second")
     parser.add_argument("--inpaint", default="ns", choices=("ns", "telea"), help="inpainting method (default ns)")
     parser.add_argument("--image-format", default="png", choices=tuple(IMAGE_FORMATS), help="frame format")
     parser.add_argument("--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG quality 1-100")
@@ -72,6 +77,11 @@ def _save_mask(mask: np.ndarray, path: Path) -> Path:
     return path
 
 
+def clip_id_of(path: Path) -> str:
+    """The id a clip's outputs are named by: its file name stem, spaces made underscores."""
+    return path.stem.replace(" ", "_")
+
+
 def plan_for_clip(path: Path, args: argparse.Namespace) -> ClipPlan:
     """The :class:`ClipPlan` for one user clip from the command-line arguments (runs detection when asked)."""
     return plan_and_detection(path, args)[0]
@@ -80,7 +90,7 @@ def plan_for_clip(path: Path, args: argparse.Namespace) -> ClipPlan:
 def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, Any]:
     """:func:`plan_for_clip` and the :class:`processing.pixels.autodetect.Detection` it used (None without auto)."""
     detection = None
-    clip_id = path.stem.replace(" ", "_")
+    clip_id = clip_id_of(path)
     probe = args.probe
     window = None
     main_mask = Path(args.mask) if args.mask and args.mask != "auto" else None
@@ -112,11 +122,43 @@ def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, 
         from processing.pixels.masks import find_mask
 
         main_mask = find_mask(main_mask.name, args.mask_dir, None) or main_mask
-    if main_mask is not None and not main_mask.is_file():
-        raise ClipError(f"clip {path}: mask file {main_mask} does not exist")
+    if main_mask is not None and (problem := path_problem(main_mask, "file")):
+        raise ClipError(f"clip {path}: mask {problem}")
     plan = ClipPlan(clip_id=clip_id, probe=probe, window=window, main_mask=main_mask, frame_masks=frame_masks,
                     deleted=deleted, tight=args.tight, fov_mask=fov_mask)
     return plan, detection
+
+
+def distinct_clips(clips: list[Path]) -> list[Path]:
+    """``clips`` without repeats of one file; :class:`CovidxError` naming both paths when two different files would
+    write the same outputs (their clip ids are equal)."""
+    by_id: dict[str, Path] = {}
+    kept = []
+    for path in clips:
+        first = by_id.setdefault(clip_id_of(path), path)
+        if first is path:
+            kept.append(path)
+        elif first.resolve() != path.resolve():
+            raise CovidxError(f"{first} and {path} would write the same outputs (clip id {clip_id_of(path)!r}); "
+                              "rename one or clean them into different --out folders. Nothing was written")
+    return kept
+
+
+def prepare_output(out: Path) -> None:
+    """Make sure ``out`` is a folder this process can write to, and sweep what an interrupted run left in it."""
+    if out.exists() and not out.is_dir():
+        raise CovidxError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=temp_prefix("write-probe"), dir=out)  # can we write here at all?
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        exc.filename = str(out)  # the folder, not the probe's name
+        raise CovidxError(f"--out {os_error_message(exc)}") from None
+    data = out / "data"
+    sweep_leftovers([data / "image" / "clean", data / "mask",
+                     *(data / "video" / kind for kind in ("original", "cropped", "clean"))])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,14 +171,25 @@ def run(args: argparse.Namespace) -> int:
         write_videos=not args.no_videos,
         mask_dirs=tuple(args.mask_dir),
     )
+    clips = distinct_clips(list(args.clips))
+    for folder in args.mask_dir:
+        if problem := path_problem(folder, "folder"):
+            raise CovidxError(f"--mask-dir {problem}")
+    prepare_output(Path(args.out))
     failed = 0
-    for path in args.clips:
+    for path in clips:
         try:
+            if problem := path_problem(path, "file"):
+                raise ClipError(problem)
             plan, detection = plan_and_detection(path, args)
             record = process_clip(path, plan, args.out, options)
         except CovidxError as exc:
             failed += 1
             print(f"{path}: FAILED: {exc}", file=sys.stderr)
+            continue
+        except OSError as exc:  # e.g. the disk is full: this clip is lost, the next one may still fit
+            failed += 1
+            print(f"{path}: FAILED: {os_error_message(untemp(exc), args.out)}", file=sys.stderr)
             continue
         print(f"{path}: {record.frames_kept} frames written ({record.frames_read} read, "
               f"{record.frames_deleted} deleted, {record.frames_masked} inpainted), "
@@ -151,5 +204,6 @@ def run(args: argparse.Namespace) -> int:
             if out is not None:
                 print(f"  {label}: {out}")
     if failed:
-        print(f"{failed} of {len(args.clips)} clips failed", file=sys.stderr)
+        others = "; the others were written" if failed < len(clips) else ""
+        print(f"{failed} of {len(clips)} clips failed{others}", file=sys.stderr)
     return 1 if failed else 0

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from processing.errors import CovidxError
+from processing.errors import CovidxError, finite_float
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +212,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--workdir", type=Path, metavar="DIR",
                    help="simulated release, clips and caches (default: DIR.work beside the export)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")
-    p.add_argument("--scale", type=float, default=1.0, help="frame size factor of the simulated clips (default: 1)")
-    p.add_argument("--frames", type=float, default=1.0, help="length factor of the simulated clips (default: 1)")
+    p.add_argument("--scale", type=finite_float, default=1.0, help="frame size factor of the simulated clips (default: 1)")
+    p.add_argument("--frames", type=finite_float, default=1.0, help="length factor of the simulated clips (default: 1)")
     p.add_argument("--keep-server", action="store_true",
                    help="keep serving the simulated sources after the build until Ctrl-C")
     p.set_defaults(func=run)

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from processing.errors import CovidxError
+from processing.errors import CovidxError, finite_float
 from processing.release.catalogue import SOURCES, VERSIONS, load_catalogue
 from processing.sources.download import (
     STATUSES,
@@ -50,9 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--copies", action="store_true",
                         help="last, try the registered public copies (metadata/copies.csv; sha256-verified; not "
                              "the original files, and recorded as such)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per connect/read (default %(default)s)")
+    parser.add_argument("--timeout", type=finite_float, default=30.0, help="seconds per connect/read (default %(default)s)")
     parser.add_argument("--retries", type=int, default=4, help="retries of transient failures (default %(default)s)")
-    parser.add_argument("--delay", type=float, default=1.0,
+    parser.add_argument("--delay", type=finite_float, default=1.0,
                         help="seconds between two requests to one host (default %(default)s)")
     parser.add_argument("--workers", type=int, default=4, help="videos fetched in parallel (default %(default)s)")
     parser.add_argument("--no-browser", action="store_true", help="never start headless Chromium")

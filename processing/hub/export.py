@@ -39,7 +39,7 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCardData
 
 from processing.errors import CovidxError
-from processing.fileutil import folder_bytes
+from processing.fileutil import current_umask, folder_bytes
 
 log = logging.getLogger(__name__)
 
@@ -283,13 +283,6 @@ def export_hub_folder(
         raise
     log.info("exported %s to %s", ", ".join(builds), output_dir)
     return output_dir
-
-
-def current_umask() -> int:
-    """This process's file-mode creation mask (read by setting it and putting it back at once)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _remove_leftovers(target: Path) -> None:

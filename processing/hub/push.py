@@ -2,7 +2,8 @@
 
 ``push_to_hub(private=True)`` and ``create_repo(private=True, exist_ok=True)`` leave an existing public repo public, so
 privacy is checked with ``repo_info`` and fixed with ``update_repo_settings`` *before* any file is uploaded, and checked
-again afterwards. The token comes from the usual login (``hf auth login``) or ``HF_TOKEN``; it is never printed,
+again afterwards. Every call has a timeout (CONNECT_TIMEOUT, READ_TIMEOUT); a Hub that refuses, cannot be reached or
+does not answer ends in one :class:`HubError` naming the endpoint and what to check. The token comes from the usual login (``hf auth login``) or ``HF_TOKEN``; it is never printed,
 logged, put in an error message or written to a file.
 
 The ``covidx-us push`` sub-command is ``processing.cli.push``. This module must not build or export anything: it uploads a folder as is,
@@ -25,6 +26,11 @@ from processing.vocabulary import DEFAULT_OUTPUT
 log = logging.getLogger(__name__)
 
 LOCAL_FILES = ("build_record.json", "report/*")  # upload_folder ignore patterns: local to this machine
+# Every call to the Hub gives up after these many seconds (huggingface_hub's own client waits for ever): to connect,
+# and without a byte received or sent.
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 60.0
+_CHECK = "check the network, a proxy (HTTPS_PROXY) and HF_ENDPOINT, then run the push again"
 
 
 def is_local(relative: str) -> bool:
@@ -76,6 +82,37 @@ def _scrub(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
 
+@contextlib.contextmanager
+def _timeouts() -> Iterator[None]:
+    """Give huggingface_hub's shared HTTP client CONNECT_TIMEOUT / READ_TIMEOUT for the duration of a push."""
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    previous = getattr(_http, "_GLOBAL_CLIENT_FACTORY", _http.default_client_factory)
+
+    def factory():  # type: ignore[no-untyped-def]
+        client = previous()
+        client.timeout = type(client.timeout)(READ_TIMEOUT, connect=CONNECT_TIMEOUT)  # the client's Timeout class
+        return client
+
+    set_client_factory(factory)
+    try:
+        yield
+    finally:
+        set_client_factory(previous)
+
+
+def _transport_failure(exc: BaseException) -> str | None:
+    """What went wrong on the way to the Hub (refused, unreachable, timed out), or None for another error."""
+    names = {cls.__name__ for cls in type(exc).__mro__ if cls.__module__.split(".")[0].startswith("httpx")}
+    if "TimeoutException" in names:
+        return f"no answer within {CONNECT_TIMEOUT if 'ConnectTimeout' in names else READ_TIMEOUT:g} s"
+    if names & {"TransportError", "NetworkError"}:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return f"cannot connect ({reason or type(exc).__name__})"
+    return None
+
+
 def check_export_folder(folder: Path) -> tuple[str, ...]:
     """The files of an export folder, relative paths sorted; :class:`HubError` if it is not one."""
     if not (folder / "README.md").is_file():
@@ -112,7 +149,7 @@ def push_folder(
         raise HubError("no Hugging Face token: log in with `hf auth login` or set HF_TOKEN")
     api = HfApi(endpoint=endpoint or os.environ.get("HF_ENDPOINT") or None, token=token)
     want = "private" if private else "public"
-    with _redacted_logs(token):
+    with _redacted_logs(token), _timeouts():
         try:
             url = str(api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
             if "/" not in repo_id:
@@ -123,11 +160,17 @@ def push_folder(
                 repo_id=repo_id, repo_type="dataset", folder_path=folder, commit_message=commit_message,
                 ignore_patterns=list(LOCAL_FILES),
             )
-            actual = bool(api.repo_info(repo_id, repo_type="dataset").private)
+            actual = bool(api.repo_info(repo_id, repo_type="dataset", timeout=READ_TIMEOUT).private)
         except OfflineModeIsEnabled:
             raise HubError("cannot push: offline mode is on (unset HF_HUB_OFFLINE)") from None
         except HfHubHTTPError as exc:
             raise HubError(f"push to {repo_id} failed: {_scrub(str(exc), token)}") from None  # the original may carry request details
+        except Exception as exc:
+            failure = _transport_failure(exc)
+            if failure is None:
+                raise
+            raise HubError(f"push to {repo_id} failed: {_scrub(api.endpoint, token)}: {_scrub(failure, token)}; "
+                           f"{_CHECK}") from None
     if actual != private:
         raise HubError(f"{repo_id} is {'private' if actual else 'public'} after the upload; wanted {want}")
     return PushResult(repo_id, url, actual, getattr(commit, "commit_url", None), files)
@@ -135,11 +178,11 @@ def push_folder(
 
 def _ensure_visibility(api: object, repo_id: str, private: bool) -> None:
     """Make ``repo_id`` private (or public) if it is not; verify; raise :class:`HubError` if the Hub did not follow."""
-    info = api.repo_info(repo_id, repo_type="dataset")  # type: ignore[attr-defined]
+    info = api.repo_info(repo_id, repo_type="dataset", timeout=READ_TIMEOUT)  # type: ignore[attr-defined]
     if bool(info.private) == private:
         return
     log.warning("%s exists and is %s; making it %s", repo_id, "private" if info.private else "public",
                 "private" if private else "public")
     api.update_repo_settings(repo_id, repo_type="dataset", private=private)  # type: ignore[attr-defined]
-    if bool(api.repo_info(repo_id, repo_type="dataset").private) != private:  # type: ignore[attr-defined]
+    if bool(api.repo_info(repo_id, repo_type="dataset", timeout=READ_TIMEOUT).private) != private:  # type: ignore[attr-defined]
         raise HubError(f"{repo_id} could not be made {'private' if private else 'public'}; nothing was uploaded")

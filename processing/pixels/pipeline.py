@@ -38,7 +38,7 @@ from PIL import Image
 
 from processing import progress
 from processing.errors import ClipError, CovidxError, check_choice
-from processing.fileutil import atomic_write
+from processing.fileutil import atomic_write, temp_prefix
 from processing.pixels.clips import (
     VIDEO_SUFFIX,
     ClipHeader,
@@ -293,7 +293,7 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
     reader = FrameReader(path)
     with contextlib.ExitStack() as stack:
         staging = Path(stack.enter_context(
-            tempfile.TemporaryDirectory(prefix=f".{plan.clip_id}.tmp-", dir=outputs["images"])
+            tempfile.TemporaryDirectory(prefix=temp_prefix(plan.clip_id), dir=outputs["images"])
         ))
         # Decoding and cropping run here; inpainting and image compression (both release the GIL) on WORKERS
         # threads, at most IMAGE_QUEUE frames ahead, so memory stays bounded; the clean video is encoded on a thread

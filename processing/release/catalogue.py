@@ -20,7 +20,7 @@ Release files, relative to the release folder (laid out like the upstream reposi
     utils/LUSS_metadata.csv              optional    id, LUSS ("NA" or blank = no score); [type]
     labels/COVIDx-US1.4_4class.csv       optional    id, patient, case_no; [class, probe, type]
     labels/CovidxUS1.5_metadata.xlsx     optional    id; [the clinical flags CLINICAL_FLAGS]
-    data/mask/<mask file names>          as named    every mask a mask plan names
+    data/mask/<mask file names>          as named    every mask a mask plan names (plain file names)
 
 The official release (the pinned upstream commit) must have all of these with their pinned sha256 (see
 ``metadata/release_pins.json``). A custom release (``custom=True``) needs only the required files and columns; its
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Literal
 
 from processing.errors import ReleaseError, check_choice
+from processing.fileutil import path_problem, read_csv_text
 from processing.release import files as _release
 from processing.windows import Window
 
@@ -279,6 +281,8 @@ class Catalogue:
 
         Masks of a release read from the upstream URLs are downloaded on first use.
         """
+        if problem := _not_plain_name(name):
+            raise ReleaseError(f"mask {name!r} is {problem}, not a file of {self.release_dir / _release.MASK_DIR}")
         rel = f"{_release.MASK_DIR}/{name}"
         if not self.official:
             path = self.release_dir / rel
@@ -355,7 +359,7 @@ def _strip_ext(name: str) -> str:
 def _read_csv(root: Path, rel: str) -> _Table:
     path = root / rel
     try:
-        with open(path, encoding="latin-1", newline="") as handle:
+        with read_csv_text(path, encoding="latin-1") as handle:  # upstream is latin-1; a UTF-8 BOM says UTF-8
             reader = csv.DictReader(handle)
             header = [h.strip() for h in reader.fieldnames or ()]
             missing = [c for c in REQUIRED_COLUMNS[rel] if c not in header]
@@ -374,6 +378,9 @@ def _read_csv(root: Path, rel: str) -> _Table:
         raise ReleaseError(f"{path}: cannot read release file ({exc})") from exc
     except csv.Error as exc:
         raise ReleaseError(f"{path}: malformed CSV ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ReleaseError(f"{path}: starts with a UTF-8 byte-order mark but is not UTF-8 ({exc.reason} at byte "
+                           f"{exc.start + 3})") from None
     return _Table(str(path), rows)
 
 
@@ -411,9 +418,22 @@ def _int(text: str, where: str, column: str, *, minimum: int = 0) -> int:
         value = float(text)
     except ValueError:
         raise ReleaseError(f"{where}: column {column} is {text!r}, not a number") from None
-    if value != int(value) or value < minimum:
+    if not math.isfinite(value) or value != int(value) or value < minimum:
         raise ReleaseError(f"{where}: column {column} is {text!r}, not a whole number >= {minimum}")
     return int(value)
+
+
+def _not_plain_name(name: str) -> str | None:
+    """Why ``name`` is not a plain file name (one that stays inside its folder), or None when it is one."""
+    if name in (".", ".."):
+        return "not a file name"
+    if "/" in name or "\\" in name:
+        return "a path, not a file name"
+    if any(ord(c) < 32 for c in name):
+        return "holds control characters"
+    if name.startswith("."):
+        return "a hidden name"
+    return None
 
 
 def _yes_no(text: str, where: str, column: str, default: bool | None = None) -> bool:
@@ -591,6 +611,8 @@ def parse_release(root: Path, *, official: bool, errata: tuple[Erratum, ...] | N
             fps = float(prow["framerate"])
         except ValueError:
             raise ReleaseError(f"{pwhere}: column framerate is {prow['framerate']!r}, not a number") from None
+        if not (math.isfinite(fps) and fps > 0):
+            raise ReleaseError(f"{pwhere}: column framerate is {prow['framerate']!r}, not a positive number")
         trusted = vid not in stale
         expected = Expected(
             width=_int(prow["width"], pwhere, "width", minimum=1),
@@ -624,6 +646,9 @@ def parse_release(root: Path, *, official: bool, errata: tuple[Erratum, ...] | N
         consistent(mrow, mwhere)
         needs = _yes_no(mrow["need_mask_after_crop"], mwhere, "need_mask_after_crop")
         main = mrow["mask_main_filename"] or None
+        if main is not None and (problem := _not_plain_name(main)):
+            raise ReleaseError(f"{mwhere}: column mask_main_filename is {main!r}, {problem}; a mask is named by a "
+                               f"plain file name inside the release's {_release.MASK_DIR}/ folder")
         if needs != bool(main):
             raise ReleaseError(f"{mwhere}: need_mask_after_crop={mrow['need_mask_after_crop']} but mask_main_filename "
                                f"is {main or 'empty'}")
@@ -707,6 +732,9 @@ def load_catalogue(
     ``release_dir=None`` reads the pinned upstream files from the raw URLs (base overridable with
     ``$COVIDX_US_RELEASE_URL``) into ``cache_dir``; a folder is checked file by file against the pinned digests,
     unless ``custom=True`` (a user's own release in the same format; the catalogue is then ``official=False``).
+    Every mask the release names is checked here too: against its pinned digest in a local pinned release, for
+    existence in a custom one (masks of the release fetched from the URLs are verified as they arrive and on each
+    use). Mask names must be plain file names inside ``data/mask``.
     """
     check_choice("release version", version, VERSIONS)
     if release_dir is None:
@@ -716,11 +744,13 @@ def load_catalogue(
         cache = Path(cache_dir) if cache_dir is not None else _release.default_cache_dir()
     else:
         root, cache = Path(release_dir), None
-        if not root.is_dir():
-            raise ReleaseError(f"{root}: release directory does not exist")
+        if problem := path_problem(root, "folder"):
+            raise ReleaseError(f"release directory {problem}")
         if not custom:
             _release.verify_release_dir(root)
     videos = parse_release(root, official=not custom)
+    if release_dir is not None and not custom:  # every mask now, not when a build first uses it
+        _release.verify_masks(root, sorted({n for v in videos for n in v.masks.mask_names(v.id, v.probe)}))
     pins = _release.load_pins() if not custom else None
     return Catalogue(
         videos=release_view(videos, version),

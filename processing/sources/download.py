@@ -13,7 +13,8 @@ redirects to any other host (an original host, a copy's host) is refused. The ma
 URL that actually served the bytes (after redirects), not only the one asked for.
 
 What it guarantees: timeouts; retries with backoff only on transient failures (connection errors, 429 with
-Retry-After, 5xx; urllib3's ``Retry``); resume with HTTP Range from a ``.part`` file kept across runs (validated with
+Retry-After, 5xx; urllib3's ``Retry``; a host name that does not resolve is not retried, and not asked again in
+the run); resume with HTTP Range from a ``.part`` file kept across runs (validated with
 ``If-Range`` and ``Content-Range``; restarted when the server ignores the range); redirects followed only to the
 source's hosts (and the mirror's host); a size cap; content sniffing (an HTML/JSON/empty body is never kept as a
 video) and a PyAV decode check against the catalogue's trusted width, height and frame count before the file is
@@ -51,7 +52,7 @@ from urllib3.util.retry import Retry
 
 from processing import __version__
 from processing.errors import CovidxError, DownloadError, check_choice
-from processing.fileutil import atomic_write, sha256_file
+from processing.fileutil import atomic_write, sha256_file, sweep_leftovers
 from processing.progress import progress
 from processing.release.copies import Copy, load_copies
 from processing.sources import Candidate, SourceEngine, basename, get_engine
@@ -396,6 +397,16 @@ class _Attempt:
     reasons: list[str] = field(default_factory=list)
 
 
+class _Retry(Retry):
+    """urllib3's Retry, except that a host name that does not resolve is not asked again: urllib3 counts it as a
+    connect error, and retrying it with back-off costs minutes for nothing."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[no-untyped-def]
+        if isinstance(error, urllib3.exceptions.NameResolutionError):
+            raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
 class Downloader:
     """Shared state of one run: HTTP session, per-host slots, manifest, locks, the lazily started browser."""
 
@@ -406,9 +417,10 @@ class Downloader:
         self.archives = self.root / "archives"
         for folder in (self.root, self.partial, self.archives):
             folder.mkdir(parents=True, exist_ok=True)
+        sweep_leftovers((self.root, self.partial, self.archives))  # temporary files of a run killed earlier
         self.manifest = Manifest(self.root)
         self.session = requests.Session()
-        retry = Retry(total=options.retries, connect=options.retries, read=options.retries,
+        retry = _Retry(total=options.retries, connect=options.retries, read=options.retries,
                       status=options.retries, other=0, redirect=False,
                       status_forcelist=(429, 500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
                       backoff_factor=options.backoff, respect_retry_after_header=True, raise_on_status=False)
@@ -595,9 +607,14 @@ class Downloader:
                             out.close()
                             _drop(part, meta_path)
                             raise _Failure(f"body exceeds the size cap of {self.options.max_bytes} bytes: {url}")
-                        out.write(chunk)
+                        try:
+                            out.write(chunk)
+                        except OSError as exc:  # this machine's disk (full, read-only), not the network
+                            raise _DiskError(exc) from exc
                 except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
                     raise _Interrupted(_short_error(exc)) from exc
+                except _DiskError as exc:
+                    raise exc.error from None
         if full is not None and written != full:
             raise _Interrupted(f"got {written} of {full} bytes")
         with open(part, "rb") as handle:
@@ -820,7 +837,7 @@ class Downloader:
         except BaseException:
             part.unlink(missing_ok=True)
             raise
-        return self._verify_into(video, part, archive.as_uri())
+        return self._verify_into(video, part, archive.absolute().as_uri())
 
     def _via_ytdlp(self, video, engine, route: _Route, url: str) -> tuple[Path, str]:
         import yt_dlp
@@ -860,11 +877,11 @@ class Downloader:
             part = self.partial / f"{video.id}.manual.part"
             shutil.copyfile(pick, part)
             try:
-                path = self._verify_into(video, part, pick.as_uri())
+                path = self._verify_into(video, part, pick.absolute().as_uri())
             except DownloadError as exc:
                 reasons.append(f"manual file {pick}: {exc}")
                 continue
-            return self._finish(video, path, "manual", pick.as_uri(), "; ".join(reasons) or None)
+            return self._finish(video, path, "manual", pick.absolute().as_uri(), "; ".join(reasons) or None)
         for archive in (p for p in files if p.suffix.lower() == ".zip"):
             try:
                 path = self._extract_member(video, archive, video.filename)
@@ -873,7 +890,7 @@ class Downloader:
             except DownloadError as exc:
                 reasons.append(f"manual archive {archive}: {exc}")
                 continue
-            return self._finish(video, path, "manual", archive.as_uri(), "; ".join(reasons) or None)
+            return self._finish(video, path, "manual", archive.absolute().as_uri(), "; ".join(reasons) or None)
         return None
 
 
@@ -890,6 +907,14 @@ class _Geometry:
 
     def __init__(self, width: int, height: int) -> None:
         self.expected = _Expected(width, height)
+
+
+class _DiskError(Exception):
+    """An OSError writing a download to disk: carried past the handler of network errors, then raised as is."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _Interrupted(Exception):
@@ -989,25 +1014,41 @@ def download_videos(videos: Sequence[Video], options: DownloadOptions) -> list[D
     """Download, verify and cache every video; one :class:`DownloadResult` per video, in input order.
 
     Never raises for a video that cannot be fetched (it is ``missing`` with a reason); raises
-    :class:`~processing.errors.InvalidChoiceError` for a video whose source has no engine.
+    :class:`~processing.errors.InvalidChoiceError` for a video whose source has no engine, and the ``OSError`` of
+    this machine's disk (full, read-only) once the downloads under way have ended (what finished is kept).
     """
     for video in videos:
         get_engine(video.source)
     downloader = Downloader(options)
     results: dict[str, DownloadResult] = {}
+    disk_error: OSError | None = None
     try:
         with ThreadPoolExecutor(max_workers=options.workers) as pool:
             futures = {pool.submit(downloader.download, video): video for video in videos}
             for future in progress(as_completed(futures), desc="download", total=len(futures), unit="clip"):
                 video = futures[future]
+                if future.cancelled():
+                    continue
                 try:
                     results[video.id] = future.result()
+                except OSError as exc:
+                    if isinstance(exc, requests.RequestException):  # requests' errors are OSErrors too
+                        results[video.id] = DownloadResult(video.id, "missing", None, None, None, None,
+                                                           _short_error(exc))
+                        continue
+                    # This machine's disk failed (full, read-only): no video is missing, the run cannot go on.
+                    # What finished stays in the cache; the others are not started.
+                    disk_error = disk_error or exc
+                    for other in futures:
+                        other.cancel()
                 except Exception as exc:  # a bug must not lose the other videos' work
                     log.exception("%s: unexpected error", video.id)
                     results[video.id] = DownloadResult(video.id, "missing", None, None, None, None,
                                                        f"internal error: {type(exc).__name__}: {exc}")
     finally:
         downloader.close()
+    if disk_error is not None:
+        raise disk_error
     return [results[video.id] for video in videos]
 
 
