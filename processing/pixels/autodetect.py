@@ -957,7 +957,8 @@ def window_iou(a: Window, b: Window) -> float:
     w = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
     h = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
     inter = w * h
-    return inter / float(a.w * a.h + b.w * b.h - inter)
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / float(union) if union else 0.0
 
 
 def score_detection(

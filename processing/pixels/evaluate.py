@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from processing.errors import CovidxError
+from processing.pixels.autodetect import window_iou
 from processing.pixels.masks import dilate
 from processing.windows import Window
 
@@ -110,15 +111,6 @@ def load_truth(path: Path | str) -> dict[str, ClipTruth]:
 
 def box_window(box: Box) -> Window:
     return Window(box[0], box[1], box[2] - box[0], box[3] - box[1])
-
-
-def window_iou(a: Window, b: Window) -> float:
-    """Intersection over union of two windows."""
-    w = max(0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
-    h = max(0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    inter = w * h
-    union = a.w * a.h + b.w * b.h - inter
-    return inter / float(union) if union else 0.0
 
 
 def holds_top(window: Window, fov: Box, visible: np.ndarray | None = None) -> bool:
