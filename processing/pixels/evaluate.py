@@ -158,8 +158,12 @@ def _chroma(image: np.ndarray) -> np.ndarray:
     return (image.max(axis=2).astype(np.int16) - image.min(axis=2).astype(np.int16)).astype(np.uint8)
 
 
-def mark_pixels(image: np.ndarray, overlay: Overlay, black: float) -> np.ndarray:
-    """The pixels of ``overlay`` (bool, frame shape) in ``image`` (RGB): what stands out inside its box."""
+def mark_pixels(image: np.ndarray, overlay: Overlay, black: float, image_area: np.ndarray | None = None) -> np.ndarray:
+    """The pixels of ``overlay`` (bool, frame shape) in ``image`` (RGB): what stands out inside its box.
+
+    Off the image (outside ``image_area``, bool frame shape: the panels' boxes) anything above the background is
+    the mark; on it only what stands out of the tissue around it (a box drawn across a panel's edge holds tissue).
+    """
     x0, y0, x1, y1 = overlay.box
     height, width = image.shape[:2]
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
@@ -174,7 +178,10 @@ def mark_pixels(image: np.ndarray, overlay: Overlay, black: float) -> np.ndarray
     sub = gray[y0:y1, x0:x1]
     mark = (hat > _TOPHAT) | (_chroma(image[y0:y1, x0:x1]) > _COLOUR)
     if not overlay.inside_fov:
-        mark |= sub > black + _OFF_IMAGE
+        off = sub > black + _OFF_IMAGE
+        if image_area is not None:
+            off &= ~image_area[y0:y1, x0:x1]
+        mark |= off
     out[y0:y1, x0:x1] = mark
     return out
 
@@ -224,11 +231,14 @@ def score_clip(
             return np.ones((window.h, window.w), bool)
         return grown(detection.mask_for(index)) | outside  # type: ignore[attr-defined]
 
+    image_area = np.zeros((height, width), bool)
+    for bx0, by0, bx1, by1 in (truth.fov, *truth.alt_fovs):
+        image_area[by0:by1, bx0:bx1] = True
     hit = total = 0
     kept = [i for i in indices if i not in dropped and not truth.is_bad(i)]
     for overlay in truth.overlays:
         if overlay.frames is None:
-            marks = mark_pixels(med, overlay, black)[rows, cols]
+            marks = mark_pixels(med, overlay, black, image_area)[rows, cols]
             n = int(marks.sum())
             if n:
                 for index in kept:  # a static mark: every kept frame's mask must remove it
@@ -237,7 +247,7 @@ def score_clip(
         else:
             for a, b in overlay.frames:
                 for index in (i for i in indices if a <= i <= b):
-                    marks = mark_pixels(samples[index], overlay, black)[rows, cols]
+                    marks = mark_pixels(samples[index], overlay, black, image_area)[rows, cols]
                     total += int(marks.sum())
                     hit += int((marks & removed(index)).sum())
 
