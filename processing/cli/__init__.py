@@ -2,6 +2,10 @@
 
 A command module defines ``add_parser(subparsers) -> argparse.ArgumentParser`` whose parser sets
 ``func=run`` where ``run(args) -> int`` is the exit code. This file only wires them together.
+
+Every parser is built on each call, so command modules import only argparse, pathlib and the words of
+``processing.vocabulary`` at their top: what a command runs is imported inside its ``run``. That keeps
+``covidx-us --help`` and ``covidx-us <cmd> --help`` fast (tests/test_cli_startup.py checks the imports).
 """
 
 from __future__ import annotations
@@ -12,6 +16,10 @@ import logging
 import sys
 
 from processing.errors import CovidxError
+
+# Loggers of the HTTP clients underneath (huggingface_hub's httpx, requests' urllib3): their per-request lines are
+# debug detail, shown with --verbose only.
+HTTP_LOGGERS = ("httpx", "httpcore", "urllib3", "huggingface_hub")
 
 # (sub-command, module defining add_parser). Order is the order of ``covidx-us --help``.
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -31,10 +39,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rebuild the COVIDx-US lung-ultrasound benchmark as a Hugging Face dataset.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action=_Version, help="print the version (and git commit of a checkout)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for _name, module_name in COMMANDS:
         importlib.import_module(module_name).add_parser(sub)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``, asking git for the commit only when given (the parser is built on every run)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        from processing.project import version_text
+
+        print(f"covidx-us {version_text()}")
+        parser.exit()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        for name in HTTP_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except CovidxError as exc:

@@ -19,21 +19,26 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from processing.build.splits import SCHEMES
 from processing.errors import CovidxError
-from processing.hub.export import Provenance, export_hub_folder
-from processing.release.files import default_cache_dir
-from processing.vocabulary import DEFAULT_OUTPUT
+from processing.vocabulary import (
+    CLASSES,
+    CONFIG_NAMES,
+    CROP_MODES,
+    DEFAULT_OUTPUT,
+    IMAGE_FORMATS,
+    INPAINT_METHODS,
+    MASK_MODES,
+    POINTER_POLICIES,
+    PROBES,
+    SOURCES,
+    VERSIONS,
+)
 
 log = logging.getLogger(__name__)
 
 
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from covidx_us import CONFIG_NAMES, IMAGE_FORMATS, INPAINT_METHODS
-    from processing.build.processed import CROP_MODES, MASK_MODES, POINTER_POLICIES
-    from processing.build.splits import SCHEMES
-    from processing.release.catalogue import CLASSES, PROBES, SOURCES, VERSIONS
-
     p = subparsers.add_parser(
         "build",
         help="build the dataset and export it in the Hub layout (load_dataset-ready)",
@@ -96,8 +101,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def config_names(choice: str) -> tuple[str, ...]:
-    from covidx_us import CONFIG_NAMES
-
     if choice == "all":
         return CONFIG_NAMES
     names = tuple(dict.fromkeys(part.strip() for part in choice.split(",") if part.strip()))
@@ -109,6 +112,8 @@ def config_names(choice: str) -> tuple[str, ...]:
 
 def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The builder keyword arguments the command line sets (unset options keep the config defaults)."""
+    from processing.release.files import default_cache_dir
+
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     params: dict[str, Any] = {
         "release": args.release,
@@ -157,6 +162,7 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
     from datasets import DownloadMode
 
     from covidx_us import CovidxUS, download_digest
+    from processing.hub.export import Provenance, export_hub_folder
 
     cache = Path(params["work_dir"])
     builds, summaries, parameters, card_parameters, missing = {}, {}, {}, {}, set()

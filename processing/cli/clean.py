@@ -15,16 +15,17 @@ import argparse
 import importlib
 import sys
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from processing.errors import ClipError, CovidxError
 from processing.fileutil import atomic_write
-from processing.pixels.frames import parse_ranges
-from processing.pixels.pipeline import IMAGE_FORMATS, ClipPlan, ProcessingOptions, process_clip
+from processing.vocabulary import IMAGE_FORMATS, INPAINT_METHODS, POINTER_POLICIES
 from processing.windows import Window
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from processing.pixels.pipeline import ClipPlan
 
 PROBES = ("convex", "linear", "unknown")
 
@@ -41,15 +42,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--mask", metavar="FILE|auto", help="overlay mask for the cropped frame (white = inpaint)")
     parser.add_argument("--mask-dir", type=Path, action="append", default=[], metavar="DIR",
                         help="folder of masks overriding --mask by file name (repeatable)")
-    parser.add_argument("--pointer-policy", default="mask", choices=("mask", "drop"),
+    parser.add_argument("--pointer-policy", default="mask", choices=POINTER_POLICIES,
                         help="with --mask auto, a frame whose detected pointer touches the lung: mask (default, "
                         "inpaint the pointer) or drop (leave the frame out, as the release did)")
     parser.add_argument("--tight", action="store_true", help="dilate masks 1x1 instead of 5x5")
     parser.add_argument("--delete", default="", metavar="A-B,C", help="source frame ranges to drop (inclusive)")
     parser.add_argument("--max-frames", type=int, metavar="N", help="at most N evenly spaced frames per clip")
     parser.add_argument("--fps", type=float, dest="sample_hz", metavar="HZ", help="sample frames at HZ per second")
-    parser.add_argument("--inpaint", default="ns", choices=("ns", "telea"), help="inpainting method (default ns)")
-    parser.add_argument("--image-format", default="png", choices=tuple(IMAGE_FORMATS), help="frame format")
+    parser.add_argument("--inpaint", default="ns", choices=INPAINT_METHODS, help="inpainting method (default ns)")
+    parser.add_argument("--image-format", default="png", choices=IMAGE_FORMATS, help="frame format")
     parser.add_argument("--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG quality 1-100")
     parser.add_argument("--probe", default="unknown", choices=PROBES, help="probe named in output file names")
     parser.add_argument("--no-videos", action="store_true", help="write frames only, no cropped/clean videos")
@@ -67,6 +68,9 @@ def _autodetect():
 
 
 def _save_mask(mask: np.ndarray, path: Path) -> Path:
+    import numpy as np
+    from PIL import Image
+
     with atomic_write(path) as tmp:
         Image.fromarray(mask.astype(np.uint8) * 255).save(tmp, format="PNG")
     return path
@@ -79,6 +83,9 @@ def plan_for_clip(path: Path, args: argparse.Namespace) -> ClipPlan:
 
 def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, Any]:
     """:func:`plan_for_clip` and the :class:`processing.pixels.autodetect.Detection` it used (None without auto)."""
+    from processing.pixels.frames import parse_ranges
+    from processing.pixels.pipeline import ClipPlan
+
     detection = None
     clip_id = path.stem.replace(" ", "_")
     probe = args.probe
@@ -115,6 +122,8 @@ def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, 
 
 
 def run(args: argparse.Namespace) -> int:
+    from processing.pixels.pipeline import ProcessingOptions, process_clip
+
     options = ProcessingOptions(
         max_frames=args.max_frames,
         sample_hz=args.sample_hz,

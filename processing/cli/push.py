@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from processing.hub.push import push_folder
 from processing.vocabulary import DEFAULT_OUTPUT
 
 
@@ -28,6 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from processing.hub.push import push_folder
+
     result = push_folder(args.repo_id, args.output, private=args.private)
     print(f"pushed {len(result.files)} files to {result.url} ({'private' if result.private else 'public'})")
     return 0

@@ -6,7 +6,6 @@ import argparse
 import webbrowser
 from pathlib import Path
 
-from processing.report.page import ReportOptions, write_report
 from processing.vocabulary import DEFAULT_OUTPUT
 
 
@@ -29,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from processing.report.page import ReportOptions, write_report
+
     path = write_report(args.output, ReportOptions(max_videos=args.max_videos))
     print(f"report written to {path}")
     if args.open:

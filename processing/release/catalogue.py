@@ -41,19 +41,11 @@ from typing import Literal
 
 from processing.errors import ReleaseError, check_choice
 from processing.release import files as _release
+from processing.vocabulary import CLASSES, PROBES, SOURCES, TASKS, VERSIONS  # noqa: F401  (the release's words)
 from processing.windows import Window
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("butterfly", "grepmed", "litfl", "pocusatlas", "radio", "core", "uf", "paper", "clarius")  # id spelling
-CLASSES = ("covid", "pneumonia", "normal", "other")
-PROBES = ("convex", "linear")
-VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
-TASKS = {
-    "binary": ("covid", "non-covid"),
-    "3class": ("covid", "pneumonia", "normal"),
-    "4class": ("covid", "pneumonia", "normal", "other"),
-}
 FILETYPES = ("mp4", "gif", "wmv", "mov", "avi")
 ARTIFACT_FLAGS = (
     "green_dot", "top_left_symbol", "red_symbol", "white_arrow", "text", "meter", "sound", "extra_end_part",
