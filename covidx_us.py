@@ -350,6 +350,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
     video_counts: dict[str, int] | None = None
     split_of: dict[str, str] | None = None  # video id -> split, for the videos of this config
     video_entries: dict[str, dict[str, Any]] | None = None  # video id -> download, plan, record (build_record.json)
+    count_differences: tuple[str, ...] = ()  # how the split sizes differ from dataset_infos.json (non-default builds)
     processed_now: tuple[str, ...] = ()  # clips processed by this build (the others came from the cache)
     reused: tuple[str, ...] = ()
 
@@ -449,8 +450,9 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
             return
         if config.counts_are_checked() and not self.missing:
             raise ExpectedCountsError(f"{config.name}: the build differs from dataset_infos.json: {'; '.join(diff)}")
-        log.info("%s: non-default parameters, split sizes differ from dataset_infos.json: %s", config.name,
-                 "; ".join(diff))
+        self.count_differences = tuple(diff)  # covidx-us build says it once for every config it built
+        log.debug("%s: non-default parameters, split sizes differ from dataset_infos.json: %s", config.name,
+                  "; ".join(diff))
 
     def _job(self, catalogue: Any, video: Any, result: Any, work: Path) -> Any:
         """The processing job of one downloaded clip (:class:`processing.build.processed.ClipJob`)."""

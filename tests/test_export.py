@@ -61,7 +61,8 @@ BUILDS = {
     "frames-4class": datasets.DatasetDict(train=_frames(6, 1, "litfl"), test=_frames(2, 20, "pocusatlas")),
     "videos-4class": datasets.DatasetDict(train=_videos()),
 }
-PROVENANCE = Provenance("1.5", "caf3aca8", True, {"frames-4class": {"seed": 0}}, manifest_sha256="ab" * 32)
+PROVENANCE = Provenance("1.5", "caf3aca8", True, {"frames-4class": {"seed": 0}}, manifest_sha256="ab" * 32,
+                        tool={"version": "9.8.7", "git_commit": "f" * 40, "git_modified": False})
 
 
 def _front_matter(readme: str) -> dict:
@@ -74,6 +75,7 @@ def test_layout_is_config_split_shards_plus_card(tmp_path):
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == [
         "README.md",
+        "croissant.json",
         "frames-4class/test-00000-of-00001.parquet",
         "frames-4class/train-00000-of-00001.parquet",
         "videos-4class/train-00000-of-00001.parquet",

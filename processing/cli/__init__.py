@@ -17,9 +17,14 @@ import sys
 
 from processing.errors import CovidxError
 
-# Loggers of the HTTP clients underneath (huggingface_hub's httpx, requests' urllib3): their per-request lines are
-# debug detail, shown with --verbose only.
-HTTP_LOGGERS = ("httpx", "httpcore", "urllib3", "huggingface_hub")
+# Loggers whose INFO lines are shown; the libraries underneath (the Hub client's one line per HTTP request, urllib3,
+# datasets) show theirs only with --verbose, and their warnings always.
+OWN_LOGGERS = ("processing", "covidx_us", "__main__")
+
+
+class _QuietLibraries(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.name.split(".", 1)[0] in OWN_LOGGERS
 
 # (sub-command, module defining add_parser). Order is the order of ``covidx-us --help``.
 COMMANDS: tuple[tuple[str, str], ...] = (
@@ -67,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:
-        for name in HTTP_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_QuietLibraries())
     try:
         return int(args.func(args) or 0)
     except CovidxError as exc:

@@ -162,13 +162,15 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
     from datasets import DownloadMode
 
     from covidx_us import CovidxUS, download_digest
-    from processing.hub.export import Provenance, export_hub_folder
+    from processing.hub.export import Provenance, config_counts, export_hub_folder, split_warnings
+    from processing.project import version_info
 
     cache = Path(params["work_dir"])
     builds, summaries, parameters, card_parameters, missing = {}, {}, {}, {}, set()
     catalogue, downloads = None, set()
     videos: dict[str, dict[str, Any]] = {}
     split_of: dict[str, dict[str, str]] = {}
+    differences: dict[str, tuple[str, ...]] = {}
     # videos-* first: they process clips with the clean video, which frames-* configs then reuse (the other way
     # round every clip would be processed twice). The export keeps the order asked for.
     for name in sorted(names, key=lambda n: not n.startswith("videos-")):
@@ -186,8 +188,17 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
         for vid, entry in (builder.video_entries or {}).items():
             videos.setdefault(vid, entry)
         split_of[name] = dict(builder.split_of or {})
+        if builder.count_differences:
+            differences[name] = builder.count_differences
     builds = {name: builds[name] for name in names}
     summaries = {name: summaries[name] for name in names}
+    if differences:  # one line per build, not one per config
+        log.info("non-default parameters: split sizes differ from dataset_infos.json (%s)",
+                 "; ".join(f"{name}: {', '.join(diff)}" for name, diff in differences.items()))
+    for name in names:
+        counts = config_counts(builds[name])
+        summaries[name]["warnings"] = split_warnings(name, counts.videos_per_split(), counts.classes)
+    tool = version_info()  # the same in the card and in build_record.json
     digest = download_digest(downloads)
     provenance = Provenance(
         release_version=catalogue.version,
@@ -196,6 +207,8 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
         parameters=card_parameters,
         manifest_sha256=digest,
         missing_videos=tuple(sorted(missing)),
+        simulated=catalogue.simulated,
+        tool=tool,
     )
     record = build_record(names, params, parameters, catalogue, cache, digest, summaries, videos, split_of)
     export_hub_folder(builds, output, provenance, default_config="frames-4class" if "frames-4class" in builds
@@ -207,6 +220,8 @@ def build_record(names: tuple[str, ...], params: dict[str, Any], parameters: dic
                  catalogue: Any, work_dir: Path, digest: str, summaries: dict[str, Any],
                  videos: dict[str, dict[str, Any]], split_of: dict[str, dict[str, str]]) -> dict[str, Any]:
     """The content of build_record.json (ARCHITECTURE.md, "The build record")."""
+    from processing.project import version_info
+
     first = parameters[names[0]]
     shared = {k: v for k, v in first.items() if all(p.get(k) == v for p in parameters.values())}
     entries = []
@@ -223,11 +238,13 @@ def build_record(names: tuple[str, ...], params: dict[str, Any], parameters: dic
         })
     return {
         "format": BUILD_RECORD_FORMAT,
+        "tool": version_info(),  # the covidx-us that built it (and its git commit, from a checkout)
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "configs": list(names),
         "parameters": shared,
         "config_parameters": parameters,
         "release": {"version": catalogue.version, "commit": catalogue.commit, "official": catalogue.official,
+                    "simulated": bool(getattr(catalogue, "simulated", False)),
                     "release_dir": str(Path(catalogue.release_dir).absolute()) if catalogue.release_dir else None},
         "work_dir": str(work_dir.absolute()),
         "download_manifest_digest": digest,
@@ -246,6 +263,9 @@ def run(args: argparse.Namespace) -> int:
         examples = ", ".join(f"{s} {n}" for s, n in summary["examples"].items())
         print(f"{name}: videos {videos}; examples {examples}; clips processed {len(summary['processed'])}, "
               f"reused {len(summary['reused'])}")
+    for summary in summaries.values():
+        for warning in summary.get("warnings", ()):
+            print(f"warning: {warning}")
     print(f"exported to {output} (load_dataset({output.name!r}, name) from {output.absolute().parent})")
     report_stale_caches(Path(params["work_dir"]), prune=args.prune_cache)
     return 0

@@ -2,7 +2,7 @@
 
 Each clip is processed on its own: a bad clip reports its error and the others still complete; the exit code
 is 1 when any clip failed. ``--crop auto`` / ``--mask auto`` ask :mod:`processing.pixels.autodetect` (when installed)
-for the window and the overlay masks; detected masks are written to ``<out>/data/mask/`` as PNG and used from
+for the window and the overlay masks; detected masks are written to ``<output>/data/mask/`` as PNG and used from
 there, so a run can be inspected and repeated with ``--mask``. With detection, each clip's line is followed by
 what was detected: the window ``x,y,w,h``, the inferred probe and how many frames got their own (pointer) mask or
 were dropped. ``--pointer-policy`` says what a detected pointer over the lung does: ``mask`` (the default here:
@@ -37,7 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Clean user clips: crop, select frames, inpaint overlays, write frames and lossless videos.",
     )
     parser.add_argument("clips", nargs="+", type=Path, metavar="CLIP", help="mp4, gif, avi, mov or wmv files")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output root (data/... inside)")
+    parser.add_argument("--output", "--out", type=Path, required=True, dest="out", metavar="DIR",
+                        help="output root (data/... inside)")
     parser.add_argument("--crop", metavar="X,Y,W,H|auto", help="crop window in source pixels, or auto-detect")
     parser.add_argument("--mask", metavar="FILE|auto", help="overlay mask for the cropped frame (white = inpaint)")
     parser.add_argument("--mask-dir", type=Path, action="append", default=[], metavar="DIR",

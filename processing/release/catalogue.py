@@ -80,6 +80,9 @@ REQUIRED_COLUMNS = {
 }
 
 ERRATA_PATH = _release.METADATA_DIR / "errata.csv"
+# A custom release folder holding this file says its clips are simulated (covidx-us demo writes one): everything
+# built from it says so.
+SIMULATED_MARKER = "SIMULATED.md"
 ERRATA_KINDS = (
     "withdrawn", "value", "swapped_columns", "stale_count", "same_clip", "unused_mask", "spelling", "paper", "note",
 )
@@ -213,6 +216,7 @@ class Catalogue:
     official: bool
     release_dir: Path
     cache_dir: Path | None = None   # set when the release came from the upstream URLs: masks are fetched on demand
+    simulated: bool = False  # a custom release whose folder holds SIMULATED_MARKER: its clips are simulated
     _index: Mapping[str, Video] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -721,6 +725,7 @@ def load_catalogue(
         official=not custom,
         release_dir=root,
         cache_dir=cache,
+        simulated=custom and (root / SIMULATED_MARKER).is_file(),
     )
 
 
