@@ -26,9 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from processing.report.page import ReportOptions, write_report
+    from processing.report.page import ReportOptions, load_build_record, report_warnings, write_report
 
-    path = write_report(folder_argument(args), ReportOptions(max_videos=args.max_videos))
+    folder = folder_argument(args)
+    path = write_report(folder, ReportOptions(max_videos=args.max_videos))
+    for warning in report_warnings(load_build_record(folder)):
+        print(f"warning: {warning}")
     print(f"report written to {path}")
     if args.open:
         webbrowser.open(path.resolve().as_uri())
