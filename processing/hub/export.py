@@ -289,8 +289,9 @@ def _intro_section(provenance: Provenance) -> list[str]:
     if provenance.kind == "simulated":
         lines += [
             "Every clip here was **simulated** by `covidx-us demo` (synthetic lung-ultrasound clips with synthetic",
-            "overlays) and served from 127.0.0.1: no patient, no COVIDx-US clip, no clinical label. It shows that the",
-            "pipeline (download, crop, inpainting, splits, export) works; do not train or evaluate anything on it.",
+            "overlays) and served by a local test site: no patient, no COVIDx-US clip, no clinical label. It shows",
+            "that the pipeline (download, crop, inpainting, splits, export) works; do not train or evaluate anything",
+            "on it.",
             "",
         ]
     elif provenance.kind == "custom":
