@@ -573,8 +573,11 @@ def test_build_record_describes_every_video_beside_the_export(tiny, tmp_path):
     assert not list((tmp_path / "cache" / "processed").rglob("cropped/*"))  # no example needs the cropped video
     assert record["format"] == 1 and record["configs"] == ["frames-4class", "videos-3class"]
     assert record["created"].endswith("Z") and record["parameters"]["max_frames"] == 3
-    assert record["release"] == {"version": "1.5", "commit": None, "official": False,
+    assert record["release"] == {"version": "1.5", "commit": None, "official": False, "simulated": True,
                                  "release_dir": str(sim.release_dir.absolute())}
+    from processing import __version__
+
+    assert record["tool"]["version"] == __version__
     assert record["work_dir"] == str((tmp_path / "cache").absolute())
     assert record["splits"]["frames-4class"] == summaries["frames-4class"]["videos"]
     assert "Download manifest sha256: " + record["download_manifest_digest"] in (out / "README.md").read_text()
