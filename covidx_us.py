@@ -54,23 +54,32 @@ from typing import Any
 
 import datasets
 
-from processing.build.processed import CROP_MODES, MASK_MODES, POINTER_POLICIES
 from processing.build.splits import SCHEMES, assign_splits, split_names
 from processing.errors import ClipError, CovidxError, DownloadError, InvalidChoiceError, check_choice
 from processing.fileutil import atomic_write, json_digest
 from processing.progress import progress
-from processing.release.catalogue import CLASSES, PROBES, SOURCES, TASKS, VERSIONS
+from processing.project import data_path
+from processing.vocabulary import (
+    CLASSES,
+    CONFIG_NAMES,
+    CROP_MODES,
+    IMAGE_FORMATS,
+    INPAINT_METHODS,
+    KINDS,  # noqa: F401
+    MASK_MODES,
+    POINTER_POLICIES,
+    PROBES,
+    SOURCES,
+    TASKS,
+    VERSIONS,
+)
 
 log = logging.getLogger(__name__)
 
-KINDS = ("frames", "videos")
-CONFIG_NAMES = tuple(f"{kind}-{task}" for kind in KINDS for task in TASKS)
-INPAINT_METHODS = ("ns", "telea")
-IMAGE_FORMATS = ("png", "jpeg")
-DATASET_INFOS_PATH = Path(__file__).with_name("dataset_infos.json")
-# User mask overrides shipped beside this file (holds only a README unless the user adds masks); searched after the
-# config's mask_dirs and before the release's masks.
-PROJECT_MASK_DIR = Path(__file__).with_name("masks")
+DATASET_INFOS_PATH = data_path("dataset_infos.json")
+# User mask overrides in the project's masks/ folder (holds only a README unless the user adds masks); searched after
+# the config's mask_dirs and before the release's masks.
+PROJECT_MASK_DIR = data_path("masks")
 PROCESSING_FORMAT = 3  # bump when the processed outputs change for the same parameters (3: PNGs by processing.pixels.png, x264 on one thread)
 # Parameters that change neither the examples nor the card's meaning: how fast, and where on this machine.
 LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir", "mask_dirs", "copy_registry")
@@ -351,6 +360,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
     video_counts: dict[str, int] | None = None
     split_of: dict[str, str] | None = None  # video id -> split, for the videos of this config
     video_entries: dict[str, dict[str, Any]] | None = None  # video id -> download, plan, record (build_record.json)
+    count_differences: tuple[str, ...] = ()  # how the split sizes differ from dataset_infos.json (non-default builds)
     processed_now: tuple[str, ...] = ()  # clips processed by this build (the others came from the cache)
     recoverable: tuple[str, ...] = ()  # missing videos a rerun with copies=True would try to recover
     origins: dict[str, Any] | None = None  # video id -> its DownloadResult
@@ -482,8 +492,9 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
             return
         if config.counts_are_checked() and not self.missing:
             raise ExpectedCountsError(f"{config.name}: the build differs from dataset_infos.json: {'; '.join(diff)}")
-        log.info("%s: non-default parameters, split sizes differ from dataset_infos.json: %s", config.name,
-                 "; ".join(diff))
+        self.count_differences = tuple(diff)  # covidx-us build says it once for every config it built
+        log.debug("%s: non-default parameters, split sizes differ from dataset_infos.json: %s", config.name,
+                  "; ".join(diff))
 
     def _registry(self) -> Path | None:
         """The registry of copies: copy_registry, else the project's (its ids are the official catalogue's, so a

@@ -172,7 +172,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, default=0, help="DataLoader workers (at most the number of shards)"
     )
     parser.add_argument("--eval-split", default="validation")
+    parser.add_argument(
+        "--fold", type=int, metavar="I", help="k-fold export (splits fold0..foldK-1, covidx-us build --split kfold): "
+        "train on every other fold, evaluate on fold I (--eval-split is then foldI)"
+    )
     args = parser.parse_args(argv)
+    if args.fold is not None:
+        if args.fold < 0:
+            parser.error(f"--fold must be at least 0, got {args.fold}")
+        args.eval_split = f"fold{args.fold}"
     for name in ("max_steps", "batch_size", "image_size", "shuffle_buffer"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
@@ -190,6 +198,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _train_and_eval(streams, args: argparse.Namespace):
+    """(train, evaluation) streams: train/--eval-split, or with --fold I every fold but I, and fold I."""
+    import datasets
+
+    if args.fold is not None:
+        folds = sorted((s for s in streams if s.startswith("fold")), key=lambda s: int(s[4:]) if s[4:].isdigit() else 0)
+        if args.eval_split not in folds:
+            hint = f"folds: {', '.join(folds)}" if folds else "it is not a k-fold export (covidx-us build --split kfold)"
+            sys.exit(f"error: {args.data} {args.config} has no split {args.eval_split!r}; {hint}; "
+                     f"splits: {', '.join(streams)}")
+        others = [streams[f] for f in folds if f != args.eval_split]
+        if not others:
+            sys.exit(f"error: {args.data} {args.config} has a single fold: nothing left to train on")
+        return datasets.concatenate_datasets(others), streams[args.eval_split]
+    for split in ("train", args.eval_split):
+        if split not in streams:
+            hint = "; a k-fold export: pass --fold I" if any(s.startswith("fold") for s in streams) else ""
+            sys.exit(f"error: {args.data} {args.config} has no {split!r} split; splits: {', '.join(streams)}{hint}")
+    return streams["train"], streams[args.eval_split]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
@@ -200,10 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     transformers.set_seed(args.seed)
     streams = datasets.load_dataset(str(args.data), args.config, streaming=True)
-    for split in ("train", args.eval_split):
-        if split not in streams:
-            sys.exit(f"error: {args.data} {args.config} has no {split!r} split; splits: {', '.join(streams)}")
-    train, evaluation = streams["train"], streams[args.eval_split]
+    train, evaluation = _train_and_eval(streams, args)
     features = train.features or train._resolve_features().features
     label = features.get("label")
     if not isinstance(label, datasets.ClassLabel):

@@ -222,7 +222,8 @@ def test_video_bytes_decode_with_pyav_and_match_their_fields(built, monkeypatch)
 def test_card_records_a_custom_release_and_the_parameters(built):
     export, _catalogue = built
     card = (export / "README.md").read_text()
-    assert "custom release 1.5: not the official COVIDx-US" in card
+    # the simulated release's folder carries SIMULATED.md: a custom release whose card says it is simulated
+    assert "SIMULATED release 1.5 (covidx-us demo)" in card and "not the official COVIDx-US" in card
     assert '"inpaint": "ns"' in card and "Download manifest sha256: " in card
     assert "| The POCUS Atlas (`pocusatlas`) | 2 | CC BY-NC 4.0 |" in card
 
@@ -262,12 +263,13 @@ def test_a_default_build_with_other_split_sizes_fails_and_says_what_differs(tmp_
     builder._check_counts()  # equal: fine
 
 
-def test_a_non_default_build_only_logs_the_differences(tmp_path, caplog):
+def test_a_non_default_build_only_records_the_differences_for_one_line_per_build(tmp_path, caplog):
     builder = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), seed=7)
     builder.video_counts = {"train": 1, "validation": 1, "test": 1}
     with caplog.at_level("INFO", logger="covidx_us"):
-        builder._check_counts()
-    assert "train: expected 170 videos, built 1" in caplog.text
+        builder._check_counts()  # no error: not a default build
+    assert "train: expected 170 videos, built 1" in builder.count_differences
+    assert caplog.text == ""  # covidx-us build says it once for all configs (tests/test_demo.py)
 
 
 @pytest.mark.slow
@@ -575,8 +577,11 @@ def test_build_record_describes_every_video_beside_the_export(tiny, tmp_path):
     assert not list((tmp_path / "cache" / "processed").rglob("cropped/*"))  # no example needs the cropped video
     assert record["format"] == 1 and record["configs"] == ["frames-4class", "videos-3class"]
     assert record["created"].endswith("Z") and record["parameters"]["max_frames"] == 3
-    assert record["release"] == {"version": "1.5", "commit": None, "official": False,
+    assert record["release"] == {"version": "1.5", "commit": None, "official": False, "simulated": True,
                                  "release_dir": str(sim.release_dir.absolute())}
+    from processing import __version__
+
+    assert record["tool"]["version"] == __version__
     assert record["work_dir"] == str((tmp_path / "cache").absolute())
     assert record["splits"]["frames-4class"] == summaries["frames-4class"]["videos"]
     assert "Download manifest sha256: " + record["download_manifest_digest"] in (out / "README.md").read_text()

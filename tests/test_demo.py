@@ -10,6 +10,7 @@ The fast tests check the options and that the server is closed when the build fa
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -279,3 +280,24 @@ def test_keep_server_serves_the_sources_until_ctrl_c_then_closes(demo_run, simul
             process.kill()
     assert process.returncode == 0 and "frames-4class: train" in stdout, stdout[-2000:] + stderr[-2000:]
     assert _port_is_closed(int(prefix.rsplit(":", 1)[1].strip("/")))
+
+
+@pytest.mark.slow
+def test_the_demo_card_says_simulated_first_and_push_refuses_it_offline(demo_run):
+    out = demo_run["out"]
+    body = (out / "README.md").read_text().split("---\n", 2)[2].lstrip("\n")
+    assert body.splitlines()[0] == "# SIMULATED build: not COVIDx-US data (covidx-us demo)"
+    assert "127.0.0.1" not in (out / "README.md").read_text()
+    mlc = pytest.importorskip("mlcroissant")
+    assert "SIMULATED" in mlc.Dataset(jsonld=str(out / "croissant.json")).metadata.name
+    record = json.loads((out / "build_record.json").read_text())
+    assert record["release"]["simulated"] is True and record["tool"]["version"]
+    # one line per build about split sizes, not one per config
+    assert demo_run["stderr"].count("split sizes differ from dataset_infos.json") == 1
+    # the demo prints the next commands for the folder it wrote; push is refused before any network access
+    assert f"covidx-us report {out}" in demo_run["stdout"] and f"push NAMESPACE/NAME {out}" in demo_run["stdout"]
+    env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_TOKEN": "hf_x"}  # port 9: nothing listens
+    result = subprocess.run([sys.executable, "-m", "processing.cli", "push", "someone/x", str(out)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "SIMULATED" in result.stderr and "--allow-custom" in result.stderr

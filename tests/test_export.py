@@ -61,7 +61,8 @@ BUILDS = {
     "frames-4class": datasets.DatasetDict(train=_frames(6, 1, "litfl"), test=_frames(2, 20, "pocusatlas")),
     "videos-4class": datasets.DatasetDict(train=_videos()),
 }
-PROVENANCE = Provenance("1.5", "caf3aca8", True, {"frames-4class": {"seed": 0}}, manifest_sha256="ab" * 32)
+PROVENANCE = Provenance("1.5", "caf3aca8", True, {"frames-4class": {"seed": 0}}, manifest_sha256="ab" * 32,
+                        tool={"version": "9.8.7", "git_commit": "f" * 40, "git_modified": False})
 
 
 def _front_matter(readme: str) -> dict:
@@ -74,6 +75,7 @@ def test_layout_is_config_split_shards_plus_card(tmp_path):
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == [
         "README.md",
+        "croissant.json",
         "frames-4class/test-00000-of-00001.parquet",
         "frames-4class/train-00000-of-00001.parquet",
         "videos-4class/train-00000-of-00001.parquet",
@@ -214,3 +216,84 @@ def test_the_export_folder_has_the_umasks_mode_not_mkdtemps_0700(tmp_path, umask
         os.umask(old)
     assert stat.S_IMODE(again.stat().st_mode) == expected
     assert subfolder == expected  # the same mode as the folders inside it
+
+
+# ---- the card: honest title, Hub-grade sections; croissant.json
+
+SIMULATED = Provenance("1.5", None, False, {"frames-4class": {"mirrors": ["http://127.0.0.1:41234/"], "seed": 0},
+                                           "videos-4class": {"mirrors": ["http://127.0.0.1:41234/"], "seed": 0}},
+                       simulated=True, tool={"version": "9.8.7", "git_commit": None, "git_modified": None})
+
+
+def _body(readme: str) -> list[str]:
+    return readme.split("---\n", 2)[2].lstrip("\n").splitlines()
+
+
+@pytest.mark.parametrize("provenance, title, pretty", [
+    (PROVENANCE, "# COVIDx-US v1.5, rebuilt", "COVIDx-US v1.5 (rebuilt)"),
+    (Provenance("1.5", None, False), "# CUSTOM release build: not the official COVIDx-US", "CUSTOM release"),
+    (SIMULATED, "# SIMULATED build: not COVIDx-US data", "SIMULATED clips, not COVIDx-US data"),
+])
+def test_the_first_line_and_pretty_name_say_what_release_was_built(tmp_path, provenance, title, pretty):
+    readme = (export_hub_folder(BUILDS, tmp_path / "out", provenance) / "README.md").read_text()
+    assert _body(readme)[0].startswith(title)
+    meta = _front_matter(readme)
+    assert pretty in meta["pretty_name"]
+    assert meta["covidx_us"]["release_kind"] == provenance.kind
+    assert meta["covidx_us"]["official"] is (provenance.kind == "official")
+
+
+def test_card_carries_the_hub_metadata_and_sections(tmp_path):
+    readme = (export_hub_folder(BUILDS, tmp_path / "out", PROVENANCE) / "README.md").read_text()
+    meta = _front_matter(readme)
+    assert meta["license_link"].startswith("https://github.com/nrc-cnrc/COVID-US/blob/")
+    assert meta["task_ids"] == ["multi-class-image-classification"]
+    assert meta["covidx_us"]["built_with"]["version"] == "9.8.7"
+    assert "https://arxiv.org/abs/2103.10003" in readme
+    for section in ("## Fields", "## Counts per class and split", "## Classes by source", "## Uses",
+                    "## Out of scope", "## Limitations", "## Licences", "## Provenance", "## Citation"):
+        assert section in readme
+    assert "not a diagnostic tool" in readme and "confounded with sources and devices" in readme
+    assert "| `frame_index` | frames-4class |" in readme
+    assert "covidx-us 9.8.7 (git commit " + "f" * 40 in readme
+
+
+def test_counts_per_class_and_split_and_split_warnings():
+    counts = export.config_counts(BUILDS["frames-4class"])
+    # train: 6 frames, labels i % 4, videos 1..3 (two frames each): video 1 holds covid+pneumonia frames
+    assert counts.splits["test"]["covid"] == export.ClassCount(videos=1, examples=1, patients=1)
+    assert counts.splits["test"]["normal"] == export.ClassCount(0, 0, 0)
+    assert counts.source_totals == {"litfl": 3, "pocusatlas": 1}
+    warnings = export.split_warnings("frames-4class", counts.videos_per_split(), counts.classes)
+    assert "frames-4class test: no video of class normal, other" in warnings
+    assert any(w.startswith("frames-4class test: only") and w.endswith("(fewer than 3)") for w in warnings)
+    assert not any(w.startswith("frames-4class train: only") for w in warnings)
+
+
+def test_parameters_appear_once_with_no_loopback_or_local_path(tmp_path):
+    provenance = Provenance("1.5", None, False, {
+        "frames-4class": {"mirrors": ["http://127.0.0.1:41234/", "https://web.archive.org/web/2021id_/"],
+                          "seed": 0, "max_frames": 8, "cache": "/home/me/cache"},
+        "videos-4class": {"mirrors": ["http://127.0.0.1:41234/", "https://web.archive.org/web/2021id_/"],
+                          "seed": 0, "max_frames": None, "cache": "/home/me/cache"},
+    }, simulated=True)
+    readme = (export_hub_folder(BUILDS, tmp_path / "out", provenance) / "README.md").read_text()
+    assert readme.count('"seed": 0') == 1
+    assert "127.0.0.1" not in readme and "/home/me" not in readme
+    assert "https://web.archive.org/web/2021id_/" in readme and "(a local mirror)" in readme
+    assert '- frames-4class: `{"max_frames": 8}`' in readme and '- videos-4class: `{"max_frames": null}`' in readme
+
+
+def test_croissant_file_loads_with_mlcroissant_and_yields_the_records(tmp_path):
+    mlc = pytest.importorskip("mlcroissant")
+    out = export_hub_folder(BUILDS, tmp_path / "out", SIMULATED)
+    dataset = mlc.Dataset(jsonld=str(out / "croissant.json"))
+    assert "SIMULATED" in dataset.metadata.name
+    frames = list(dataset.records("frames-4class"))
+    assert sorted((r["frames-4class/split"].decode(), r["frames-4class/video_id"].decode()) for r in frames) == sorted(
+        [("train", v) for v in BUILDS["frames-4class"]["train"]["video_id"]]
+        + [("test", v) for v in BUILDS["frames-4class"]["test"]["video_id"]])
+    first = next(r for r in frames if r["frames-4class/split"] == b"test")
+    assert np.asarray(first["frames-4class/image"]).tolist() == np.full((4, 6, 3), 0, np.uint8).tolist()
+    clips = list(dataset.records("videos-4class"))
+    assert clips[0]["videos-4class/video"] == b"\x00\x00\x00\x18ftypmp42"

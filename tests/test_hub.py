@@ -20,8 +20,7 @@ from processing.hub.push import HubError, push_folder
 TOKEN = "hf_RecognisableSecretToken0123456789"
 
 
-@pytest.fixture
-def export_dir(tmp_path):
+def _export(folder, provenance):
     ds = datasets.Dataset.from_dict(
         {"video_id": ["1_litfl_covid", "2_litfl_normal"], "source": ["litfl", "litfl"], "label": [0, 2]},
         features=datasets.Features(
@@ -29,9 +28,12 @@ def export_dir(tmp_path):
              "label": datasets.ClassLabel(names=["covid", "pneumonia", "normal", "other"])}
         ),
     )
-    return export_hub_folder(
-        {"frames-4class": datasets.DatasetDict(train=ds)}, tmp_path / "covidx_us", Provenance("1.5", "c0ffee", True)
-    )
+    return export_hub_folder({"frames-4class": datasets.DatasetDict(train=ds)}, folder, provenance)
+
+
+@pytest.fixture
+def export_dir(tmp_path):
+    return _export(tmp_path / "covidx_us", Provenance("1.5", "c0ffee", True))
 
 
 @pytest.fixture
@@ -53,7 +55,7 @@ def test_push_creates_a_private_repo_and_uploads_the_folder(hub, export_dir):
     result = push_folder("tester/covidx-us", export_dir)
     repo = hub.repo("tester/covidx-us")
     assert repo.private and result.private
-    assert _uploaded(hub) == ["README.md", "frames-4class/train-00000-of-00001.parquet"]
+    assert _uploaded(hub) == ["README.md", "croissant.json", "frames-4class/train-00000-of-00001.parquet"]
     assert repo.files["README.md"] == (export_dir / "README.md").read_bytes()
     assert b"config_name: frames-4class" in repo.files["README.md"]
     assert repo.files["frames-4class/train-00000-of-00001.parquet"] == (
@@ -119,10 +121,10 @@ def test_a_folder_that_is_not_an_export_is_refused(hub, tmp_path):
 def test_cli_push_never_shows_or_writes_the_token(hub, export_dir, tmp_path, capsys, caplog, monkeypatch):
     monkeypatch.chdir(tmp_path)
     caplog.set_level(logging.DEBUG)
-    assert cli.main(["-v", "push", "tester/covidx-us", "--output", str(export_dir)]) == 0
+    assert cli.main(["-v", "push", "tester/covidx-us", str(export_dir)]) == 0
     # a failing push too: the repo cannot be made public
     hub.fail_settings = True
-    assert cli.main(["-v", "push", "tester/covidx-us", "--output", str(export_dir), "--public"]) == 2
+    assert cli.main(["-v", "push", "tester/covidx-us", "--output", str(export_dir), "--public"]) == 2  # old spelling
     out, err = capsys.readouterr()
     assert "private" in out and "could not be made public" in err
     assert any(r.method == "POST" and "/commit/" in r.path for r in hub.requests)
@@ -159,5 +161,44 @@ def test_push_leaves_the_build_record_and_the_report_on_this_machine(hub, export
     (export_dir / "report" / "index.html").write_text("<p>/home/me</p>\n")
     (export_dir / "report" / "img" / "1.png").write_bytes(b"\x89PNG")
     result = push_folder("tester/covidx-us", export_dir)
-    assert _uploaded(hub) == ["README.md", "frames-4class/train-00000-of-00001.parquet"]
+    assert _uploaded(hub) == ["README.md", "croissant.json", "frames-4class/train-00000-of-00001.parquet"]
     assert result.files == tuple(_uploaded(hub))
+
+
+@pytest.mark.parametrize("provenance, what", [
+    (Provenance("1.5", None, False), "a custom release, not the official COVIDx-US"),
+    (Provenance("1.5", None, False, simulated=True), "a SIMULATED release"),
+])
+def test_a_custom_or_simulated_build_is_refused_in_one_line_before_any_request(hub, tmp_path, capsys, provenance,
+                                                                                what):
+    folder = _export(tmp_path / "custom", provenance)
+    capsys.readouterr()
+    assert cli.main(["push", "someone/x", str(folder)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and what in err and "--allow-custom" in err
+    assert hub.requests == []
+    assert cli.main(["push", "tester/covidx-us", str(folder), "--allow-custom"]) == 0
+    assert "croissant.json" in _uploaded(hub)
+
+
+def test_a_card_without_a_build_record_is_refused(hub, tmp_path):
+    folder = _export(tmp_path / "old", Provenance("1.5", "c0ffee", True))
+    card = (folder / "README.md").read_text()
+    (folder / "README.md").write_text(card.replace("covidx_us:", "someone_else:"))
+    with pytest.raises(HubError, match="unknown release"):
+        push_folder("tester/covidx-us", folder)
+    assert hub.requests == []
+
+
+def test_push_logs_no_http_request_without_verbose(hub, export_dir, capsys):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-m", "processing.cli", "push", "tester/covidx-us", str(export_dir)],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "HTTP Request" not in result.stderr and "private" in result.stdout
+    verbose = subprocess.run([sys.executable, "-m", "processing.cli", "-v", "push", "tester/covidx-us",
+                              str(export_dir)], capture_output=True, text=True, env=env, timeout=120)
+    assert verbose.returncode == 0 and "HTTP Request" in verbose.stderr

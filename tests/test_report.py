@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import io
 import json
 import re
@@ -421,3 +422,41 @@ def test_report_of_a_real_build_shows_every_video_its_thumbnails_and_the_missing
     assert "pointer removed" in _card(page, POINTER_VIDEO)
     card = _card(page, "1_butterfly_covid")
     assert f"<dt>licence</dt><dd>{catalogue['1_butterfly_covid'].licence}</dd>" in card
+
+
+def test_split_counts_give_videos_frames_and_patients_per_class(build):
+    from processing.report.page import split_counts
+
+    _output, record = build
+    expected: dict = {}
+    for video in record["videos"]:
+        if video["record"] is None:
+            continue
+        for config, split in video["split"].items():
+            task = config.split("-", 1)[1]
+            name = ("covid" if video["label"] == "covid" else "non-covid") if task == "binary" else video["label"]
+            cell = expected.setdefault(config, {}).setdefault(split, {}).setdefault(name, [0, 0, set()])
+            cell[0] += 1
+            cell[1] += video["record"]["frames_kept"]
+            cell[2].add(video["patient_id"] or video["id"])
+    got = split_counts(record)
+    assert got == {c: {s: {n: (v[0], v[1], len(v[2])) for n, v in by.items()} for s, by in splits.items()}
+                   for c, splits in expected.items()}
+    assert sum(n[1] for by in got["frames-4class"].values() for n in by.values()) == sum(
+        v["record"]["frames_kept"] for v in record["videos"] if v["record"] and "frames-4class" in v["split"])
+
+
+def test_the_page_and_the_command_warn_about_thin_splits(build, report, tmp_path, capsys):
+    from processing.report.page import report_warnings
+
+    _path, page, record = report
+    warnings = report_warnings(record)
+    assert warnings  # the 16-video simulated release leaves test splits with one class
+    assert all(("no video of class" in w) or ("fewer than 3" in w) for w in warnings)
+    assert 'id="splits"' in page and all(html.escape(w) in page for w in warnings)
+    output = tmp_path / "covidx_us"
+    output.mkdir()
+    shutil.copy(build[0] / "build_record.json", output)
+    assert cli.main(["report", str(output), "--max-videos", "0"]) == 0  # FOLDER as a positional argument
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("warning: ")] == [f"warning: {w}" for w in warnings]

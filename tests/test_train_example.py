@@ -220,3 +220,39 @@ def test_accuracy_lines_count_each_class_and_say_n_a_for_an_empty_one(train_modu
         "accuracy[normal] = 1.0000 (1/1)",
         "accuracy[other] = n/a (0/0)",
     ]
+
+
+def _fold_export(root: Path) -> dict[str, list[str]]:
+    """A k-fold export laid out by hand (splits fold0..fold2); returns the video ids written per fold."""
+    build = tiny_build()
+    folds = {"fold0": build["train"].select(range(0, 12)), "fold1": build["validation"],
+             "fold2": build["train"].select(range(12, 24))}
+    import datasets
+
+    write_hub_folder(root, datasets.DatasetDict(folds))
+    return {name: list(ds["video_id"]) for name, ds in folds.items()}
+
+
+def test_fold_trains_on_the_other_folds_and_evaluates_on_fold_i(train_module, tmp_path: Path) -> None:
+    import datasets
+
+    written = _fold_export(tmp_path / "kfold")
+    args = train_module.parse_args(["--data", str(tmp_path / "kfold"), "--fold", "1"])
+    assert args.eval_split == "fold1"
+    streams = datasets.load_dataset(str(tmp_path / "kfold"), CONFIG, streaming=True)
+    train, evaluation = train_module._train_and_eval(streams, args)
+    assert sorted(r["video_id"] for r in train) == sorted(written["fold0"] + written["fold2"])
+    assert [r["video_id"] for r in evaluation] == written["fold1"]
+
+
+def test_a_kfold_export_without_fold_names_the_option_and_a_wrong_fold_lists_the_folds(train_module,
+                                                                                      tmp_path: Path) -> None:
+    import datasets
+
+    _fold_export(tmp_path / "kfold")
+    streams = datasets.load_dataset(str(tmp_path / "kfold"), CONFIG, streaming=True)
+    with pytest.raises(SystemExit, match="pass --fold I"):
+        train_module._train_and_eval(streams, train_module.parse_args(["--data", str(tmp_path / "kfold")]))
+    with pytest.raises(SystemExit, match="folds: fold0, fold1, fold2"):
+        train_module._train_and_eval(streams, train_module.parse_args(["--data", str(tmp_path / "kfold"),
+                                                                       "--fold", "7"]))

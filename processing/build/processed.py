@@ -42,6 +42,7 @@ from PIL import Image
 
 from processing.errors import ClipError, CovidxError, check_choice
 from processing.fileutil import atomic_write, folder_bytes, json_digest
+from processing.vocabulary import CROP_MODES, MASK_MODES, POINTER_POLICIES
 from processing.windows import Window
 
 if TYPE_CHECKING:  # the pipeline (OpenCV, PyAV) is imported on first use: the builder imports this module eagerly
@@ -52,12 +53,9 @@ if TYPE_CHECKING:  # the pipeline (OpenCV, PyAV) is imported on first use: the b
 
 log = logging.getLogger(__name__)
 
-CROP_MODES = ("release", "auto")
-MASK_MODES = ("release", "auto", "both")
 RECORD_FORMAT = 2  # bump when the record's JSON layout changes (old records are then redone)
-# What to do with a frame whose detected pointer touches the lung (as processing.pixels.autodetect.POINTER_POLICIES;
-# kept here so the builder validates it without importing OpenCV): mask it, or drop the frame.
-POINTER_POLICIES = ("mask", "drop")
+# What to do with a frame whose detected pointer touches the lung (POINTER_POLICIES, from processing.vocabulary, as
+# processing.pixels.autodetect.POINTER_POLICIES): mask it, or drop the frame.
 COPY_PLANS = ("mapped", "auto")
 POINTER_POLICY = "drop"  # the builds' default: a pointer over the lung drops its frame, as the release did
 

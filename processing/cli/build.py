@@ -19,22 +19,27 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from processing.build.splits import SCHEMES
 from processing.errors import CovidxError, find_os_error, finite_float, os_error_message
 from processing.fileutil import path_problem, untemp
-from processing.hub.export import Provenance, export_hub_folder
-from processing.release.files import default_cache_dir
-from processing.vocabulary import DEFAULT_OUTPUT
+from processing.vocabulary import (
+    CLASSES,
+    CONFIG_NAMES,
+    CROP_MODES,
+    DEFAULT_OUTPUT,
+    IMAGE_FORMATS,
+    INPAINT_METHODS,
+    MASK_MODES,
+    POINTER_POLICIES,
+    PROBES,
+    SOURCES,
+    VERSIONS,
+)
 
 log = logging.getLogger(__name__)
 
 
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from covidx_us import CONFIG_NAMES, IMAGE_FORMATS, INPAINT_METHODS
-    from processing.build.processed import CROP_MODES, MASK_MODES, POINTER_POLICIES
-    from processing.build.splits import SCHEMES
-    from processing.release.catalogue import CLASSES, PROBES, SOURCES, VERSIONS
-
     p = subparsers.add_parser(
         "build",
         help="build the dataset and export it in the Hub layout (load_dataset-ready)",
@@ -100,8 +105,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def config_names(choice: str) -> tuple[str, ...]:
-    from covidx_us import CONFIG_NAMES
-
     if choice == "all":
         return CONFIG_NAMES
     names = tuple(dict.fromkeys(part.strip() for part in choice.split(",") if part.strip()))
@@ -113,6 +116,8 @@ def config_names(choice: str) -> tuple[str, ...]:
 
 def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The builder keyword arguments the command line sets (unset options keep the config defaults)."""
+    from processing.release.files import default_cache_dir
+
     cache = Path(args.cache_dir) if args.cache_dir else default_cache_dir()
     params: dict[str, Any] = {
         "release": args.release,
@@ -162,6 +167,8 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
     from datasets import DownloadMode
 
     from covidx_us import CovidxUS, download_digest
+    from processing.hub.export import Provenance, config_counts, export_hub_folder, split_warnings
+    from processing.project import version_info
 
     cache = Path(params["work_dir"])
     builds, summaries, parameters, card_parameters, missing, recoverable = {}, {}, {}, {}, set(), set()
@@ -169,6 +176,7 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
     known_missing: dict[str, Any] = {}  # videos found missing by one config are not looked for again by the next
     videos: dict[str, dict[str, Any]] = {}
     split_of: dict[str, dict[str, str]] = {}
+    differences: dict[str, tuple[str, ...]] = {}
     # videos-* first: they process clips with the clean video, which frames-* configs then reuse (the other way
     # round every clip would be processed twice). The export keeps the order asked for.
     for name in sorted(names, key=lambda n: not n.startswith("videos-")):
@@ -188,8 +196,17 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
         for vid, entry in (builder.video_entries or {}).items():
             videos.setdefault(vid, entry)
         split_of[name] = dict(builder.split_of or {})
+        if builder.count_differences:
+            differences[name] = builder.count_differences
     builds = {name: builds[name] for name in names}
     summaries = {name: summaries[name] for name in names}
+    if differences:  # one line per build, not one per config
+        log.info("non-default parameters: split sizes differ from dataset_infos.json (%s)",
+                 "; ".join(f"{name}: {', '.join(diff)}" for name, diff in differences.items()))
+    for name in names:
+        counts = config_counts(builds[name])
+        summaries[name]["warnings"] = split_warnings(name, counts.videos_per_split(), counts.classes)
+    tool = version_info()  # the same in the card and in build_record.json
     digest = download_digest(downloads)
     provenance = Provenance(
         release_version=catalogue.version,
@@ -200,6 +217,8 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
         missing_videos=tuple(sorted(missing)),
         copies=copies_used(catalogue, videos),
         recoverable=tuple(v.id for v in catalogue.videos if v.id in recoverable),
+        simulated=catalogue.simulated,
+        tool=tool,
     )
     record = build_record(names, params, parameters, catalogue, cache, digest, summaries, videos, split_of,
                           provenance.recoverable)
@@ -225,6 +244,8 @@ def build_record(names: tuple[str, ...], params: dict[str, Any], parameters: dic
                  videos: dict[str, dict[str, Any]], split_of: dict[str, dict[str, str]],
                  recoverable: tuple[str, ...] = ()) -> dict[str, Any]:
     """The content of build_record.json (ARCHITECTURE.md, "The build record")."""
+    from processing.project import version_info
+
     first = parameters[names[0]]
     shared = {k: v for k, v in first.items() if all(p.get(k) == v for p in parameters.values())}
     entries = []
@@ -241,11 +262,13 @@ def build_record(names: tuple[str, ...], params: dict[str, Any], parameters: dic
         })
     return {
         "format": BUILD_RECORD_FORMAT,
+        "tool": version_info(),  # the covidx-us that built it (and its git commit, from a checkout)
         "created": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "configs": list(names),
         "parameters": shared,
         "config_parameters": parameters,
         "release": {"version": catalogue.version, "commit": catalogue.commit, "official": catalogue.official,
+                    "simulated": bool(getattr(catalogue, "simulated", False)),
                     "release_dir": str(Path(catalogue.release_dir).absolute()) if catalogue.release_dir else None},
         "work_dir": str(work_dir.absolute()),
         "download_manifest_digest": digest,
@@ -291,6 +314,9 @@ def run(args: argparse.Namespace) -> int:
         examples = ", ".join(f"{s} {n}" for s, n in summary["examples"].items())
         print(f"{name}: videos {videos}; examples {examples}; clips processed {len(summary['processed'])}, "
               f"reused {len(summary['reused'])}")
+    for summary in summaries.values():
+        for warning in summary.get("warnings", ()):
+            print(f"warning: {warning}")
     print(f"exported to {output} (load_dataset({output.name!r}, name) from {output.absolute().parent})")
     record = json.loads((output / BUILD_RECORD).read_text(encoding="utf-8"))
     if record.get("copies"):

@@ -12,18 +12,13 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from processing.errors import check_choice
-from processing.release.catalogue import (
-    CLASSES,
-    PROBES,
-    SOURCES,
-    TASKS,
-    VERSIONS,
-    Catalogue,
-    Video,
-    load_catalogue,
-)
+from processing.vocabulary import CLASSES, PROBES, SOURCES, TASKS, VERSIONS
+
+if TYPE_CHECKING:
+    from processing.release.catalogue import Catalogue, Video
 
 FORMATS = ("table", "csv", "json")
 COLUMNS = (
@@ -115,6 +110,8 @@ def render(catalogue: Catalogue, task: str, fmt: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from processing.release.catalogue import load_catalogue
+
     catalogue = load_catalogue(args.release, args.release_dir, custom=args.custom_release, cache_dir=args.cache_dir)
     sys.stdout.write(render(catalogue, args.task, args.format))
     return 0

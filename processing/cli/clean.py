@@ -5,7 +5,7 @@ reports one line and the others still complete; the exit code is 1 when any clip
 how many. Two clips that would write the same outputs (the same file name stem, e.g. ``a/x.mp4`` and ``b/x.avi``)
 are refused before anything is written, naming both. Temporary files an interrupted run left in ``--out`` are
 removed when the next run starts. ``--crop auto`` / ``--mask auto`` ask :mod:`processing.pixels.autodetect` (when installed)
-for the window and the overlay masks; detected masks are written to ``<out>/data/mask/`` as PNG and used from
+for the window and the overlay masks; detected masks are written to ``<output>/data/mask/`` as PNG and used from
 there, so a run can be inspected and repeated with ``--mask``. With detection, each clip's line is followed by
 what was detected: the window ``x,y,w,h``, the inferred probe and how many frames got their own (pointer) mask or
 were dropped. ``--pointer-policy`` says what a detected pointer over the lung does: ``mask`` (the default here:
@@ -20,16 +20,17 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from processing.errors import ClipError, CovidxError, finite_float, os_error_message
 from processing.fileutil import atomic_write, path_problem, sweep_leftovers, temp_prefix, untemp
-from processing.pixels.frames import parse_ranges
-from processing.pixels.pipeline import IMAGE_FORMATS, ClipPlan, ProcessingOptions, process_clip
+from processing.vocabulary import IMAGE_FORMATS, INPAINT_METHODS, POINTER_POLICIES
 from processing.windows import Window
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from processing.pixels.pipeline import ClipPlan
 
 PROBES = ("convex", "linear", "unknown")
 
@@ -41,20 +42,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Clean user clips: crop, select frames, inpaint overlays, write frames and lossless videos.",
     )
     parser.add_argument("clips", nargs="+", type=Path, metavar="CLIP", help="mp4, gif, avi, mov or wmv files")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="output root (data/... inside)")
+    parser.add_argument("--output", "--out", type=Path, required=True, dest="out", metavar="DIR",
+                        help="output root (data/... inside)")
     parser.add_argument("--crop", metavar="X,Y,W,H|auto", help="crop window in source pixels, or auto-detect")
     parser.add_argument("--mask", metavar="FILE|auto", help="overlay mask for the cropped frame (white = inpaint)")
     parser.add_argument("--mask-dir", type=Path, action="append", default=[], metavar="DIR",
                         help="folder of masks overriding --mask by file name (repeatable)")
-    parser.add_argument("--pointer-policy", default="mask", choices=("mask", "drop"),
+    parser.add_argument("--pointer-policy", default="mask", choices=POINTER_POLICIES,
                         help="with --mask auto, a frame whose detected pointer touches the lung: mask (default, "
                         "inpaint the pointer) or drop (leave the frame out, as the release did)")
     parser.add_argument("--tight", action="store_true", help="dilate masks 1x1 instead of 5x5")
     parser.add_argument("--delete", default="", metavar="A-B,C", help="source frame ranges to drop (inclusive)")
     parser.add_argument("--max-frames", type=int, metavar="N", help="at most N evenly spaced frames per clip")
     parser.add_argument("--fps", type=finite_float, dest="sample_hz", metavar="HZ", help="sample frames at HZ per second")
-    parser.add_argument("--inpaint", default="ns", choices=("ns", "telea"), help="inpainting method (default ns)")
-    parser.add_argument("--image-format", default="png", choices=tuple(IMAGE_FORMATS), help="frame format")
+    parser.add_argument("--inpaint", default="ns", choices=INPAINT_METHODS, help="inpainting method (default ns)")
+    parser.add_argument("--image-format", default="png", choices=IMAGE_FORMATS, help="frame format")
     parser.add_argument("--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG quality 1-100")
     parser.add_argument("--probe", default="unknown", choices=PROBES, help="probe named in output file names")
     parser.add_argument("--no-videos", action="store_true", help="write frames only, no cropped/clean videos")
@@ -72,6 +74,9 @@ def _autodetect():
 
 
 def _save_mask(mask: np.ndarray, path: Path) -> Path:
+    import numpy as np
+    from PIL import Image
+
     with atomic_write(path) as tmp:
         Image.fromarray(mask.astype(np.uint8) * 255).save(tmp, format="PNG")
     return path
@@ -89,6 +94,9 @@ def plan_for_clip(path: Path, args: argparse.Namespace) -> ClipPlan:
 
 def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, Any]:
     """:func:`plan_for_clip` and the :class:`processing.pixels.autodetect.Detection` it used (None without auto)."""
+    from processing.pixels.frames import parse_ranges
+    from processing.pixels.pipeline import ClipPlan
+
     detection = None
     clip_id = clip_id_of(path)
     probe = args.probe
@@ -162,6 +170,8 @@ def prepare_output(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from processing.pixels.pipeline import ProcessingOptions, process_clip
+
     options = ProcessingOptions(
         max_frames=args.max_frames,
         sample_hz=args.sample_hz,

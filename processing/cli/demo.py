@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import logging
+import shlex
 import sys
 import threading
 import time
@@ -236,4 +237,17 @@ def run(args: argparse.Namespace) -> int:
     target, config = json.dumps(out), json.dumps(DEFAULT_CONFIG)  # double-quoted, escaped Python literals
     print(f"    ds = load_dataset({target}, {config})")
     print(f"    stream = load_dataset({target}, {config}, streaming=True)")
+    for line in next_commands(result.output):
+        print(line)
     return 0
+
+
+def next_commands(output: Path) -> list[str]:
+    """What to run next on the demo's export: report, train, push (refused: the release is simulated)."""
+    folder = shlex.quote(str(output))
+    return [
+        "next:",
+        f"    covidx-us report {folder} --open          # the HTML build report",
+        f"    python examples/train.py --data {folder} --max-steps 20   # from a checkout, with the train extra",
+        f"    covidx-us push NAMESPACE/NAME {folder} --allow-custom   # simulated data: refused without it",
+    ]

@@ -11,17 +11,13 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from processing.errors import CovidxError, finite_float
-from processing.release.catalogue import SOURCES, VERSIONS, load_catalogue
-from processing.sources.download import (
-    STATUSES,
-    DownloadOptions,
-    DownloadResult,
-    copies_would_recover,
-    download_videos,
-    would_recover_text,
-)
+from processing.vocabulary import SOURCES, VERSIONS
+
+if TYPE_CHECKING:
+    from processing.sources.download import DownloadResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -63,6 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def table(results: Sequence[DownloadResult]) -> str:
     """One line per video (id, status, size, reason or file), then counts by status."""
+    from processing.sources.download import STATUSES
+
     width = max([len("video"), *(len(r.video_id) for r in results)])
     lines = [f"{'video'.ljust(width)}  {'status':7}  {'bytes':>10}  detail"]
     for r in results:
@@ -77,7 +75,14 @@ def table(results: Sequence[DownloadResult]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from processing.release.catalogue import load_catalogue
     from processing.release.files import default_cache_dir
+    from processing.sources.download import (
+        DownloadOptions,
+        copies_would_recover,
+        download_videos,
+        would_recover_text,
+    )
 
     cache_dir = args.cache_dir or default_cache_dir()
     catalogue = load_catalogue(args.release, args.release_dir, custom=args.custom_release, cache_dir=cache_dir)

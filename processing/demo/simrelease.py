@@ -39,7 +39,7 @@ from processing.demo.simulate import ClipSpec, GroundTruth, write_clip
 from processing.errors import CovidxError
 from processing.fileutil import atomic_write
 from processing.progress import progress
-from processing.release.catalogue import CropRule
+from processing.release.catalogue import SIMULATED_MARKER, CropRule
 from processing.windows import Window
 
 MASK_DILATION = 2  # px added around every drawn overlay pixel in the release masks
@@ -461,4 +461,7 @@ def write_simulated_release(root: Path | str, seed: int = 0, *, scale: float = 1
     _write_csv(release / "utils" / "LUSS_metadata.csv", LUSS_COLUMNS, luss_rows, crlf=True)
     for task, columns in LABEL_COLUMNS.items():
         _write_csv(release / "labels" / f"COVIDx-US1.4_{task}.csv", columns, label_rows[task], crlf=True)
+    with atomic_write(release / SIMULATED_MARKER) as tmp:  # everything built from this release says it is simulated
+        tmp.write_text("This release was written by covidx-us demo: its clips are simulated, not COVIDx-US data.\n",
+                       encoding="utf-8")
     return out

@@ -124,6 +124,23 @@ def check_export_folder(folder: Path) -> tuple[str, ...]:
     return files
 
 
+def check_official(folder: Path) -> None:
+    """:class:`HubError` unless the card of ``folder`` says it is a build of the official release."""
+    from processing.hub.export import CARD_KEY, card_metadata
+
+    try:
+        build = card_metadata(folder).get(CARD_KEY)
+    except ValueError as exc:  # a YAML header that does not parse
+        raise HubError(f"{folder / 'README.md'}: unreadable card header ({exc}); rebuild it or pass --allow-custom") from None
+    kind = build.get("release_kind") if isinstance(build, dict) else None
+    if kind == "official" and build.get("official") is True:
+        return
+    what = {"simulated": "a SIMULATED release (covidx-us demo), not COVIDx-US data",
+            "custom": "a custom release, not the official COVIDx-US"}.get(str(kind), "an unknown release (its card "
+                                                                            "has no covidx-us build record)")
+    raise HubError(f"refusing to push {folder}: it was built from {what}; pass --allow-custom to push it anyway")
+
+
 def push_folder(
     repo_id: str,
     folder: Path | str = DEFAULT_OUTPUT,
@@ -132,8 +149,12 @@ def push_folder(
     token: str | None = None,
     endpoint: str | None = None,
     commit_message: str = "Upload COVIDx-US build (covidx-us push)",
+    allow_custom: bool = False,
 ) -> PushResult:
     """Upload ``folder`` to the dataset repo ``repo_id`` with the wanted visibility (private by default).
+
+    A build that is not of the official release (custom or simulated, as its card says) is refused before any
+    network access unless ``allow_custom``.
 
     ``token`` defaults to the saved login or ``HF_TOKEN``; ``endpoint`` to ``HF_ENDPOINT`` (the real Hub otherwise).
     """
@@ -142,6 +163,8 @@ def push_folder(
 
     folder = Path(folder)
     files = check_export_folder(folder)
+    if not allow_custom:
+        check_official(folder)
     if repo_id.count("/") > 1 or not repo_id.strip("/"):
         raise HubError(f"invalid repo id {repo_id!r}; expected NAME or NAMESPACE/NAME")
     token = token or get_token()

@@ -43,19 +43,11 @@ from typing import Literal
 from processing.errors import ReleaseError, check_choice
 from processing.fileutil import path_problem, read_csv_text
 from processing.release import files as _release
+from processing.vocabulary import CLASSES, PROBES, SOURCES, TASKS, VERSIONS  # noqa: F401  (the release's words)
 from processing.windows import Window
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("butterfly", "grepmed", "litfl", "pocusatlas", "radio", "core", "uf", "paper", "clarius")  # id spelling
-CLASSES = ("covid", "pneumonia", "normal", "other")
-PROBES = ("convex", "linear")
-VERSIONS = ("1.0", "1.1", "1.2", "1.3", "1.4", "1.5")
-TASKS = {
-    "binary": ("covid", "non-covid"),
-    "3class": ("covid", "pneumonia", "normal"),
-    "4class": ("covid", "pneumonia", "normal", "other"),
-}
 FILETYPES = ("mp4", "gif", "wmv", "mov", "avi")
 ARTIFACT_FLAGS = (
     "green_dot", "top_left_symbol", "red_symbol", "white_arrow", "text", "meter", "sound", "extra_end_part",
@@ -90,6 +82,9 @@ REQUIRED_COLUMNS = {
 }
 
 ERRATA_PATH = _release.METADATA_DIR / "errata.csv"
+# A custom release folder holding this file says its clips are simulated (covidx-us demo writes one): everything
+# built from it says so.
+SIMULATED_MARKER = "SIMULATED.md"
 ERRATA_KINDS = (
     "withdrawn", "value", "swapped_columns", "stale_count", "same_clip", "unused_mask", "spelling", "paper", "note",
 )
@@ -223,6 +218,7 @@ class Catalogue:
     official: bool
     release_dir: Path
     cache_dir: Path | None = None   # set when the release came from the upstream URLs: masks are fetched on demand
+    simulated: bool = False  # a custom release whose folder holds SIMULATED_MARKER: its clips are simulated
     _index: Mapping[str, Video] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -759,6 +755,7 @@ def load_catalogue(
         official=not custom,
         release_dir=root,
         cache_dir=cache,
+        simulated=custom and (root / SIMULATED_MARKER).is_file(),
     )
 
 

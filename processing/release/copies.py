@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from processing.errors import ReleaseError
+from processing.project import data_path
 
-REGISTRY_PATH = Path(__file__).resolve().parents[2] / "metadata" / "copies.csv"
+REGISTRY_PATH = data_path("metadata") / "copies.csv"  # the checkout's, or the installed copy
 RAW_HOST = "raw.githubusercontent.com"
 COLUMNS = ("video_id", "url", "sha256", "size", "width", "height", "frames", "fps", "changes", "crop_top",
            "crop_left", "crop_size", "frame_start", "frame_end", "timing", "evidence", "confidence", "licence",

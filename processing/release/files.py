@@ -23,6 +23,7 @@ import requests
 
 from processing.errors import ReleaseError
 from processing.fileutil import atomic_write, sha256_file
+from processing.project import data_path
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ PINNED_COMMIT = "caf3aca8dcc17a43ba7c0088f36aba968c7d741e"
 DEFAULT_BASE_URL = f"https://raw.githubusercontent.com/{UPSTREAM_REPO}"
 BASE_URL_ENV = "COVIDX_US_RELEASE_URL"  # overrides DEFAULT_BASE_URL; a file's URL is <base>/<commit>/<path>
 CACHE_ENV = "COVIDX_US_CACHE"
-METADATA_DIR = Path(__file__).resolve().parents[2] / "metadata"
+METADATA_DIR = data_path("metadata")  # the checkout's metadata/, or the installed copy
 PINS_PATH = METADATA_DIR / "release_pins.json"
 MASK_DIR = "data/mask"
 

@@ -36,8 +36,10 @@ from PIL import Image
 
 from processing.errors import CovidxError
 from processing.fileutil import atomic_write
+from processing.hub.export import split_warnings
 from processing.progress import progress
 from processing.release.catalogue import CLASSES, PROBES, SOURCES
+from processing.vocabulary import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -460,6 +462,64 @@ def _split_rows(record: Mapping[str, Any]) -> dict[str, dict[str, int]]:
     return {c: dict(v) for c, v in rows.items()}
 
 
+def _task_class(label: str | None, config: str) -> str | None:
+    """A video's class in ``config``'s task, from its 4-class label (None: the task leaves it out)."""
+    task = config.split("-", 1)[-1]
+    if task == "binary":
+        return "covid" if label == "covid" else "non-covid"
+    return label if label in TASKS.get(task, ()) else None
+
+
+def split_counts(record: Mapping[str, Any]) -> dict[str, dict[str, dict[str, tuple[int, int, int]]]]:
+    """Per config, split and class: (videos, frames, patients) of the processed videos. Frames are the frames
+    kept (the frames config's examples); a video without a patient id counts as its own patient."""
+    out: dict[str, dict[str, dict[str, list]]] = {}
+    for video in record["videos"]:
+        if is_missing(video):
+            continue
+        frames = int((video.get("record") or {}).get("frames_kept") or 0)
+        patient = video.get("patient_id") or f"video:{video['id']}"
+        for config, split in (video.get("split") or {}).items():
+            name = _task_class(video.get("label"), config)
+            if name is None:
+                continue
+            cell = out.setdefault(config, {}).setdefault(split, {}).setdefault(name, [0, 0, set()])
+            cell[0] += 1
+            cell[1] += frames
+            cell[2].add(patient)
+    return {config: {split: {c: (n[0], n[1], len(n[2])) for c, n in by_class.items()}
+                     for split, by_class in splits.items()} for config, splits in out.items()}
+
+
+def report_warnings(record: Mapping[str, Any]) -> list[str]:
+    """Splits that lack a class or hold fewer than 3 videos, per config (as the build summary says)."""
+    warnings = []
+    for config, splits in split_counts(record).items():
+        classes = TASKS.get(config.split("-", 1)[-1], ())
+        videos = {split: {c: n[0] for c, n in by_class.items()} for split, by_class in splits.items()}
+        warnings += split_warnings(config, videos, tuple(classes))
+    return warnings
+
+
+def _split_tables(record: Mapping[str, Any]) -> str:
+    counts = split_counts(record)
+    warnings = report_warnings(record)
+    warn = "".join(f'<p class="warn">{_e(w)}</p>' for w in warnings)
+    tables = []
+    for config, splits in counts.items():
+        names = _ordered(set(splits), ("train", "validation", "test"))
+        classes = TASKS.get(config.split("-", 1)[-1], ())
+        head = "".join(f"<th>{_e(s)}</th>" for s in names)
+        rows = ""
+        for c in classes:
+            cells = "".join(f"<td>{'{} / {} / {}'.format(*splits[s].get(c, (0, 0, 0)))}</td>" for s in names)
+            rows += f"<tr><td>{_e(c)}</td>{cells}</tr>"
+        tables.append(f"<h4>{_e(config)}</h4><table><tr><th>class</th>{head}</tr>{rows}</table>")
+    return ('<section id="splits"><h2>Splits: videos / frames / patients per class</h2>'
+            "<p>Frames are the frames kept per video; a video without a patient id counts as its own patient.</p>"
+            f"{warn}{''.join(tables)}</section>")
+
+
 def _charts(record: Mapping[str, Any]) -> str:
     videos, config = record["videos"], _primary_config(record)
     stacked = f" (stacked by {config} split)" if config else ""
@@ -482,14 +542,18 @@ def _charts(record: Mapping[str, Any]) -> str:
 def _provenance(record: Mapping[str, Any]) -> str:
     release = record.get("release") or {}
     warn = ""
-    if release.get("official") is False:
+    if release.get("simulated"):
+        warn = ('<p class="warn">Built from a SIMULATED release (covidx-us demo): the clips are simulated, not '
+                f"COVIDx-US data (release folder {_e(release.get('release_dir'))}).</p>")
+    elif release.get("official") is False:
         warn = ('<p class="warn">Built from a custom release: this is not the official COVIDx-US release '
                 f"(release folder {_e(release.get('release_dir'))}).</p>")
     facts = {
         "created": record.get("created"), "configs": ", ".join(map(str, record.get("configs") or [])),
         "release version": release.get("version"), "release commit": release.get("commit"),
         "official release": release.get("official"), "release folder": release.get("release_dir"),
-        "work folder": record.get("work_dir"), "download manifest sha256": record.get("download_manifest_digest"),
+        "work folder": record.get("work_dir"),
+        "built with": _tool_text(record.get("tool")), "download manifest sha256": record.get("download_manifest_digest"),
     }
     parameters = dict(record.get("parameters") or {})
     per_config = dict(record.get("config_parameters") or {})
@@ -504,6 +568,14 @@ def _provenance(record: Mapping[str, Any]) -> str:
     return (f'<section id="provenance"><h2>Release and build parameters</h2>{warn}{_kv_table(facts)}'
             "<h3>Parameters</h3><p>Shared by every config, then what each config sets differently.</p>"
             f"{params}</section>")
+
+
+def _tool_text(tool: object) -> str | None:
+    if not isinstance(tool, Mapping):
+        return None  # a record written before covidx-us recorded its version
+    commit = f" (git {tool.get('git_commit')}{', modified' if tool.get('git_modified') else ''})" \
+        if tool.get("git_commit") else ""
+    return f"covidx-us {tool.get('version')}{commit}"
 
 
 def _missing(record: Mapping[str, Any]) -> str:
@@ -613,9 +685,9 @@ def _write_html(out: TextIO, record: Mapping[str, Any], output: Path, options: R
               f"{_e(record.get('created'))}: {len(videos)} videos ({len(videos) - gone} processed, {gone} missing), "
               f"release {_e(release.get('version'))}{'' if release.get('official', True) else ' (custom)'}, configs "
               f"{_e(', '.join(map(str, record.get('configs') or [])))}.</p>"
-              '<p><a href="#counts">counts</a> · <a href="#missing">missing videos</a> · '
+              '<p><a href="#counts">counts</a> · <a href="#splits">splits</a> · <a href="#missing">missing videos</a> · '
               '<a href="#provenance">release and parameters</a> · <a href="#videos">videos</a></p>\n')
-    out.write(_charts(record) + "\n" + _missing(record) + "\n" + _provenance(record) + "\n")
+    out.write(_charts(record) + "\n" + _split_tables(record) + "\n" + _missing(record) + "\n" + _provenance(record) + "\n")
     out.write(f'<section id="videos"><h2>Videos ({len(videos)})</h2><p>Thumbnails: the original frame with the crop '
               "window (amber), the mask tinted magenta on the cropped frame, the clean (inpainted) frame, and for "
               "videos with frame-specific masks a frame whose pointer was removed, before and after.</p>\n")
