@@ -11,10 +11,13 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from processing.release.catalogue import SOURCES, VERSIONS, load_catalogue
-from processing.sources.availability import Availability, check_availability, totals
-from processing.sources.download import DownloadOptions
+from processing.errors import finite_float
+from processing.vocabulary import SOURCES, VERSIONS
+
+if TYPE_CHECKING:
+    from processing.sources.availability import Availability
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,8 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--no-original", action="store_true", help="do not ask the original hosts")
     parser.add_argument("--offline", action="store_true",
                         help="no request at all: answer from the cache manifest, --data-dir and the registry")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds per request (default %(default)s)")
-    parser.add_argument("--delay", type=float, default=1.0,
+    parser.add_argument("--timeout", type=finite_float, default=5.0, help="seconds per request (default %(default)s)")
+    parser.add_argument("--delay", type=finite_float, default=1.0,
                         help="seconds between two requests to one host (default %(default)s)")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(func=run)
@@ -46,6 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def table(rows: Sequence[Availability]) -> str:
+    from processing.sources.availability import totals
+
     width = max([len("video"), *(len(r.video_id) for r in rows)])
     head = f"{'video'.ljust(width)}  {'source':10}  {'class':9}  {'catalogue URL':13}  {'mirror':6}  " \
            f"{'manual':6}  {'cached':6}  {'copy':6}  {'build uses':10}  with --copies"
@@ -82,8 +87,11 @@ def _check_release_cached(cache_dir: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from processing.release.catalogue import load_catalogue
     from processing.release.copies import load_copies
     from processing.release.files import default_cache_dir
+    from processing.sources.availability import check_availability, totals
+    from processing.sources.download import DownloadOptions
 
     cache_dir = args.cache_dir or default_cache_dir()
     if args.offline and args.release_dir is None:
