@@ -77,6 +77,7 @@ _ARC = 0.08  # the top edge of a sector's field drops at its sides by >= 8% of t
 # to a square: >= 8.8% on 60 of 62 real clips, median 34% (a trapezoidal linear field, diverging sides, 18%)
 _NEAR_STD = 1.5  # near-field tissue changes (temporal std of grey >= ~2.4 on real clips); the background and static
 # interface lines above the field do not (<= ~1)
+_SADDLE = 0.25  # two apices with the region's top edge >= 25% of its height lower between them: two sectors
 _PERSISTENT = 0.5  # a moving coloured blob on more than half of the frames is colour Doppler, not a pointer
 _CUT_FACTOR = 4.0  # a frame whose layout differs from the clip's median by > 4x the median difference + _CUT_FLOOR
 _CUT_FLOOR = 20.0  # ... grey levels (32x32 thumbnails) is a cut to another scene (probe motion: <= 3.5x, <= 62)
@@ -306,6 +307,35 @@ def _valleys(profile: np.ndarray) -> np.ndarray:
     return cuts
 
 
+def _saddle(part: np.ndarray) -> np.ndarray:
+    """The column (bool) between two sector apices of one region: panels whose fans touch below their tops.
+
+    The first row of the region in each column dips to a minimum at each apex; between two apices it rises to a
+    saddle. A saddle at least ``_SADDLE`` of the region's height below both apices, with ``_PANEL_SHARE`` of the
+    region on either side, separates two panels (one sector's top edge is a single dip).
+    """
+    height, width = part.shape
+    cut = np.zeros(width, bool)
+    filled = part.any(axis=0)
+    if filled.sum() < 20:
+        return cut
+    first = np.where(filled, part.argmax(axis=0), height).astype(np.float64)
+    first = np.convolve(first, np.ones(5) / 5, mode="same")
+    area = np.cumsum(part.sum(axis=0))
+    total = float(area[-1])
+    best, where = 0.0, -1
+    for x in range(1, width - 1):
+        if min(area[x], total - area[x]) < _PANEL_SHARE * total:
+            continue
+        left, right = first[:x].min(), first[x + 1:].min()
+        depth = first[x] - max(left, right)
+        if depth > best:
+            best, where = depth, x
+    if where >= 0 and best >= _SADDLE * height:
+        cut[max(0, where - 1):where + 2] = True
+    return cut
+
+
 def _split_panels(labels: np.ndarray, live: np.ndarray, *, min_size: float) -> np.ndarray:
     """Split candidate regions that join side-by-side (or stacked) panels at valleys of their column (row) profile
     of live speckle: panels touching through a ruler, a label or a thin seam come apart; a single sector does not."""
@@ -323,6 +353,8 @@ def _split_panels(labels: np.ndarray, live: np.ndarray, *, min_size: float) -> n
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
         cut = np.zeros(part.shape, bool)
         columns = _valleys(evidence[y0:y1, x0:x1].sum(axis=0))
+        if not columns.any():  # sectors side by side, touching at depth: two apices, a high saddle between them
+            columns = _saddle(part[y0:y1, x0:x1])
         if columns.any():
             cut[:, x0:x1] = columns[None, :]
         else:  # stacked panels: the region itself narrows (a label row, apex against arc); dim, still bands
@@ -381,10 +413,13 @@ def window_for(bbox: Window, probe: str, width: int, height: int) -> Window:
     far as the frame allows, anchored at the top of the field: the skin line and the pleural line are what lung
     ultrasound is read for, so a field taller than the frame is wide gives up depth, never its top. The square is
     centred on the field across, shifted to stay inside the frame, and moves up from the top of the field only as
-    far as it must to fit the frame.
+    far as it must to fit the frame. A field wider than the frame is tall cannot fit a square without losing the
+    sides of its top: its window is the field's width by as much depth as the frame holds below its top.
     """
     if probe == "linear":
         return bbox
+    if bbox.w > height:
+        return Window(bbox.x, bbox.y, bbox.w, height - bbox.y)
     side = min(max(bbox.w, bbox.h), width, height)
     x = int(round(min(max(bbox.x + bbox.w / 2 - side / 2, 0), width - side)))
     y = min(bbox.y, height - side)
