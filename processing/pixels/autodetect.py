@@ -432,7 +432,7 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     part = _best_component(labels, live)
     if part is None or part.sum() < _MIN_FOV_SHARE * width * height:
         raise ClipError(f"{clip_id}: no ultrasound field of view found (nothing grey that changes like speckle)")
-    region = _extend_top(_hull(part), grays, gray_med, black)
+    region = _extend_top(_trim_static_top(_hull(part), grays), grays, gray_med, black)
     inside = gray_med[region]
     midgrey = float(((inside > black + 4) & (inside < 235)).mean())
     if midgrey < _MIN_MIDGREY:
@@ -444,6 +444,28 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     bbox = Window(x, y, w, h)
     probe = _probe_of(region, bbox)
     return FieldOfView(probe=probe, window=window_for(bbox, probe, width, height), bbox=bbox, region=region)
+
+
+def _trim_static_top(region: np.ndarray, grays: Sequence[np.ndarray]) -> np.ndarray:
+    """Take off the region's top rows while they are a static line (an interface rule drawn along the top of a
+    panel, grey and thin): at most 4 rows whose pixels across the region barely change. Tissue changes."""
+    if len(grays) < 4:
+        return region
+    ys = np.flatnonzero(region.any(axis=1))
+    top = int(ys[0])
+    rows = slice(top, min(top + 4, int(ys[-1]) + 1))
+    std = _temporal_std([g[rows] for g in grays])
+    inside = region[rows]
+    static = [(std[i][inside[i]] <= _STATIC_STD).mean() >= 0.9 if inside[i].any() else True
+              for i in range(inside.shape[0])]
+    cut = 0
+    while cut < len(static) and static[cut]:
+        cut += 1
+    if cut == 0 or cut == len(static) and len(static) == 4 and not (std[3][inside[3]] > _STATIC_STD).any():
+        return region  # nothing static on top, or static through all 4 rows (a still clip): leave it
+    out = region.copy()
+    out[top:top + cut] = False
+    return out
 
 
 def _extend_top(region: np.ndarray, grays: Sequence[np.ndarray], gray_med: np.ndarray, black: float) -> np.ndarray:
@@ -941,7 +963,10 @@ def detect_frames(
         sampled_frames=tuple(indices),
         frame_size=(width, height),
         pointer_policy=pointer_policy,
-        fov_mask=cv2.dilate(region_win.astype(np.uint8), _kernel(5)) > 0,  # 2 px of slack at its faint edge
+        # slack at the faint sides of the field, 1% of the window (its top is set by _trim_static_top and
+        # _extend_top); overlays in that margin are in the masks
+        fov_mask=cv2.dilate(region_win.astype(np.uint8), np.ones((1, _odd(0.02 * min(window.w, window.h))),
+                                                              np.uint8)) > 0,
         unusable_frames=unusable,
     )
     log.debug("%s", detection.summary())
