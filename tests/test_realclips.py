@@ -1,0 +1,232 @@
+"""Automatic crop and masks on real clips: one test per failure pattern of issue 15, and the truth made by eye.
+
+Reads ../shared/realdata in place (skips when absent) and benchmarks/realclip_truth.json (the project's own truth,
+made by looking at the frames). The scores over every clip of the truth are in BENCHMARKS.md
+(benchmarks/bench_realclips.py); the slow test at the end holds them at least where they are.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from processing.pixels.autodetect import Detection, detect_clip, window_for
+from processing.pixels.clips import VideoWriter, iter_frames
+from processing.pixels.evaluate import box_window, load_truth, score_clip, window_iou
+from processing.windows import Window
+
+ROOT = Path(__file__).resolve().parents[1]
+TRUTH = ROOT / "benchmarks" / "realclip_truth.json"
+
+_CACHE: dict[tuple[str, str], Detection] = {}
+
+
+def _clip(realdata: Path, name: str) -> Path:
+    path = realdata / "videos" / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+def _detect(realdata: Path, name: str, policy: str = "drop") -> Detection:
+    if (name, policy) not in _CACHE:
+        _CACHE[name, policy] = detect_clip(_clip(realdata, name), pointer_policy=policy)
+    return _CACHE[name, policy]
+
+
+def _truth(name: str):
+    return load_truth(TRUTH)[name]
+
+
+# ------------------------------------------------------------------------------------------------ the truth file
+
+
+def test_the_truth_file_names_real_clips_with_boxes_inside_their_frames(realdata):
+    manifest = {row["file"].split("/", 1)[1]: row for row in csv.DictReader(open(realdata / "MANIFEST.csv"))}
+    truths = load_truth(TRUTH)
+    assert len(truths) >= 40
+    for name, truth in truths.items():
+        assert name in manifest, name
+        width, height = truth.size
+        assert (width, height) == (int(manifest[name]["width"]), int(manifest[name]["height"])) or name.startswith(
+            "youtube__Reg")  # the MANIFEST reads that clip's container header (665 rows); it decodes to 664
+        for box in (truth.fov, *truth.alt_fovs, *(o.box for o in truth.overlays), *truth.tissue):
+            assert 0 <= box[0] < box[2] <= width and 0 <= box[1] < box[3] <= height, (name, box)
+        assert truth.probe in ("convex", "linear")
+    raw = json.loads(TRUTH.read_text())
+    assert {k for item in raw for k in item} <= {"clip", "size", "frames", "probe", "fov", "alt_fovs", "overlays",
+                                                 "bad_frames", "tissue", "notes"}
+
+
+# ------------------------------------------------------------------------------------- 1. the near field is kept
+
+
+def test_the_window_keeps_the_top_of_a_field_taller_than_the_frame_is_wide():
+    # a portrait device export (600x1030) whose sector runs from row 37 to row 665: the square gives up depth
+    window = window_for(Window(0, 37, 600, 628), "convex", 600, 1030)
+    assert window == Window(0, 37, 600, 600)
+    # a field wider than the frame is tall: its full width, as deep as the frame goes
+    assert window_for(Window(77, 23, 800, 597), "convex", 948, 664) == Window(77, 23, 800, 641)
+    # a small sector: a square centred across, from the top of the field
+    assert window_for(Window(100, 50, 200, 150), "convex", 640, 480) == Window(100, 50, 200, 200)
+    assert window_for(Window(5, 6, 70, 80), "linear", 100, 100) == Window(5, 6, 70, 80)
+
+
+def test_the_skin_line_above_an_anechoic_band_stays_in_the_window(realdata):
+    # pocusatlas Cov-Atlas-pleural (364x364, linear): the skin line is on rows 0-1, then 2 dark rows, dim tissue on
+    # rows 4-12 and an anechoic band on rows 13-22; the live region starts on row 23.
+    detection = _detect(realdata, "pocusatlas__Cov-Atlas-pleural.mp4")
+    assert detection.window.y <= 1
+    assert detection.fov_mask[:12].mean() > 0.9  # the near field is inside the field, not blanked
+
+
+def test_every_real_window_holds_the_top_of_a_single_sector(realdata):
+    for name in ("twitter_taotepocus__1457933751766421505.mp4", "twitter_taotepocus__1560424553557393414.mp4",
+                 "twitter_taotepocus__1354269183555600384.mp4"):
+        truth = _truth(name)
+        detection = _detect(realdata, name)
+        assert detection.window.y <= truth.fov[1] + 2, name
+        rule = window_for(box_window(truth.fov), truth.probe, *truth.size)
+        assert window_iou(detection.window, rule) >= 0.95, name
+
+
+# ------------------------------------------------------------------------------- 2. panels and what is beside them
+
+
+def test_sectors_touching_below_their_tops_are_split_between_their_apices(realdata):
+    # 1450581902625226761: two equal sector panels whose fans meet at depth (no dark seam between them)
+    name = "twitter_taotepocus__1450581902625226761.mp4"
+    truth, detection = _truth(name), _detect(realdata, name)
+    best = max(window_iou(detection.window, window_for(box_window(f), "convex", *truth.size))
+               for f in (truth.fov, *truth.alt_fovs))
+    assert best >= 0.9
+
+
+def test_a_still_image_beside_the_sector_is_not_part_of_the_field(realdata):
+    # 1432487654680055810: a gallbladder sector (x 36-355) beside a CT image (x ~360-465): the window keeps the sector
+    name = "twitter_taotepocus__1432487654680055810.mp4"
+    truth, detection = _truth(name), _detect(realdata, name)
+    assert window_iou(detection.window, window_for(box_window(truth.fov), "convex", *truth.size)) >= 0.9
+    assert detection.window.x + detection.window.w <= 400
+
+
+def test_a_static_line_along_the_top_of_a_panel_is_not_the_field(realdata):
+    # 1423818531095842818: a grey interface line on rows 109-111 (grey 18-55) over the panel, whose image starts on
+    # row 112 (the truth's top): the window starts below the line, or blanks it
+    name = "twitter_taotepocus__1423818531095842818.mp4"
+    detection = _detect(realdata, name)
+    window = detection.window
+    assert 109 <= window.y <= 114
+    frame = next(iter(iter_frames(_clip(realdata, name)))).image
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    line = np.zeros(gray.shape, bool)
+    line[109:112, 30:340] = True
+    line = (line & (gray > 15))[window.slices()]
+    removed = ~detection.fov_mask | (cv2.dilate(detection.main_mask.astype(np.uint8), np.ones((5, 5))) > 0)
+    assert line.sum() == 0 or removed[line].mean() >= 0.95
+
+
+# --------------------------------------------------------------------------------------- 3. outlier frames dropped
+
+
+def test_a_black_last_frame_is_dropped(realdata):
+    detection = _detect(realdata, "twitter_taotepocus__1669437834753712128.mp4")
+    assert dict(detection.unusable_frames) == {280: "blank"}
+    assert "1 cut/blank dropped" in detection.summary()
+
+
+def test_a_cut_to_another_scene_is_dropped_and_nothing_else(realdata, tmp_path):
+    # 40 frames of one clip, then one frame of another device's image: the last frame is a cut
+    main = [f.image for f, _ in zip(iter_frames(_clip(realdata, "twitter_taotepocus__1457933751766421505.mp4")),
+                                     range(40), strict=False)]
+    other = next(iter(iter_frames(_clip(realdata, "grepmed__Cov-grep-7505.mp4")))).image
+    height, width = main[0].shape[:2]
+    other = cv2.resize(other, (width, height), interpolation=cv2.INTER_AREA)
+    path = tmp_path / "cut.mp4"
+    with VideoWriter(path, width, height, 25.0) as writer:
+        for i, image in enumerate([*main, other]):
+            writer.write(image, i / 25.0)
+    detection = detect_clip(path)
+    assert dict(detection.unusable_frames) == {40: "cut"}
+
+
+def test_a_clip_that_is_all_blank_is_an_error_naming_it(tmp_path):
+    from processing.errors import ClipError
+
+    path = tmp_path / "blank.mp4"
+    with VideoWriter(path, 64, 48, 10.0) as writer:
+        for i in range(6):
+            writer.write(np.zeros((48, 64, 3), np.uint8), i / 10)
+    with pytest.raises(ClipError, match="blank: no ultrasound field of view found: every frame is blank"):
+        detect_clip(path)
+
+
+def test_colour_doppler_on_every_frame_is_masked_frame_by_frame_not_dropped(realdata):
+    # 1609635280687865857: a colour-flow box inside the sector on every frame; dropping "pointer" frames would
+    # drop the whole clip
+    detection = _detect(realdata, "twitter_taotepocus__1609635280687865857.mp4", policy="drop")
+    assert detection.dropped_frames == ()
+    assert len(detection.frame_masks) >= 0.9 * detection.frame_count
+
+
+# ------------------------------------------------------------------------------------------- 4. tissue is spared
+
+
+@pytest.mark.parametrize("name", [
+    "butterfly__Cov_Butterfly_Coalescing_B_lines.avi",
+    "grepmed__Cov-grep-7500.mp4",
+    "pocusatlas__Pneu-Atlas-pneumonia.gif",
+    "paper__Cov_convex_volpecelli_sonographic_v1.mov",
+])
+def test_clips_without_overlays_lose_no_tissue(realdata, name):
+    truth = _truth(name)
+    detection = _detect(realdata, name)
+    frames = {f.index: f.image for f in iter_frames(_clip(realdata, name)) if f.index % 8 == 0}
+    score = score_clip(detection, truth, frames, window_rule=window_for)
+    assert score.tissue_masked <= 0.005
+    assert score.top_ok and score.iou >= 0.95
+
+
+# --------------------------------------------------------------------------------------------------- 5. the probe
+
+
+def test_sectors_cropped_to_a_square_stay_convex_and_linear_fields_stay_linear(realdata):
+    convex = ["pocusatlas__Cov-Atlas-Dayp1.gif", "grepmed__Cov-grepmed2.mp4", "pocusatlas__Reg-Atlas.gif",
+              "litfl__Reg_liftl_case3_clip2.mp4", "paper__Cov_convex_volpecelli_sonographic_v2.mov",
+              "butterfly__Cov_Butterfly_Irregular_Pleural_Line.avi"]
+    linear = ["grepmed__Cov-grep-7431.mp4", "grepmed__Cov-grep-7500.mp4", "pocusatlas__Cov-Atlas-pleural.mp4",
+              "youtube__Pneu-Youtube-start20sec.mp4"]
+    assert [n for n in convex if _detect(realdata, n).probe != "convex"] == []
+    assert [n for n in linear if _detect(realdata, n).probe != "linear"] == []
+
+
+# ------------------------------------------------------------------------- every clip of the truth, as measured
+
+
+@pytest.mark.slow
+def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured(realdata):
+    """Regression floor at the figures BENCHMARKS.md reports (49 clips); the issue's targets are higher."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_realclips import sample_frames
+
+    scores = []
+    for name, truth in load_truth(TRUTH).items():
+        path = _clip(realdata, name)
+        detection = detect_clip(path, pointer_policy="drop")
+        scores.append(score_clip(detection, truth, sample_frames(path, truth), window_rule=window_for))
+    n = len(scores)
+    assert n >= 49
+    assert sum(s.top_ok for s in scores) >= n - 4
+    assert sum(s.iou >= 0.9 for s in scores) >= n - 5
+    assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 10
+    assert all(s.bad_missed == 0 for s in scores)
+    assert all(s.good_dropped <= 0.02 for s in scores)
+    assert sum(s.tissue_masked <= 0.005 for s in scores) >= n - 3
+    assert sum(s.probe_ok for s in scores) >= n - 5
