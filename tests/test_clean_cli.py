@@ -95,7 +95,7 @@ def test_auto_prints_the_detected_window_probe_and_frame_counts_per_clip(tmp_pat
     expected = autodetect.detect_clip(clip, clip_id="pointer", pointer_policy="mask")
     assert expected.frame_masks  # the clip does have pointer frames to count
     code = main(["clean", str(clip), "--out", str(tmp_path / "out"), "--crop", "auto", "--mask", "auto",
-                 "--no-videos", "--max-frames", "2"])
+                 "--no-videos", "--max-frames", "2", "--pointer-policy", "mask"])
     assert code == 0, capsys.readouterr().err
     lines = [line for line in capsys.readouterr().out.splitlines() if "detected:" in line]
     w = expected.window
@@ -104,13 +104,13 @@ def test_auto_prints_the_detected_window_probe_and_frame_counts_per_clip(tmp_pat
     assert f"{len(expected.frame_masks)} frame masks, 0 dropped (of {expected.frame_count} frames)" in lines[0]
 
 
-def test_pointer_policy_drop_leaves_pointer_frames_out_and_mask_is_the_default(tmp_path: Path, capsys) -> None:
+def test_pointer_policy_drop_is_the_default_and_mask_keeps_pointer_frames(tmp_path: Path, capsys) -> None:
     clip, autodetect = _pointer_clip(tmp_path)
     dropping = autodetect.detect_clip(clip, clip_id="pointer", pointer_policy="drop")
     assert dropping.dropped_frames
     common = ["--crop", "auto", "--mask", "auto", "--no-videos"]
-    assert main(["clean", str(clip), "--out", str(tmp_path / "kept"), *common]) == 0
-    assert main(["clean", str(clip), "--out", str(tmp_path / "dropped"), *common, "--pointer-policy", "drop"]) == 0
+    assert main(["clean", str(clip), "--out", str(tmp_path / "dropped"), *common]) == 0
+    assert main(["clean", str(clip), "--out", str(tmp_path / "kept"), *common, "--pointer-policy", "mask"]) == 0
     out = capsys.readouterr().out
     assert f"{len(dropping.dropped_frames)} dropped (of {dropping.frame_count} frames)" in out
 
@@ -118,8 +118,8 @@ def test_pointer_policy_drop_leaves_pointer_frames_out_and_mask_is_the_default(t
         names = (tmp_path / root / "data" / "image" / "clean").glob("pointer_prc_*_clean_frame*.png")
         return {int(p.stem.rsplit("frame", 1)[1]) for p in names}
 
-    assert written("kept") == set(range(dropping.frame_count))  # default "mask": every frame kept
-    assert written("dropped") == set(range(dropping.frame_count)) - set(dropping.dropped_frames)
+    assert written("kept") == set(range(dropping.frame_count))  # "mask": every frame kept
+    assert written("dropped") == set(range(dropping.frame_count)) - set(dropping.dropped_frames)  # the default
     with pytest.raises(SystemExit):
         main(["clean", str(clip), "--out", str(tmp_path / "x"), "--pointer-policy", "erase"])
     assert "invalid choice: 'erase'" in capsys.readouterr().err

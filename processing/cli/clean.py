@@ -8,8 +8,9 @@ removed when the next run starts. ``--crop auto`` / ``--mask auto`` ask :mod:`pr
 for the window and the overlay masks; detected masks are written to ``<output>/data/mask/`` as PNG and used from
 there, so a run can be inspected and repeated with ``--mask``. With detection, each clip's line is followed by
 what was detected: the window ``x,y,w,h``, the inferred probe and how many frames got their own (pointer) mask or
-were dropped. ``--pointer-policy`` says what a detected pointer over the lung does: ``mask`` (the default here:
-the pointer is inpainted and the frame kept) or ``drop`` (the frame is left out, as the release and the builds do).
+were dropped. ``--pointer-policy`` says what a detected pointer over the lung does: ``drop`` (the default, as the
+release's hand-made masks and the builds do: the frame is left out) or ``mask`` (the pointer is inpainted and the
+frame kept). Cuts to another scene and blank frames are always left out, and so counted.
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--mask", metavar="FILE|auto", help="overlay mask for the cropped frame (white = inpaint)")
     parser.add_argument("--mask-dir", type=Path, action="append", default=[], metavar="DIR",
                         help="folder of masks overriding --mask by file name (repeatable)")
-    parser.add_argument("--pointer-policy", default="mask", choices=POINTER_POLICIES,
-                        help="with --mask auto, a frame whose detected pointer touches the lung: mask (default, "
-                        "inpaint the pointer) or drop (leave the frame out, as the release did)")
+    parser.add_argument("--pointer-policy", default="drop", choices=POINTER_POLICIES,
+                        help="with --mask auto, a frame whose detected pointer touches the lung: drop (default: "
+                        "leave the frame out, as the release did) or mask (inpaint the pointer, keep the frame)")
     parser.add_argument("--tight", action="store_true", help="dilate masks 1x1 instead of 5x5")
     parser.add_argument("--delete", default="", metavar="A-B,C", help="source frame ranges to drop (inclusive)")
     parser.add_argument("--max-frames", type=int, metavar="N", help="at most N evenly spaced frames per clip")
@@ -107,7 +108,7 @@ def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, 
     deleted = parse_ranges(args.delete, "--delete")
     if args.crop == "auto" or args.mask == "auto":
         detection = _autodetect().detect_clip(path, clip_id=clip_id,
-                                              pointer_policy=getattr(args, "pointer_policy", "mask"))
+                                              pointer_policy=getattr(args, "pointer_policy", "drop"))
         if probe == "unknown":
             probe = detection.probe
         if args.crop == "auto":
