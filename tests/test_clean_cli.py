@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clipfactory import textured_frames, write_clip
 from PIL import Image
 
 from processing.cli import main
-from tests.clipfactory import textured_frames, write_clip
 
 
 def mask_file(path: Path, size=(41, 33)) -> Path:
