@@ -369,10 +369,11 @@ def test_per_host_delay_spaces_requests(tmp_path, site, clip):
         url = f"https://img.grepmed.com/uploads/{n}/clip{n}-original.mp4"
         site.add_file(url, clip)
         videos.append(make_video(f"{n + 1}_grepmed_covid", url, frames=30))
-    results = download_videos(videos, options(tmp_path, site, delay=0.25, workers=3, per_host=3))
+    results = download_videos(videos, options(tmp_path, site, delay=0.5, workers=3, per_host=3))
     assert [r.status for r in results] == ["mirror"] * 3
     starts = sorted(hit.time for hit in site.hits())
-    assert all(b - a >= 0.2 for a, b in zip(starts, starts[1:], strict=False))
+    # 0.1 s of slack for a loaded machine (arrival stamps, not send times); without the delay the gaps are ~0
+    assert all(b - a >= 0.4 for a, b in zip(starts, starts[1:], strict=False))
 
 
 def test_per_host_limit_holds_for_the_whole_transfer(tmp_path, site, clip):
