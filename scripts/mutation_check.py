@@ -6,7 +6,7 @@ Each mutant is a literal text replacement in one module (it must match exactly o
 applies is reported, not skipped). It is applied to a copy of the working tree in a temporary folder (the tree
 itself is never touched; ``../shared`` is linked beside the copy, read in place), and the tests named for it run
 there with ``-x``: the mutant is *killed* when they fail, *survived* when they pass. The same tests run once on the
-unmutated copy first; if they fail there, nothing is concluded. ``--slow`` adds the mutants whose tests are the slow
+unmutated copy first (once per set of tests); if they fail there, nothing is concluded. ``--slow`` adds the mutants whose tests are the slow
 end-to-end ones (kill -9 of a build). Results go in RELIABILITY.md ("Mutation check").
 """
 
@@ -139,14 +139,17 @@ def _run_tests(repo: Path, tests: tuple[str, ...], basetemp: Path) -> tuple[int,
     return code, time.monotonic() - start
 
 
-def check(mutant: Mutant, work: Path) -> tuple[str, float]:
+def check(mutant: Mutant, work: Path, baselines: dict[tuple[str, ...], int]) -> tuple[str, float]:
     """``killed``, ``survived``, ``baseline failed`` or ``does not apply`` for ``mutant``."""
+    if mutant.tests not in baselines:  # the same tests on the unmutated tree, once per set of tests
+        base = work / "baseline"
+        repo = base / "repo" if base.exists() else _copy_tree(base)
+        baselines[mutant.tests] = _run_tests(repo, mutant.tests, work / f"pt-base-{len(baselines)}")[0]
+    if baselines[mutant.tests] != 0:
+        return "baseline failed", 0.0
     folder = Path(tempfile.mkdtemp(prefix=f"{mutant.name}-", dir=work))
     try:
         repo = _copy_tree(folder)
-        code, _ = _run_tests(repo, mutant.tests, folder / "pt-base")
-        if code != 0:
-            return "baseline failed", 0.0
         module = repo / mutant.path
         text = module.read_text(encoding="utf-8")
         for old, new in mutant.edits:
@@ -172,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{m.name:34} {m.path:34} {m.promise}{' (slow)' if m.slow else ''}")
         return 0
     results = []
+    baselines: dict[tuple[str, ...], int] = {}
     with tempfile.TemporaryDirectory(prefix="covidx-mutation-") as work:
         for m in chosen:
-            outcome, seconds = check(m, Path(work))
+            outcome, seconds = check(m, Path(work), baselines)
             results.append((m, outcome))
             print(f"{outcome:16} {seconds:6.1f} s  {m.name}: {m.promise}", flush=True)
     killed = sum(outcome == "killed" for _m, outcome in results)
