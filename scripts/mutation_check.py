@@ -110,7 +110,8 @@ MUTANTS = (
              "            return None\n"),), REAL_CLEAN + ("tests/test_simrelease.py",)),
     Mutant("build-no-download-sweep", "a killed build leaves no temporary download file behind", DOWNLOAD,
            (("        sweep_leftovers((self.root, self.partial, self.archives))", "        pass"),),
-           ("tests/test_builder.py::test_a_build_killed_at_any_point_resumes_to_the_same_export",), slow=True),
+           ("tests/test_reliability.py::test_the_downloader_sweeps_what_killed_builds_left_in_its_cache",
+            "tests/test_builder.py::test_a_build_killed_at_any_point_resumes_to_the_same_export"), slow=True),
 )
 
 
