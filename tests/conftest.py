@@ -1,4 +1,5 @@
-"""Shared test fixtures. Tests read ../shared in place (read-only) and skip cleanly when it is absent."""
+"""Shared test fixtures. Tests read ../shared in place (read-only) and skip cleanly when it is absent, except under
+CI=true, where a missing ../shared or Chromium fails the run (cienv.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from cienv import pytest_runtest_makereport  # noqa: F401  (the hook: skips for missing ../shared fail under CI=true)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

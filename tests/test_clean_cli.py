@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clipfactory import textured_frames, write_clip
 from PIL import Image
 
 from processing.cli import main
-from tests.clipfactory import textured_frames, write_clip
 
 
 def mask_file(path: Path, size=(41, 33)) -> Path:
@@ -123,3 +123,88 @@ def test_pointer_policy_drop_is_the_default_and_mask_keeps_pointer_frames(tmp_pa
     with pytest.raises(SystemExit):
         main(["clean", str(clip), "--out", str(tmp_path / "x"), "--pointer-policy", "erase"])
     assert "invalid choice: 'erase'" in capsys.readouterr().err
+
+
+# ---- clean --crop auto --mask auto on real overlay clips (../shared/realdata, read in place)
+
+TRUTH = Path(__file__).resolve().parents[1] / "benchmarks" / "realclip_truth.json"
+
+
+def _written_masks(out: Path, clip_id: str) -> tuple[np.ndarray, dict[int, np.ndarray], np.ndarray | None]:
+    """The main mask, the frame masks and the field of view that clean wrote for ``clip_id`` (white = True)."""
+    folder = out / "data" / "mask"
+
+    def load(path: Path) -> np.ndarray:
+        return np.asarray(Image.open(path).convert("L")) > 127
+
+    main_mask = load(folder / f"{clip_id}_prc_convex_frame0_mask.png")
+    frames = {int(p.name.rsplit("_frame", 1)[1].split("_")[0]): load(p)
+              for p in folder.glob(f"{clip_id}_prc_convex_frame*_mask.png") if not p.name.endswith("frame0_mask.png")}
+    fov = folder / f"{clip_id}_prc_convex_fov_mask.png"
+    return main_mask, frames, load(fov) if fov.is_file() else None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", [
+    "1457933751766421505",  # one sector, blue 'B' orientation dot, depth ruler over the sector's right edge
+    "1354269183555600384",  # one sector filling the frame's width, orientation dot top left, depth ruler right
+])
+def test_clean_auto_removes_real_burned_in_marks_and_leaves_every_other_pixel_as_decoded(realdata, tmp_path, capsys,
+                                                                                        stem) -> None:
+    import cv2
+
+    from processing.pixels.clips import iter_frames
+    from processing.pixels.evaluate import load_truth, mark_pixels
+    from processing.windows import Window
+
+    clip = realdata / "videos" / f"twitter_taotepocus__{stem}.mp4"
+    if not clip.is_file():
+        pytest.skip(f"{clip} is not available")
+    clip_id = clip.stem
+    out = tmp_path / "out"
+    assert main(["clean", str(clip), "--out", str(out), "--crop", "auto", "--mask", "auto", "--max-frames", "4",
+                 "--no-videos"]) == 0
+    printed = capsys.readouterr().out
+    x, y, w, h = (int(v) for v in printed.split(" window ", 1)[1].split()[0].split(","))
+    window = Window(x, y, w, h)
+    main_mask, frame_masks, fov = _written_masks(out, clip_id)
+    fov = np.ones((h, w), bool) if fov is None else fov
+    written = {int(p.stem.rsplit("frame", 1)[1]): p
+               for p in (out / "data" / "image" / "clean").glob(f"{clip_id}_prc_convex_clean_frame*.png")}
+    assert len(written) == 4
+    truth = load_truth(TRUTH)[clip.name]
+    marks = {o.kind: o for o in truth.overlays if o.kind in ("dot", "ruler")}
+    assert set(marks) == {"dot", "ruler"}
+    checked = 0
+    for frame in iter_frames(clip):
+        if frame.index not in written:
+            continue
+        source = frame.image
+        cropped = source[window.slices()]
+        clean = np.asarray(Image.open(written[frame.index]).convert("RGB"))
+        assert clean.shape == cropped.shape
+        # the pipeline inpaints the frame's mask (its own joined with the main one) grown by a 5x5 square
+        mask = frame_masks.get(frame.index, np.zeros_like(main_mask)) | main_mask
+        grown = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        untouched = fov & ~grown
+        assert untouched.mean() > 0.5  # most of the crop is held to exact equality
+        assert np.array_equal(clean[untouched], cropped[untouched]), "a pixel outside the masks changed"
+        assert not clean[~fov].any(), "outside the field of view the clean frame is black"
+        # the hand-located marks: what stood out in their boxes of the source frame no longer does
+        gray = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY)
+        black = float(np.percentile(gray, 2))
+        placed = np.zeros_like(source)
+        placed[window.slices()] = clean
+        in_window = np.zeros(gray.shape, bool)
+        in_window[window.slices()] = True
+        for kind, overlay in marks.items():
+            before = mark_pixels(source, overlay, black) & in_window
+            after = mark_pixels(placed, overlay, black) & before
+            assert before.sum() > 300, f"{kind}: the hand-drawn box holds no mark in frame {frame.index}"
+            residue = after.sum() / before.sum()
+            # the dot is wholly gone; the ruler's box also holds the sector's edge, so a rim of tissue may stay
+            assert residue <= (0.0 if kind == "dot" else 0.15), f"{kind}: {residue:.1%} left in frame {frame.index}"
+            placed_gray = cv2.cvtColor(placed, cv2.COLOR_RGB2GRAY)
+            assert placed_gray[before].mean() < 0.3 * gray[before].mean()
+        checked += 1
+    assert checked == 4

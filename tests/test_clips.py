@@ -11,10 +11,10 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from clipfactory import flat_frames, write_clip, write_gif
 
 from processing.errors import ClipError
 from processing.pixels.clips import ClipInfo, VideoWriter, iter_frames, probe_clip
-from tests.clipfactory import flat_frames, write_clip, write_gif
 
 KINDS = ["mp4", "mov", "avi", "xvid.avi", "wmv"]
 

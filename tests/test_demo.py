@@ -113,7 +113,7 @@ def demo_run(tmp_path_factory):
     env.update(HOME=str(home), TMPDIR=str(tmp), HF_HUB_OFFLINE="1", HF_DATASETS_CACHE=str(work / "hf-datasets"))
     start = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "processing.cli", "demo", "--output", str(out), "--workdir",
-                             str(work)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+                             str(work)], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     seconds = time.monotonic() - start
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     stray = {name: _files(folder) for name, folder in (("HOME", home), ("cwd", cwd), ("TMPDIR", tmp))}
@@ -124,7 +124,7 @@ def demo_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_demo_finishes_well_under_five_minutes_and_shows_its_stages(demo_run):
-    assert demo_run["seconds"] < 300
+    assert demo_run["seconds"] < 300  # the subprocess may run for 900 s: this bound can fail
     for n, stage in enumerate(("writing the simulated release", "serving the clips", "building all six configs",
                                "counting the export"), start=1):
         assert f"[{n}/4] {stage}" in demo_run["stderr"]

@@ -45,8 +45,10 @@ def test_max_frames_is_evenly_spaced_with_first_and_last() -> None:
     assert evenly_spaced(10, 1) == (0,)
 
 
-def test_max_frames_is_deterministic() -> None:
-    assert select_frames(stamps(333, 30), max_frames=17) == select_frames(stamps(333, 30), max_frames=17)
+def test_max_frames_rounds_the_even_spread_half_up() -> None:
+    # 332 / 16 = 20.75 apart: 20.75 -> 21, 41.5 -> 42, 62.25 -> 62, 124.5 -> 125, 290.5 -> 291 ...
+    assert select_frames(stamps(333, 30), max_frames=17) == (
+        0, 21, 42, 62, 83, 104, 125, 145, 166, 187, 208, 228, 249, 270, 291, 311, 332)
 
 
 def test_rules_apply_in_order_delete_then_rate_then_cap() -> None:

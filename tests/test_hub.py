@@ -5,8 +5,13 @@ conftest.py sets HF_HUB_OFFLINE=1 for every test; the ``online`` fixture lifts i
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import datasets
 import huggingface_hub.constants
@@ -42,6 +47,9 @@ def hub(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))  # no saved login of the machine leaks in
     monkeypatch.setenv("HF_TOKEN", TOKEN)
+    # hf_xet would take the Parquet files through the Xet protocol, which the fake Hub does not speak: use LFS
+    monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_XET", True)
     with FakeHub(token=TOKEN) as fake:
         monkeypatch.setenv("HF_ENDPOINT", fake.url)
         yield fake
@@ -64,6 +72,15 @@ def test_push_creates_a_private_repo_and_uploads_the_folder(hub, export_dir):
     assert result.files == tuple(_uploaded(hub))
     create = next(r for r in hub.requests if r.path == "/api/repos/create")
     assert b'"visibility":"private"' in create.body.replace(b" ", b"")
+    # the Parquet shard went the LFS way, as on the real Hub: batch, PUT of the object, verify, lfsFile in the commit
+    shard = (export_dir / "frames-4class" / "train-00000-of-00001.parquet").read_bytes()
+    oid = hashlib.sha256(shard).hexdigest()
+    assert ("PUT", f"/lfs-objects/{oid}") in [(r.method, r.path) for r in hub.requests]
+    assert ("POST", "/lfs-verify") in [(r.method, r.path) for r in hub.requests]
+    commit = next(r for r in hub.requests if "/commit/" in r.path)
+    lines = [json.loads(line) for line in commit.body.decode().splitlines() if line.strip()]
+    assert {(item["key"], item["value"].get("path")) for item in lines if item["key"] != "header"} == {
+        ("file", "README.md"), ("lfsFile", "frames-4class/train-00000-of-00001.parquet")}
 
 
 def test_an_existing_public_repo_is_made_private_before_any_upload(hub, export_dir):
@@ -91,6 +108,22 @@ def test_a_repo_that_stays_public_gets_nothing_uploaded(hub, export_dir):
     assert not any("/commit/" in r.path for r in hub.requests)
 
 
+def test_a_repo_turned_public_during_the_upload_is_reported(hub, export_dir):
+    hub.public_on_commit = True
+    with pytest.raises(HubError, match=r"^tester/covidx-us is public after the upload; wanted private$"):
+        push_folder("tester/covidx-us", export_dir)
+    assert hub.repo("tester/covidx-us").files  # the upload happened; the check after it caught the change
+
+
+def test_cli_push_to_a_repo_turned_public_fails_in_one_line(hub, export_dir, capsys):
+    hub.public_on_commit = True
+    assert cli.main(["push", "tester/covidx-us", "--output", str(export_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == ("covidx-us push: error: tester/covidx-us is public after the upload; "
+                                            "wanted private")
+    assert "Traceback" not in err
+
+
 def test_a_bare_name_goes_to_the_users_namespace(hub, export_dir):
     result = push_folder("covidx-us", export_dir)
     assert result.repo_id == "tester/covidx-us" and hub.repo("tester/covidx-us").private
@@ -107,6 +140,23 @@ def test_a_wrong_token_error_does_not_show_the_token(hub, export_dir):
     with pytest.raises(HubError) as err:
         push_folder("tester/covidx-us", export_dir, token="hf_WrongTokenAlsoSecret999")
     assert "hf_WrongTokenAlsoSecret999" not in str(err.value) and "401" in str(err.value)
+    assert "'Bearer ***'" in str(err.value)  # the fake Hub did echo it: the scrubbing removed it
+
+
+@pytest.mark.parametrize("route,status", [("create", 403), ("settings", 403), ("lfs-batch", 403), ("commit", 500)])
+def test_hub_errors_echoing_the_token_do_not_show_it(hub, export_dir, caplog, route, status):
+    if route == "settings":  # asked only for an existing repo of the other visibility
+        hub.add_repo("tester/covidx-us", private=False)
+    hub.faults[route] = status
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(HubError) as err:
+        push_folder("tester/covidx-us", export_dir)
+    text = str(err.value)
+    assert str(status) in text and "'Bearer ***'" in text and TOKEN not in text
+    assert TOKEN not in repr(err.value.args)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("came with 'Bearer ***'" in m for m in messages)  # the echoed header reached the logs, redacted
+    assert not any(TOKEN in m for m in messages)
 
 
 def test_a_folder_that_is_not_an_export_is_refused(hub, tmp_path):
@@ -136,6 +186,31 @@ def test_cli_push_never_shows_or_writes_the_token(hub, export_dir, tmp_path, cap
             assert TOKEN.encode() not in open(os.path.join(root, name), "rb").read(), name
     for data in hub.repo("tester/covidx-us").files.values():
         assert TOKEN.encode() not in data
+
+
+def test_cli_push_in_its_own_process_never_prints_or_writes_the_token(hub, export_dir, tmp_path):
+    """huggingface_hub has its own stderr handler: only a real process shows what reaches the terminal."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COVIDX_US_PROGRESS": "0"}
+    work = tmp_path / "cwd"
+    work.mkdir()
+
+    def push(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "processing.cli", "-v", "push", "tester/covidx-us", "--output",
+                               str(export_dir), *extra], cwd=work, env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    ok = push()
+    hub.faults["commit"] = 500
+    failed = push()
+    for run, code in ((ok, 0), (failed, 2)):
+        assert run.returncode == code, run.stderr[-2000:]
+        assert TOKEN not in run.stdout + run.stderr
+        assert "came with 'Bearer ***'" in run.stderr  # the echo was logged, redacted
+    assert "500" in failed.stderr.strip().splitlines()[-1] or "500" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
 
 
 @pytest.mark.live

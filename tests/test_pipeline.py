@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from clipfactory import textured_frames, write_clip, write_gif
 from PIL import Image
 
 from processing.errors import ClipError, CovidxError, InvalidChoiceError
@@ -22,7 +23,6 @@ from processing.pixels.pipeline import (
 )
 from processing.release.catalogue import CropRule, MaskPlan
 from processing.windows import Window
-from tests.clipfactory import textured_frames, write_clip, write_gif
 
 WINDOW = Window(2, 2, 41, 33)  # odd size on purpose
 

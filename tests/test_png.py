@@ -57,9 +57,13 @@ def test_the_stream_holds_up_filtered_rows_and_the_header_the_size() -> None:
     assert data.endswith(b"IEND\xaeB`\x82")
 
 
-def test_the_same_pixels_give_the_same_bytes() -> None:
+def test_the_same_pixels_give_the_same_bytes_whatever_their_memory_layout() -> None:
     image = np.random.default_rng(3).integers(0, 256, (40, 30, 3), dtype=np.uint8)
-    assert encode_png(image) == encode_png(image.copy())
+    bigger = np.zeros((80, 90, 3), np.uint8)
+    bigger[::2, ::3] = image
+    strided = bigger[::2, ::3]  # the same pixels, not contiguous
+    assert not strided.flags.c_contiguous and np.array_equal(strided, image)
+    assert encode_png(image) == encode_png(strided) == encode_png(np.asfortranarray(image))
 
 
 @pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4, 4), np.uint8),

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from clipfactory import flat_frames, write_clip
 from PIL import Image
 
 from processing.pixels.clips import forget_probes, iter_frames, probe_clip, write_video
 from processing.pixels.inpaint import inpaint
 from processing.pixels.pipeline import ClipPlan, ProcessingOptions, process_clip
 from processing.windows import Window
-from tests.clipfactory import flat_frames, write_clip
 
 
 def test_a_second_probe_of_an_unchanged_clip_is_remembered(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_memory_does_not_grow_with_the_clip_length(tmp_path: Path) -> None:
     import gc
     import tracemalloc
 
-    from tests.clipfactory import textured_frames
+    from clipfactory import textured_frames
 
     width, height = 320, 240
     mask = np.zeros((height, width), np.uint8)

@@ -11,12 +11,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from clipfactory import textured_frames, write_clip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_catalogue import MINIMAL, write_minimal
 
 from processing.cli import main
-from tests.clipfactory import textured_frames, write_clip
-from tests.test_catalogue import MINIMAL, write_minimal
 
 # database=None: no .hypothesis/ folder in the working tree (the examples are drawn afresh each run).
 SETTINGS = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
+from clipfactory import textured_frames, write_clip
+from test_catalogue import MINIMAL, write_minimal
 
 from processing.cli import main
 from processing.errors import ReleaseError
 from processing.fileutil import sweep_leftovers, temp_prefix
 from processing.release.catalogue import load_catalogue
-from tests.clipfactory import textured_frames, write_clip
-from tests.test_catalogue import MINIMAL, write_minimal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -309,9 +309,10 @@ def test_a_build_looks_for_a_missing_video_once_across_its_configs(tmp_path):
 
 
 def test_a_full_disk_while_downloading_stops_the_run_instead_of_calling_the_video_missing(tmp_path, small_disk):
+    from download_support import make_video, write_mp4
+
     from processing.demo.testsite import LoopbackSite
     from processing.sources.download import DownloadOptions, download_videos
-    from tests.download_support import make_video, write_mp4
 
     url = "https://img.grepmed.com/uploads/7579/blines-lung-pulmonary-viral-pocus-original.mp4"
     clip = write_mp4(tmp_path / "clip.mp4", width=320, height=240, frames=40)

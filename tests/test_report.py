@@ -24,6 +24,7 @@ from PIL import Image
 from processing import cli
 from processing.build.splits import assign_splits
 from processing.demo.simrelease import write_simulated_release
+from processing.errors import CovidxError
 from processing.pixels.clips import probe_clip
 from processing.pixels.pipeline import ProcessingOptions, plan_for_video, process_clip
 from processing.release.catalogue import load_catalogue
@@ -178,9 +179,9 @@ def test_chart_rows_stack_by_split_missing_and_videos_the_config_drops():
 
 
 def test_options_are_validated():
-    with pytest.raises(Exception, match="thumb_size"):
+    with pytest.raises(CovidxError, match="thumb_size"):
         ReportOptions(thumb_size=4)
-    with pytest.raises(Exception, match="max_videos"):
+    with pytest.raises(CovidxError, match="max_videos"):
         ReportOptions(max_videos=-1)
 
 
@@ -288,7 +289,9 @@ def test_report_states_the_release_provenance_and_parameters(report):
     _, page, record = report
     assert "not the official COVIDx-US release" in page
     assert record["release"]["release_dir"] in page and "max_frames" in page
-    assert "frames-3class: " in _card(page, "1_butterfly_covid") or "frames-3class" in page
+    entry = next(v for v in record["videos"] if v["id"] == "1_butterfly_covid")
+    card = _card(page, "1_butterfly_covid")
+    assert entry["split"] and all(f"{config}: {split}" in card for config, split in entry["split"].items())
 
 
 def test_max_videos_limits_the_thumbnails_not_the_listing(build, tmp_path):

@@ -262,11 +262,17 @@ def test_pipeline_removes_the_truth_overlays_and_keeps_far_ultrasound_pixels(rel
     pipeline = pytest.importorskip("processing.pixels.pipeline")
     clips = pytest.importorskip("processing.pixels.clips")
     cat = catalogue.load_catalogue("1.4", release.release_dir, custom=True)
+    from processing.pixels.masks import MaskSet
+
     options = pipeline.ProcessingOptions(write_videos=False)
+    masks, whites = {}, 0
     for video in cat:
         info = clips.probe_clip(release.clips[video.id])
         plan = pipeline.plan_for_video(video, release.release_dir / "data" / "mask", options, info)
         record = pipeline.process_clip(release.clips[video.id], plan, tmp_path, options)
+        size = (plan.window.w, plan.window.h) if plan.window else (info.width, info.height)
+        masks[video.id] = MaskSet(release.clips[video.id], size, plan.main_mask, plan.frame_masks, plan.tight,
+                                  fov_mask=plan.fov_mask)
         truth = release.load_truth(video.id)
         win = truth.fov_window
         near = truth.dilated(7)
@@ -275,11 +281,22 @@ def test_pipeline_removes_the_truth_overlays_and_keeps_far_ultrasound_pixels(rel
             image = cv2.cvtColor(cv2.imread(str(frame.path)), cv2.COLOR_BGR2RGB).astype(int)
             h, w = image.shape[:2]
             overlay = truth.overlay_masks[frame.index][win.slices()][:h, :w]
+            before = original[frame.index][win.slices()][:h, :w].astype(int)
             chroma = image.max(axis=-1) - image.min(axis=-1)
             assert not (chroma[overlay] > 40).any(), f"{video.id} frame {frame.index}: a coloured overlay is left"
+            # white text, ruler and marker: drawn in pure white; what was near-white on them is no longer
+            white_before = (before.min(axis=-1) >= 200) & overlay
+            white_after = (image.min(axis=-1) >= 200) & white_before
+            assert white_after.sum() <= 0.01 * max(1, white_before.sum()), f"{video.id} frame {frame.index}: white left"
+            whites += int(white_before.sum())
+            # far from every overlay and outside the masks the pipeline inpainted, the pixels are the decoded ones
+            used = masks[video.id].for_frame(frame.index)
             far = ~near[frame.index][win.slices()][:h, :w] & truth.fov_mask[win.slices()][:h, :w]
-            before = original[frame.index][win.slices()][:h, :w].astype(int)
-            assert np.abs(image[far] - before[far]).mean() < 1.0, f"{video.id} frame {frame.index}"
+            if used is not None:
+                assert (far & used).sum() <= 0.05 * far.sum()  # the masks stay near the overlays
+                far &= ~used
+            assert np.array_equal(image[far], before[far]), f"{video.id} frame {frame.index}"
+    assert whites > 1000  # the release drew white overlays inside the crops: the check above saw them
 
 
 @pytest.mark.parametrize("scale,frames", [(0.5, 0.5), (0.25, 0.1), (0.5, 0.3), (1.0, 0.7), (2.0, 1.5), (1.0, 3.0)])

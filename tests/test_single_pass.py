@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from clipfactory import flat_frames, textured_frames, write_clip, write_gif
 from PIL import Image
 
 from processing.errors import ClipError, CovidxError
@@ -19,7 +20,6 @@ from processing.pixels.clips import ClipHeader, FrameReader, forget_probes, prob
 from processing.pixels.frames import StreamSelector, select_frames
 from processing.pixels.pipeline import ClipPlan, ProcessingOptions, clip_for_plan, process_clip
 from processing.windows import Window
-from tests.clipfactory import flat_frames, textured_frames, write_clip, write_gif
 
 WINDOW = Window(2, 2, 41, 33)
 

@@ -65,9 +65,16 @@ class _Redact(logging.Filter):
         return True
 
 
+def _all_handlers() -> list[logging.Handler]:
+    """Every handler of every logger: libraries have their own (huggingface_hub prints to stderr by itself)."""
+    loggers = [logging.getLogger(), *(item for item in list(logging.root.manager.loggerDict.values())
+                                      if isinstance(item, logging.Logger))]
+    return list({id(h): h for logger in loggers for h in logger.handlers}.values())
+
+
 @contextlib.contextmanager
 def _redacted_logs(secret: str) -> Iterator[None]:
-    handlers = list(logging.getLogger().handlers)
+    handlers = _all_handlers()
     redact = _Redact(secret)
     for handler in handlers:
         handler.addFilter(redact)
