@@ -75,7 +75,7 @@ def test_crop_and_mask_auto_use_the_detector(tmp_path: Path, capsys) -> None:
     assert len(frames) == 8
     h, w = np.asarray(Image.open(frames[0])).shape[:2]
     assert abs(w - spec.window.w) <= 2 and abs(h - spec.window.h) <= 2  # the detector found the simulated field
-    assert list((out / "data" / "mask").glob("sim_prc_*_frame0_mask.png"))
+    assert list((out / "data" / "mask").glob("sim_prc_*_main_mask.png"))
 
 
 def _pointer_clip(tmp_path: Path):
@@ -127,6 +127,33 @@ def test_pointer_policy_drop_is_the_default_and_mask_keeps_pointer_frames(tmp_pa
 
 # ---- clean --crop auto --mask auto on real overlay clips (../shared/realdata, read in place)
 
+def test_a_pointer_on_frame_0_does_not_replace_the_main_mask(tmp_path: Path, capsys, monkeypatch) -> None:
+    # The main mask and frame 0's own mask (main | pointer) are two files: frame 0's pointer must not be inpainted
+    # on every frame.
+    import dataclasses
+
+    simulate = pytest.importorskip("processing.demo.simulate")
+    autodetect = pytest.importorskip("processing.pixels.autodetect")
+    simulate.write_clip(simulate.ClipSpec(width=160, height=120, num_frames=8), tmp_path / "p0.mp4")
+    real = autodetect.detect_clip
+
+    def with_pointer_on_frame_0(*args, **kwargs):
+        detection = real(*args, **kwargs)
+        pointer = np.zeros_like(detection.main_mask)
+        pointer[40:50, 40:50] = True
+        return dataclasses.replace(detection, frame_masks={0: detection.main_mask | pointer})
+
+    monkeypatch.setattr(autodetect, "detect_clip", with_pointer_on_frame_0)
+    out = tmp_path / "out"
+    code = main(["clean", str(tmp_path / "p0.mp4"), "--out", str(out), "--crop", "auto", "--mask", "auto",
+                 "--no-videos", "--pointer-policy", "mask"])
+    assert code == 0, capsys.readouterr().err
+    folder = out / "data" / "mask"
+    main_mask = np.asarray(Image.open(next(folder.glob("p0_prc_*_main_mask.png")))) > 127
+    own = np.asarray(Image.open(next(folder.glob("p0_prc_*_frame0_mask.png")))) > 127
+    assert own[40:50, 40:50].all() and not main_mask[40:50, 40:50].any()
+
+
 TRUTH = Path(__file__).resolve().parents[1] / "benchmarks" / "realclip_truth.json"
 
 
@@ -137,9 +164,9 @@ def _written_masks(out: Path, clip_id: str) -> tuple[np.ndarray, dict[int, np.nd
     def load(path: Path) -> np.ndarray:
         return np.asarray(Image.open(path).convert("L")) > 127
 
-    main_mask = load(folder / f"{clip_id}_prc_convex_frame0_mask.png")
+    main_mask = load(folder / f"{clip_id}_prc_convex_main_mask.png")
     frames = {int(p.name.rsplit("_frame", 1)[1].split("_")[0]): load(p)
-              for p in folder.glob(f"{clip_id}_prc_convex_frame*_mask.png") if not p.name.endswith("frame0_mask.png")}
+              for p in folder.glob(f"{clip_id}_prc_convex_frame*_mask.png")}
     fov = folder / f"{clip_id}_prc_convex_fov_mask.png"
     return main_mask, frames, load(fov) if fov.is_file() else None
 

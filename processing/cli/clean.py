@@ -119,7 +119,8 @@ def plan_and_detection(path: Path, args: argparse.Namespace) -> tuple[ClipPlan, 
             if args.crop != "auto":
                 raise CovidxError("--mask auto needs --crop auto (detected masks are drawn on the detected window)")
             folder = Path(args.out) / "data" / "mask"
-            main_mask = _save_mask(detection.main_mask, folder / f"{clip_id}_prc_{probe}_frame0_mask.png")
+            # the main mask has a name of its own: a pointer mask of frame 0 must not replace it
+            main_mask = _save_mask(detection.main_mask, folder / f"{clip_id}_prc_{probe}_main_mask.png")
             for index, mask in detection.frame_masks.items():
                 frame_masks[index] = _save_mask(mask, folder / f"{clip_id}_prc_{probe}_frame{index}_mask.png")
             deleted += tuple((i, i) for i in detection.dropped_frames)
