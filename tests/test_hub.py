@@ -80,7 +80,7 @@ def test_push_creates_a_private_repo_and_uploads_the_folder(hub, export_dir):
     commit = next(r for r in hub.requests if "/commit/" in r.path)
     lines = [json.loads(line) for line in commit.body.decode().splitlines() if line.strip()]
     assert {(item["key"], item["value"].get("path")) for item in lines if item["key"] != "header"} == {
-        ("file", "README.md"), ("lfsFile", "frames-4class/train-00000-of-00001.parquet")}
+        ("file", "README.md"), ("file", "croissant.json"), ("lfsFile", "frames-4class/train-00000-of-00001.parquet")}
 
 
 def test_an_existing_public_repo_is_made_private_before_any_upload(hub, export_dir):

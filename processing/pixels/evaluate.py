@@ -147,7 +147,12 @@ class ClipScore:
     good_dropped: float
 
     def as_row(self) -> dict[str, object]:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        """JSON-ready: floats rounded, numpy scalars as Python numbers."""
+        out: dict[str, object] = {}
+        for key, value in self.__dict__.items():
+            value = value.item() if hasattr(value, "item") else value
+            out[key] = round(value, 4) if isinstance(value, float) else value
+        return out
 
 
 def _tophat(gray: np.ndarray) -> np.ndarray:
