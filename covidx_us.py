@@ -55,17 +55,26 @@ from typing import Any
 import datasets
 
 from processing.build.splits import SCHEMES, assign_splits, split_names
-from processing.errors import ClipError, CovidxError, DownloadError, InvalidChoiceError, check_choice
+from processing.errors import (
+    ClipError,
+    CovidxError,
+    DownloadError,
+    InvalidChoiceError,
+    check_choice,
+    check_int,
+    check_mirror,
+    check_number,
+)
 from processing.fileutil import atomic_write, json_digest
 from processing.progress import progress
 from processing.project import data_path
 from processing.vocabulary import (
+    CITATION,
     CLASSES,
     CONFIG_NAMES,
     CROP_MODES,
     IMAGE_FORMATS,
     INPAINT_METHODS,
-    KINDS,  # noqa: F401
     MASK_MODES,
     POINTER_POLICIES,
     PROBES,
@@ -92,12 +101,6 @@ _DESCRIPTION = (
     "cropped to the ultrasound sector and cleaned of overlays by inpainting."
 )
 _HOMEPAGE = "https://github.com/nrc-cnrc/COVID-US"
-_CITATION = """@article{ebadi2021covidxus,
-  title   = {{COVIDx-US} -- An Open-Access Benchmark Dataset of Ultrasound Imaging Data for {AI}-Driven {COVID-19} Analytics},
-  author  = {Ebadi, Ashkan and Xi, Pengcheng and MacLean, Alexander and Tremblay, St{\\'e}phane and Kohli, Sonny and Wong, Alexander},
-  journal = {arXiv preprint arXiv:2103.10003},
-  year    = {2021}
-}"""
 
 
 class ExpectedCountsError(CovidxError):
@@ -198,31 +201,19 @@ class CovidxUSConfig(datasets.BuilderConfig):
         if isinstance(self.mask_dirs, str | os.PathLike):
             set_(self, "mask_dirs", (self.mask_dirs,))
         set_(self, "mask_dirs", tuple(str(d) for d in self.mask_dirs))
-        if self.num_proc is not None and (isinstance(self.num_proc, bool) or not isinstance(self.num_proc, int)
-                                          or self.num_proc < 1):
-            raise CovidxError(f"invalid num_proc {self.num_proc!r}; valid values: a positive integer or None "
-                              "(every core)")
+        check_int("num_proc", self.num_proc, minimum=1, none="every core")
         split_names(self.split, self.num_folds, self.fold)  # validates num_folds and fold
-        if self.max_frames is not None and (isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int)
-                                            or self.max_frames < 1):
-            raise CovidxError(f"invalid max_frames {self.max_frames!r}; valid values: a positive integer or None")
-        if self.sample_hz is not None and not (isinstance(self.sample_hz, int | float) and self.sample_hz > 0):
-            raise CovidxError(f"invalid sample_hz {self.sample_hz!r}; valid values: a positive number or None")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise CovidxError(f"invalid seed {self.seed!r}; valid values: an integer")
+        check_int("max_frames", self.max_frames, minimum=1, none="every frame")
+        check_number("sample_hz", self.sample_hz, positive=True, none="every frame")
+        check_int("seed", self.seed)
         if self.custom_release and not self.release_dir:
             raise CovidxError("custom_release needs release_dir: the folder holding your release files")
-        if not self.download_delay >= 0:
-            raise CovidxError(f"invalid download_delay {self.download_delay!r}; valid values: a number >= 0")
-        if not self.download_timeout > 0:
-            raise CovidxError(f"invalid download_timeout {self.download_timeout!r}; valid values: a number > 0")
-        if isinstance(self.download_retries, bool) or not isinstance(self.download_retries, int) \
-                or self.download_retries < 0:
-            raise CovidxError(f"invalid download_retries {self.download_retries!r}; valid values: an integer >= 0")
-        for prefix in self.mirrors if not isinstance(self.mirrors, str) else (self.mirrors,):
-            if not str(prefix).startswith(("http://", "https://")):
-                raise CovidxError(f"invalid mirror {prefix!r}; valid values: http(s) URL prefixes")
+        check_number("download_delay", self.download_delay, minimum=0)
+        check_number("download_timeout", self.download_timeout, positive=True)
+        check_int("download_retries", self.download_retries, minimum=0)
         set_(self, "mirrors", (self.mirrors,) if isinstance(self.mirrors, str) else tuple(self.mirrors))
+        for prefix in self.mirrors:
+            check_mirror(prefix)
         for path_field in ("release_dir", "work_dir", "data_dir", "copy_registry"):
             if getattr(self, path_field) is not None:
                 set_(self, path_field, str(getattr(self, path_field)))
@@ -387,7 +378,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(description=_DESCRIPTION, features=features_for(self.config.name),
-                                    homepage=_HOMEPAGE, citation=_CITATION)
+                                    homepage=_HOMEPAGE, citation=CITATION)
 
     # -- catalogue -> download -> processing
 

@@ -44,11 +44,9 @@ from PIL import Image
 
 from processing.errors import ClipError, CovidxError, check_choice
 from processing.fileutil import atomic_write
+from processing.vocabulary import CLASSES, CONTAINERS, PROBES
 from processing.windows import Window
 
-PROBES = ("convex", "linear")
-CLASSES = ("covid", "pneumonia", "normal", "other")
-CONTAINERS = ("mp4", "gif", "avi", "mov", "wmv")
 OVERLAYS = ("ruler", "text", "logo", "marker")
 LOGO_COLORS = {"green": (0, 200, 0), "orange": (255, 140, 0), "red": (230, 20, 20)}
 POINTER_COLOR = (255, 230, 0)  # yellow: coloured where the ultrasound is grey

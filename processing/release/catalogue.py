@@ -43,7 +43,15 @@ from typing import Literal
 from processing.errors import ReleaseError, check_choice
 from processing.fileutil import path_problem, read_csv_text
 from processing.release import files as _release
-from processing.vocabulary import CLASSES, PROBES, SOURCES, TASKS, VERSIONS  # noqa: F401  (the release's words)
+from processing.vocabulary import (  # noqa: F401  (the release's words)
+    CLASSES,
+    LICENCE_NOT_STATED,
+    PROBES,
+    SOURCE_INFO,
+    SOURCES,
+    TASKS,
+    VERSIONS,
+)
 from processing.windows import Window
 
 log = logging.getLogger(__name__)
@@ -58,9 +66,6 @@ CLINICAL_FLAGS = (
     "distress", "asymptomatic", "a_line", "b_line", "consolidation", "irreg_pleural_line", "air_bronchogram",
     "pleural_effusion",
 )
-# Licences the upstream README states per source; the CSV's own `license` column wins when filled.
-SOURCE_LICENCES = {"pocusatlas": "CC BY-NC 4.0", "litfl": "CC BY-NC-SA 4.0", "radio": "CC BY-NC-SA 3.0"}
-LICENCE_NOT_STATED = "not stated"
 
 VIDEO_METADATA = "utils/video_metadata.csv"
 CROPPING_METADATA = "utils/video_cropping_metadata.csv"
@@ -695,7 +700,7 @@ def parse_release(root: Path, *, official: bool, errata: tuple[Erratum, ...] | N
             id=vid, number=d["number"], source=d["source"], label=d["label"], probe=d["probe"],
             filetype=d["filetype"], url=row["url"], filename=row["filename"], version_added=d["version"],
             body_region=body.lower() or "unknown", patient_id=patient, case_no=case, luss=score, clinical=flags,
-            licence=row.get("license") or SOURCE_LICENCES.get(d["source"], LICENCE_NOT_STATED),
+            licence=row.get("license") or SOURCE_INFO[d["source"]].licence,
             link=row.get("link") or row.get("paper_link") or row.get("paper_doi") or "",
             crop_rule=rule, crop_window=window, crop_size=crop_size, artifacts=artifacts, masks=plan,
             expected=expected,

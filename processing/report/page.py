@@ -38,15 +38,13 @@ from processing.errors import CovidxError
 from processing.fileutil import atomic_write
 from processing.hub.export import split_warnings
 from processing.progress import progress
-from processing.release.catalogue import CLASSES, PROBES, SOURCES
-from processing.vocabulary import TASKS
+from processing.vocabulary import CLASSES, DOWNLOAD_STATUSES, PROBES, SOURCES, TASKS
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # the build record format this module reads
 RECORD_NAME = "build_record.json"
 REPORT_DIR = "report"
-STATUSES = ("ok", "mirror", "manual", "copy", "missing")
 WINDOW_COLOR = (255, 214, 0)  # crop window outline (amber)
 MASK_COLOR = (255, 0, 200)  # mask tint (magenta: absent from grey-scale ultrasound)
 MASK_ALPHA = 0.55
@@ -210,7 +208,7 @@ def _color(name: str, order: Sequence[str]) -> str:
     """Fixed colours for missing / not-in-config and for download statuses; palette colours by position otherwise."""
     if name in FIXED_COLORS:
         return FIXED_COLORS[name]
-    if set(order) <= set(STATUSES):
+    if set(order) <= set(DOWNLOAD_STATUSES):
         return STATUS_COLORS[name]
     plain = [s for s in order if s not in FIXED_COLORS]
     return PALETTE[plain.index(name) % len(PALETTE)]
@@ -442,7 +440,7 @@ def _link(url: object) -> str:
 
 
 def _badge(status: str) -> str:
-    return f'<span class="badge {_e(status) if status in STATUSES else "missing"}">{_e(status)}</span>'
+    return f'<span class="badge {_e(status) if status in DOWNLOAD_STATUSES else "missing"}">{_e(status)}</span>'
 
 
 def _primary_config(record: Mapping[str, Any]) -> str | None:
@@ -529,9 +527,9 @@ def _charts(record: Mapping[str, Any]) -> str:
         rows, segments = chart_rows(videos, attr, config, order)
         figures.append((title + stacked, bar_chart_svg(title, rows, segments)))
     status = Counter((v.get("download") or {}).get("status") or "missing" for v in videos)
-    status_rows = {s: {s: status[s]} for s in _ordered(status, STATUSES)}
+    status_rows = {s: {s: status[s]} for s in _ordered(status, DOWNLOAD_STATUSES)}
     figures.append(("Videos by download status", bar_chart_svg("Videos by download status", status_rows,
-                                                               _ordered(status, STATUSES))))
+                                                               _ordered(status, DOWNLOAD_STATUSES))))
     splits = _split_rows(record)
     split_names = _ordered({s for c in splits.values() for s in c}, ("train", "validation", "test"))
     figures.append(("Videos per split, by config", bar_chart_svg("Videos per split, by config", splits, split_names)))

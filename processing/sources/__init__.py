@@ -39,7 +39,7 @@ from processing.errors import DownloadError, check_choice
 if TYPE_CHECKING:
     from processing.release.catalogue import Video
 
-KINDS = ("media", "page", "archive", "ytdlp")
+CANDIDATE_KINDS = ("media", "page", "archive", "ytdlp")
 
 #: Sent where a site refuses non-browser clients (UF, publishers, Clarius).
 BROWSER_USER_AGENT = (
@@ -61,7 +61,7 @@ class Candidate:
     member: str | None = None
 
     def __post_init__(self) -> None:
-        check_choice("candidate kind", self.kind, KINDS)
+        check_choice("candidate kind", self.kind, CANDIDATE_KINDS)
         if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
             raise DownloadError(f"candidate URL must be http(s): {self.url!r}")
 
