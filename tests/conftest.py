@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["site_fixtures"]  # simulated_site(scale, frames): tests/site_fixtures.py
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 REFERENCE_RELEASE = SHARED / "reference" / "covidx_us"
