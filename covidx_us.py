@@ -50,22 +50,31 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import datasets
 
 from processing.build.splits import SCHEMES, assign_splits, split_names
-from processing.errors import ClipError, CovidxError, DownloadError, InvalidChoiceError, check_choice
+from processing.errors import (
+    ClipError,
+    CovidxError,
+    DownloadError,
+    InvalidChoiceError,
+    check_choice,
+    check_int,
+    check_mirror,
+    check_number,
+)
 from processing.fileutil import atomic_write, json_digest
 from processing.progress import progress
 from processing.project import data_path
 from processing.vocabulary import (
+    CITATION,
     CLASSES,
     CONFIG_NAMES,
     CROP_MODES,
     IMAGE_FORMATS,
     INPAINT_METHODS,
-    KINDS,  # noqa: F401
     MASK_MODES,
     POINTER_POLICIES,
     PROBES,
@@ -73,6 +82,11 @@ from processing.vocabulary import (
     TASKS,
     VERSIONS,
 )
+
+if TYPE_CHECKING:
+    from processing.build.processed import ClipJob
+    from processing.release.catalogue import Catalogue, Video
+    from processing.sources.download import DownloadResult
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +106,6 @@ _DESCRIPTION = (
     "cropped to the ultrasound sector and cleaned of overlays by inpainting."
 )
 _HOMEPAGE = "https://github.com/nrc-cnrc/COVID-US"
-_CITATION = """@article{ebadi2021covidxus,
-  title   = {{COVIDx-US} -- An Open-Access Benchmark Dataset of Ultrasound Imaging Data for {AI}-Driven {COVID-19} Analytics},
-  author  = {Ebadi, Ashkan and Xi, Pengcheng and MacLean, Alexander and Tremblay, St{\\'e}phane and Kohli, Sonny and Wong, Alexander},
-  journal = {arXiv preprint arXiv:2103.10003},
-  year    = {2021}
-}"""
 
 
 class ExpectedCountsError(CovidxError):
@@ -198,31 +206,19 @@ class CovidxUSConfig(datasets.BuilderConfig):
         if isinstance(self.mask_dirs, str | os.PathLike):
             set_(self, "mask_dirs", (self.mask_dirs,))
         set_(self, "mask_dirs", tuple(str(d) for d in self.mask_dirs))
-        if self.num_proc is not None and (isinstance(self.num_proc, bool) or not isinstance(self.num_proc, int)
-                                          or self.num_proc < 1):
-            raise CovidxError(f"invalid num_proc {self.num_proc!r}; valid values: a positive integer or None "
-                              "(every core)")
+        check_int("num_proc", self.num_proc, minimum=1, none="every core")
         split_names(self.split, self.num_folds, self.fold)  # validates num_folds and fold
-        if self.max_frames is not None and (isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int)
-                                            or self.max_frames < 1):
-            raise CovidxError(f"invalid max_frames {self.max_frames!r}; valid values: a positive integer or None")
-        if self.sample_hz is not None and not (isinstance(self.sample_hz, int | float) and self.sample_hz > 0):
-            raise CovidxError(f"invalid sample_hz {self.sample_hz!r}; valid values: a positive number or None")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise CovidxError(f"invalid seed {self.seed!r}; valid values: an integer")
+        check_int("max_frames", self.max_frames, minimum=1, none="every frame")
+        check_number("sample_hz", self.sample_hz, positive=True, none="every frame")
+        check_int("seed", self.seed)
         if self.custom_release and not self.release_dir:
             raise CovidxError("custom_release needs release_dir: the folder holding your release files")
-        if not self.download_delay >= 0:
-            raise CovidxError(f"invalid download_delay {self.download_delay!r}; valid values: a number >= 0")
-        if not self.download_timeout > 0:
-            raise CovidxError(f"invalid download_timeout {self.download_timeout!r}; valid values: a number > 0")
-        if isinstance(self.download_retries, bool) or not isinstance(self.download_retries, int) \
-                or self.download_retries < 0:
-            raise CovidxError(f"invalid download_retries {self.download_retries!r}; valid values: an integer >= 0")
-        for prefix in self.mirrors if not isinstance(self.mirrors, str) else (self.mirrors,):
-            if not str(prefix).startswith(("http://", "https://")):
-                raise CovidxError(f"invalid mirror {prefix!r}; valid values: http(s) URL prefixes")
+        check_number("download_delay", self.download_delay, minimum=0)
+        check_number("download_timeout", self.download_timeout, positive=True)
+        check_int("download_retries", self.download_retries, minimum=0)
         set_(self, "mirrors", (self.mirrors,) if isinstance(self.mirrors, str) else tuple(self.mirrors))
+        for prefix in self.mirrors:
+            check_mirror(prefix)
         for path_field in ("release_dir", "work_dir", "data_dir", "copy_registry"):
             if getattr(self, path_field) is not None:
                 set_(self, path_field, str(getattr(self, path_field)))
@@ -345,6 +341,90 @@ def _media(name: str, data: bytes) -> dict[str, Any]:
     return {"bytes": data, "path": None if os.path.exists(name) else name}
 
 
+def check_counts(config: CovidxUSConfig, video_counts: Mapping[str, int],
+                 missing: Mapping[str, str] | tuple[str, ...] = ()) -> tuple[str, ...]:
+    """How the videos per split differ from dataset_infos.json (() when equal, or when it is absent).
+
+    Raises :class:`ExpectedCountsError` when they differ in a default build with nothing missing
+    (:meth:`CovidxUSConfig.counts_are_checked`); other builds only return the differences (covidx-us build says
+    them once for every config it built).
+    """
+    expected = load_expected().get(config.name, {}) if DATASET_INFOS_PATH.is_file() else {}
+    diff = compare_counts(expected, video_counts)
+    if diff and config.counts_are_checked() and not missing:
+        raise ExpectedCountsError(f"{config.name}: the build differs from dataset_infos.json: {'; '.join(diff)}")
+    if diff:
+        log.debug("%s: non-default parameters, split sizes differ from dataset_infos.json: %s", config.name,
+                  "; ".join(diff))
+    return tuple(diff)
+
+
+def _stop_or_warn(config: CovidxUSConfig, missing: Mapping[str, str], total: int, hint: str) -> None:
+    """Videos could not be had: stop before anything is exported, or (allow_missing) say which are left out."""
+    listing = "; ".join(f"{vid} ({reason})" for vid, reason in missing.items())
+    if not config.allow_missing:
+        raise DownloadError(f"{len(missing)} of {total} videos could not be had: {listing}. "
+                            + (f"{hint}. " if hint else "")
+                            + "Nothing was exported; fix the sources, give --mirror/--data-dir, or pass "
+                            "--allow-missing to build without them")
+    log.warning("building without %d missing videos: %s", len(missing), listing)
+    if hint:
+        log.warning("%s", hint)
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    """What a build of one config made (:meth:`CovidxUS.build`); ``covidx-us build`` reads it for the card and
+    build_record.json, and :meth:`split_generators` hands its processed clips to ``_generate_examples``."""
+
+    config: CovidxUSConfig
+    catalogue: Catalogue
+    videos: tuple[Video, ...]  # the config's videos, those missing included
+    split_of: Mapping[str, str]  # video id -> split, for ``videos``
+    downloads: Mapping[str, DownloadResult]  # video id -> its download (where the clip came from)
+    records: Mapping[str, Mapping[str, Any]]  # video id -> {"plan", "record"} of each processed clip
+    missing: Mapping[str, str]  # video id -> why it is left out (not downloaded, or its processing failed)
+    processed_now: tuple[str, ...]  # clips processed by this build
+    reused: tuple[str, ...]  # clips whose processed record came from the cache
+    recoverable: tuple[str, ...]  # missing videos a rerun with copies=True would try to recover
+    count_differences: tuple[str, ...] = ()  # how the split sizes differ from dataset_infos.json
+
+    @property
+    def video_counts(self) -> dict[str, int]:
+        """Built videos per split, every split of the config's scheme included."""
+        config = self.config
+        counts = Counter(self.split_of[vid] for vid in self.records)
+        return {s: counts.get(s, 0) for s in split_names(config.split, config.num_folds, config.fold)}
+
+    @property
+    def download_rows(self) -> tuple[tuple[str, str, str | None, int | None], ...]:
+        """(video id, status, sha256, size) per video, sorted: what :func:`download_digest` hashes."""
+        return tuple(sorted((r.video_id, r.status, r.sha256, r.size) for r in self.downloads.values()))
+
+    def video_entries(self) -> dict[str, dict[str, Any]]:
+        """Video id -> its download, plan, record and reason (build_record.json's ``videos``)."""
+        entries = {vid: {"download": _download_entry(r), "plan": None, "record": None,
+                         "reason": self.missing.get(vid)} for vid, r in self.downloads.items()}
+        for vid, data in self.records.items():
+            entries[vid].update(plan=data["plan"], record=data["record"])
+        return entries
+
+    def split_generators(self) -> list[datasets.SplitGenerator]:
+        """One generator per split that holds a built video; its ``items`` are what ``_generate_examples`` reads."""
+        config, catalogue = self.config, self.catalogue
+        release = catalogue.version if catalogue.official else f"{catalogue.version}+custom"
+        generators = []
+        for split in split_names(config.split, config.num_folds, config.fold):
+            items = [{"video": _video_fields(v, config.task, release, self.downloads[v.id]),
+                      "record": self.records[v.id]["record"]}
+                     for v in self.videos if v.id in self.records and self.split_of[v.id] == split]
+            if not items:  # datasets cannot hold an empty split; say so rather than fail later
+                log.warning("%s: split %s has no video in this build; it is left out", config.name, split)
+                continue
+            generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"items": items}))
+        return generators
+
+
 class CovidxUS(datasets.GeneratorBasedBuilder):
     """COVIDx-US lung-ultrasound frames or clips; see the module docstring."""
 
@@ -352,22 +432,11 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
     BUILDER_CONFIGS = [_default_config(name) for name in CONFIG_NAMES]
     DEFAULT_CONFIG_NAME = "frames-4class"
 
-    # Filled by _split_generators for the caller (covidx-us build writes them into the card).
-    catalogue: Any = None
-    missing: tuple[str, ...] = ()
-    download_digest: str | None = None  # sha256 over (video id, status, sha256, size) of this config's downloads
-    downloads: tuple[tuple[str, str, str | None, int | None], ...] = ()
-    video_counts: dict[str, int] | None = None
-    split_of: dict[str, str] | None = None  # video id -> split, for the videos of this config
-    video_entries: dict[str, dict[str, Any]] | None = None  # video id -> download, plan, record (build_record.json)
-    count_differences: tuple[str, ...] = ()  # how the split sizes differ from dataset_infos.json (non-default builds)
-    processed_now: tuple[str, ...] = ()  # clips processed by this build (the others came from the cache)
-    recoverable: tuple[str, ...] = ()  # missing videos a rerun with copies=True would try to recover
-    origins: dict[str, Any] | None = None  # video id -> its DownloadResult
-    reused: tuple[str, ...] = ()
+    # Filled by _split_generators: what the build made, for the caller (covidx-us build writes it into the card).
+    result: BuildResult | None = None
     # Set by the caller to share between the configs of one build: video id -> the DownloadResult of a video found
     # missing earlier in that build (same download options), which is then not looked for again.
-    known_missing: dict[str, Any] | None = None
+    known_missing: dict[str, DownloadResult] | None = None
 
     def _create_builder_config(self, config_name=None, custom_features=None, config_id=None, **config_kwargs):
         # datasets would setattr() overrides onto the shared default config; build a validated copy instead.
@@ -387,7 +456,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(description=_DESCRIPTION, features=features_for(self.config.name),
-                                    homepage=_HOMEPAGE, citation=_CITATION)
+                                    homepage=_HOMEPAGE, citation=CITATION)
 
     # -- catalogue -> download -> processing
 
@@ -398,38 +467,73 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         return Path(cache) / "covidx_us"
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
-        from processing.release.catalogue import load_catalogue
-        from processing.sources.download import (
-            DownloadOptions,
-            copies_would_recover,
-            download_videos,
-            would_recover_text,
-        )
+        self.result = self.build(self._work_dir(dl_manager))
+        return self.result.split_generators()
+
+    def build(self, work: Path) -> BuildResult:
+        """Catalogue -> splits -> downloads -> processed clips, cached under ``work``; checks the split sizes.
+
+        Raises :class:`~processing.errors.DownloadError` when videos could not be had and ``allow_missing`` is off,
+        :class:`ExpectedCountsError` when a default build has other split sizes than dataset_infos.json.
+        """
+        from processing.sources.download import would_recover_text
 
         config = self.config
-        work = self._work_dir(dl_manager)
+        catalogue = self._catalogue(work)
+        split_of, videos = self._videos(catalogue)
+        results, recoverable = self._download(catalogue, videos, work)
+        missing = {r.video_id: r.reason or r.status for r in results if r.status == "missing" or r.path is None}
+        jobs = {video.id: self._job(catalogue, video, result, work)
+                for video, result in zip(videos, results, strict=True) if video.id not in missing}
+        records, failed, reused = self._process(jobs)
+        missing.update(failed)
+        if missing:
+            _stop_or_warn(config, missing, len(videos), would_recover_text(recoverable))
+        result = BuildResult(
+            config=config, catalogue=catalogue, videos=videos, split_of={v.id: split_of[v.id] for v in videos},
+            downloads={r.video_id: r for r in results}, records=records, missing=missing,
+            processed_now=tuple(sorted(set(jobs) - set(reused))), reused=reused,
+            recoverable=recoverable)
+        return dataclasses.replace(result, count_differences=check_counts(config, result.video_counts, missing))
+
+    def _catalogue(self, work: Path) -> Catalogue:
+        from processing.release.catalogue import load_catalogue
+
+        config = self.config
         catalogue = load_catalogue(config.release, Path(config.release_dir) if config.release_dir else None,
                                    custom=config.custom_release, cache_dir=work / "release")
-        self.catalogue = catalogue
-        if config.copies and self._registry() is None:
+        if config.copies and self._registry(catalogue) is None:
             raise CovidxError("copies=True with a custom release needs copy_registry: the project's registry of "
                               "copies names the official catalogue's videos")
+        return catalogue
+
+    def _videos(self, catalogue: Catalogue) -> tuple[dict[str, str], tuple[Video, ...]]:
+        """(video id -> split over the whole task, the config's videos): a video's split does not depend on the
+        source/probe/class filter or on missing clips."""
+        config = self.config
         task_videos = catalogue.filter(task=config.task).videos
-        # Splits over the whole task: a video's split does not depend on the source/probe filter or on missing clips.
         splits = assign_splits([v.group for v in task_videos], [v.task_label(config.task) for v in task_videos],
                                scheme=config.split, seed=config.seed, num_folds=config.num_folds, fold=config.fold)
-        split_of = {v.id: s for v, s in zip(task_videos, splits, strict=True)}
         videos = catalogue.filter(task=config.task, sources=config.sources, probes=config.probes,
                                   classes=config.classes).videos
         if not videos:
             raise CovidxError(f"no video of release {config.release} matches sources={config.sources} "
                               f"probes={config.probes} classes={config.classes} for task {config.task}")
+        return {v.id: s for v, s in zip(task_videos, splits, strict=True)}, videos
 
+    def _download(self, catalogue: Catalogue, videos: tuple[Video, ...],
+                  work: Path) -> tuple[list[DownloadResult], tuple[str, ...]]:
+        """Each video's download (those found missing earlier in this build not looked for again), and the missing
+        videos a rerun with copies=True would recover."""
+        from processing.sources.download import DownloadOptions, copies_would_recover, download_videos
+
+        config = self.config
+        registry = self._registry(catalogue)
         options = DownloadOptions(cache_dir=work, mirrors=config.mirrors,
                                   data_dir=Path(config.data_dir) if config.data_dir else None,
                                   delay=config.download_delay, timeout=config.download_timeout,
                                   retries=config.download_retries, use_original=config.use_original,
-                                  copies=config.copies, copy_registry=self._registry())
+                                  copies=config.copies, copy_registry=registry)
         known = self.known_missing if self.known_missing is not None else {}
         todo = [v for v in videos if v.id not in known]
         if len(todo) < len(videos):
@@ -438,74 +542,19 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         fetched = {r.video_id: r for r in download_videos(todo, options)} if todo else {}
         results = [fetched[v.id] if v.id in fetched else known[v.id] for v in videos]
         known.update({vid: r for vid, r in fetched.items() if r.status == "missing" or r.path is None})
-        missing = {r.video_id: r.reason or r.status for r in results if r.status == "missing" or r.path is None}
-        # What --copies would bring; said whenever videos are missing without it (log, error, card).
-        registry = self._registry()
-        self.recoverable = () if config.copies or registry is None else tuple(copies_would_recover(results,
-                                                                                                    registry))
-        hint = would_recover_text(self.recoverable)
-        jobs = {video.id: self._job(catalogue, video, result, work)
-                for video, result in zip(videos, results, strict=True) if video.id not in missing}
-        records, failed = self._process(jobs)
-        missing.update(failed)
-        if missing:
-            listing = "; ".join(f"{vid} ({reason})" for vid, reason in missing.items())
-            if not config.allow_missing:
-                raise DownloadError(f"{len(missing)} of {len(videos)} videos could not be had: {listing}. "
-                                    + (f"{hint}. " if hint else "")
-                                    + "Nothing was exported; fix the sources, give --mirror/--data-dir, or pass "
-                                    "--allow-missing to build without them")
-            log.warning("building without %d missing videos: %s", len(missing), listing)
-            if hint:
-                log.warning("%s", hint)
+        recoverable = () if config.copies or registry is None else tuple(copies_would_recover(results, registry))
+        return results, recoverable
 
-        self.catalogue = catalogue
-        self.missing = tuple(missing)
-        self.split_of = {v.id: split_of[v.id] for v in videos}
-        self.origins = {r.video_id: r for r in results}
-        self.video_entries = {r.video_id: {"download": _download_entry(r), "plan": None, "record": None,
-                                           "reason": missing.get(r.video_id)} for r in results}
-        for vid, data in records.items():
-            self.video_entries[vid].update(plan=data["plan"], record=data["record"])
-        self.downloads = tuple(sorted((r.video_id, r.status, r.sha256, r.size) for r in results))
-        self.download_digest = download_digest(self.downloads)
-        counts = Counter(split_of[v.id] for v in videos if v.id in records)
-        self.video_counts = {s: counts.get(s, 0) for s in split_names(config.split, config.num_folds, config.fold)}
-        self._check_counts()
-        release = catalogue.version if catalogue.official else f"{catalogue.version}+custom"
-        generators = []
-        for split in split_names(config.split, config.num_folds, config.fold):
-            items = [{"video": _video_fields(v, config.task, release, self.origins[v.id]),
-                      "record": records[v.id]["record"]}
-                     for v in videos if v.id in records and split_of[v.id] == split]
-            if not items:  # datasets cannot hold an empty split; say so rather than fail later
-                log.warning("%s: split %s has no video in this build; it is left out", config.name, split)
-                continue
-            generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"items": items}))
-        return generators
-
-    def _check_counts(self) -> None:
-        config = self.config
-        expected = load_expected().get(config.name, {}) if DATASET_INFOS_PATH.is_file() else {}
-        diff = compare_counts(expected, self.video_counts or {})
-        if not diff:
-            return
-        if config.counts_are_checked() and not self.missing:
-            raise ExpectedCountsError(f"{config.name}: the build differs from dataset_infos.json: {'; '.join(diff)}")
-        self.count_differences = tuple(diff)  # covidx-us build says it once for every config it built
-        log.debug("%s: non-default parameters, split sizes differ from dataset_infos.json: %s", config.name,
-                  "; ".join(diff))
-
-    def _registry(self) -> Path | None:
+    def _registry(self, catalogue: Catalogue) -> Path | None:
         """The registry of copies: copy_registry, else the project's (its ids are the official catalogue's, so a
         custom release has none unless given one)."""
         from processing.release.copies import REGISTRY_PATH
 
         if self.config.copy_registry:
             return Path(self.config.copy_registry)
-        return REGISTRY_PATH if self.catalogue is None or self.catalogue.official else None
+        return REGISTRY_PATH if catalogue.official else None
 
-    def _copy_map(self, video: Any, result: Any) -> tuple[str | None, Any]:
+    def _copy_map(self, catalogue: Catalogue, video: Video, result: DownloadResult) -> tuple[str | None, Any]:
         """(copy_plan, CopyMap) of a download: (None, None) for an original file; "mapped" with the copy's place
         in the original when the registry knows it, else "auto" (the automatic crop and masks)."""
         from processing.pixels.copymap import CopyMap
@@ -514,7 +563,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
 
         if result.status != "copy":
             return None, None
-        registry = self._registry()
+        registry = self._registry(catalogue)
         rows = load_copies(registry) if registry else load_copies()
         copy = next((c for c in rows.get(video.id, ()) if c.sha256 == result.sha256), None)
         if copy is None or not copy.mapped:
@@ -524,13 +573,13 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                                  original_fps=video.expected.fps, copy_fps=copy.fps, width=copy.width,
                                  height=copy.height, frames=copy.frames)
 
-    def _job(self, catalogue: Any, video: Any, result: Any, work: Path) -> Any:
+    def _job(self, catalogue: Catalogue, video: Video, result: DownloadResult, work: Path) -> ClipJob:
         """The processing job of one downloaded clip (:class:`processing.build.processed.ClipJob`)."""
         from processing.build.processed import ClipJob, cache_root
         from processing.pixels.pipeline import ProcessingOptions
 
         config = self.config
-        copy_plan, copy_map = self._copy_map(video, result)
+        copy_plan, copy_map = self._copy_map(catalogue, video, result)
         # A copy whose place in the original is unknown cannot use the release's crop and masks (they are in the
         # original's pixels and frame numbers): it gets the automatic ones.
         crop, masks = ("auto", "auto") if copy_plan == "auto" else (config.crop, config.masks)
@@ -549,9 +598,10 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                        crop=crop, masks=masks, official=catalogue.official, need_video=need_video,
                        pointer_policy=config.pointer_policy, copy_plan=copy_plan, copy=copy_map)
 
-    def _process(self, jobs: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-        """Records of every job (cached ones reused, the others processed in ``num_proc`` processes) and the
-        reasons of the clips that failed. Sets ``processed_now`` / ``reused`` (video ids) for the caller."""
+    def _process(self, jobs: Mapping[str, ClipJob]) -> tuple[dict[str, dict[str, Any]], dict[str, str],
+                                                              tuple[str, ...]]:
+        """Records of every job (cached ones reused, the others processed in ``num_proc`` processes), the
+        reasons of the clips that failed, and the video ids whose record came from the cache."""
         from processing.build.processed import cached_record, init_worker, mark_cache, run_job
 
         records: dict[str, dict[str, Any]] = {}
@@ -565,8 +615,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                 records[vid] = cached
             else:
                 todo.append(job)
-        self.reused = tuple(sorted(records))
-        self.processed_now = tuple(sorted(job.video.id for job in todo))
+        reused = tuple(sorted(records))
         if todo:
             log.info("%s: processing %d clips (%d reused from the cache)", self.config.name, len(todo), len(records))
         workers = min(self.config.workers(), len(todo))
@@ -591,7 +640,7 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
                         records[vid] = future.result()
                     except ClipError as exc:
                         failed[vid] = f"processing failed: {exc}"
-        return {vid: records[vid] for vid in jobs if vid in records}, failed
+        return {vid: records[vid] for vid in jobs if vid in records}, failed, reused
 
     # -- examples: read processed results only
 

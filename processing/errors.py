@@ -12,13 +12,20 @@ class CovidxError(Exception):
     """Base of every error covidx-us raises on purpose; the CLI prints it without a traceback."""
 
 
-class InvalidChoiceError(CovidxError, ValueError):
-    """A parameter outside its valid values; the message lists them."""
+class InvalidValueError(CovidxError, ValueError):
+    """A parameter outside its valid values; the message says which values are valid."""
+
+    def __init__(self, name: str, value: object, valid: str) -> None:
+        super().__init__(f"invalid {name} {value!r}; valid values: {valid}")
+        self.name, self.value = name, value
+
+
+class InvalidChoiceError(InvalidValueError):
+    """A parameter that is not one of a list of choices; the message lists them."""
 
     def __init__(self, name: str, value: object, valid: object) -> None:
-        choices = ", ".join(map(str, valid))
-        super().__init__(f"invalid {name} {value!r}; valid values: {choices}")
-        self.name, self.value, self.valid = name, value, tuple(valid)
+        super().__init__(name, value, ", ".join(map(str, valid)))
+        self.valid = tuple(valid)
 
 
 class ReleaseError(CovidxError):
@@ -38,6 +45,43 @@ def check_choice(name: str, value: object, valid: object) -> None:
     valid = tuple(valid)
     if value not in valid:
         raise InvalidChoiceError(name, value, valid)
+
+
+def check_int(name: str, value: object, *, minimum: int | None = None, none: str | None = None) -> None:
+    """Raise :class:`InvalidValueError` unless ``value`` is an integer (not a bool) >= ``minimum``.
+
+    ``none``: None is valid too, and means this ("every core"); without it None is refused.
+    """
+    if value is None and none is not None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        kind = "a positive integer" if minimum == 1 else "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise InvalidValueError(name, value, _or_none(kind, none))
+
+
+def check_number(name: str, value: object, *, minimum: float | None = None, positive: bool = False,
+                 none: str | None = None) -> None:
+    """Raise :class:`InvalidValueError` unless ``value`` is a finite number (not a bool), > 0 when ``positive``,
+    >= ``minimum`` when given. ``none``: None is valid too, and means this."""
+    if value is None and none is not None:
+        return
+    ok = (not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+          and not (positive and value <= 0) and not (minimum is not None and value < minimum))
+    if not ok:
+        kind = ("a positive number" if positive else f"a number >= {minimum:g}" if minimum is not None
+                else "a finite number")
+        raise InvalidValueError(name, value, _or_none(kind, none))
+
+
+def check_mirror(prefix: object) -> None:
+    """Raise :class:`InvalidValueError` unless ``prefix`` is an http(s) URL prefix (a mirror)."""
+    if not (isinstance(prefix, str) and prefix.lower().startswith(("http://", "https://"))
+            and len(prefix.split("://", 1)[1]) > 0):
+        raise InvalidValueError("mirror", prefix, "http(s) URL prefixes")
+
+
+def _or_none(kind: str, none: str | None) -> str:
+    return kind if none is None else f"{kind} or None ({none})"
 
 
 # What to do about the operating-system errors a user can act on.

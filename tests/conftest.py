@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from cienv import pytest_runtest_makereport  # noqa: F401  (the hook: skips for missing ../shared fail under CI=true)
 
+pytest_plugins = ["site_fixtures"]  # simulated_site(scale, frames): tests/site_fixtures.py
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 REFERENCE_RELEASE = SHARED / "reference" / "covidx_us"

@@ -254,21 +254,18 @@ def test_missing_videos_stop_the_build_before_the_export_unless_allowed(simulate
 
 
 def test_a_default_build_with_other_split_sizes_fails_and_says_what_differs(tmp_path):
-    builder = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path))
+    config = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path)).config
     expected = covidx_us.load_expected()["frames-4class"]
-    builder.video_counts = {**expected, "test": expected["test"] - 1}
     with pytest.raises(covidx_us.ExpectedCountsError, match=f"test: expected {expected['test']} videos, built "):
-        builder._check_counts()
-    builder.video_counts = dict(expected)
-    builder._check_counts()  # equal: fine
+        covidx_us.check_counts(config, {**expected, "test": expected["test"] - 1})
+    assert covidx_us.check_counts(config, dict(expected)) == ()  # equal: fine
 
 
 def test_a_non_default_build_only_records_the_differences_for_one_line_per_build(tmp_path, caplog):
-    builder = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), seed=7)
-    builder.video_counts = {"train": 1, "validation": 1, "test": 1}
+    config = CovidxUS(config_name="frames-4class", cache_dir=str(tmp_path), seed=7).config
     with caplog.at_level("INFO", logger="covidx_us"):
-        builder._check_counts()  # no error: not a default build
-    assert "train: expected 170 videos, built 1" in builder.count_differences
+        differences = covidx_us.check_counts(config, {"train": 1, "validation": 1, "test": 1})  # not a default build
+    assert "train: expected 170 videos, built 1" in differences
     assert caplog.text == ""  # covidx-us build says it once for all configs (tests/test_demo.py)
 
 

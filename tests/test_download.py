@@ -90,7 +90,7 @@ def test_mirror_url_appends_host_path_and_query():
 def test_options_are_validated(tmp_path):
     with pytest.raises(CovidxError, match="timeout"):
         DownloadOptions(cache_dir=tmp_path, timeout=0)
-    with pytest.raises(CovidxError, match="mirror prefix"):
+    with pytest.raises(CovidxError, match=r"invalid mirror 'ftp://x/'; valid values: http\(s\) URL prefixes"):
         DownloadOptions(cache_dir=tmp_path, mirrors=("ftp://x/",))
     assert DownloadOptions(cache_dir=tmp_path, mirrors=("http://m.example/base",)).mirrors == (
         "http://m.example/base/",)

@@ -185,19 +185,20 @@ def _build(names: tuple[str, ...], params: dict[str, Any], output: Path) -> tupl
         # Processed clips are cached by covidx_us itself; datasets' Arrow cache would hide changed downloads.
         builder.download_and_prepare(download_mode=DownloadMode.FORCE_REDOWNLOAD)
         builds[name] = builder.as_dataset()
-        catalogue = builder.catalogue
-        missing.update(builder.missing)
-        recoverable.update(builder.recoverable)
-        downloads.update(builder.downloads)
+        result = builder.result
+        catalogue = result.catalogue
+        missing.update(result.missing)
+        recoverable.update(result.recoverable)
+        downloads.update(result.download_rows)
         parameters[name] = builder.config.parameters()
         card_parameters[name] = builder.config.card_parameters()
-        summaries[name] = {"videos": builder.video_counts, "examples": {s: len(d) for s, d in builds[name].items()},
-                           "processed": builder.processed_now, "reused": builder.reused}
-        for vid, entry in (builder.video_entries or {}).items():
+        summaries[name] = {"videos": result.video_counts, "examples": {s: len(d) for s, d in builds[name].items()},
+                           "processed": result.processed_now, "reused": result.reused}
+        for vid, entry in result.video_entries().items():
             videos.setdefault(vid, entry)
-        split_of[name] = dict(builder.split_of or {})
-        if builder.count_differences:
-            differences[name] = builder.count_differences
+        split_of[name] = dict(result.split_of)
+        if result.count_differences:
+            differences[name] = result.count_differences
     builds = {name: builds[name] for name in names}
     summaries = {name: summaries[name] for name in names}
     if differences:  # one line per build, not one per config

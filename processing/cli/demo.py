@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import TextIO
 
 from processing.errors import CovidxError, finite_float
+from processing.vocabulary import DEFAULT_DEMO_OUTPUT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OUTPUT = Path("covidx_us_demo")
 DEFAULT_CONFIG = "frames-4class"
 
 
@@ -48,7 +48,7 @@ class DemoOptions:
 
     ``scale`` and ``frames`` multiply the simulated clips' frame sizes and lengths (processing.demo.simrelease)."""
 
-    output: Path = DEFAULT_OUTPUT
+    output: Path = DEFAULT_DEMO_OUTPUT
     work_dir: Path | None = None
     seed: int = 0
     scale: float = 1.0
@@ -208,8 +208,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "serve it on 127.0.0.1 in each source's URL layout, run the real `covidx-us build` of all six configs "
         "through --mirror (original hosts off), export DIR and print how to load it. Needs no network.",
     )
-    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, metavar="DIR",
-                   help=f"export folder (default: ./{DEFAULT_OUTPUT})")
+    p.add_argument("--output", type=Path, default=DEFAULT_DEMO_OUTPUT, metavar="DIR",
+                   help=f"export folder (default: ./{DEFAULT_DEMO_OUTPUT})")
     p.add_argument("--workdir", type=Path, metavar="DIR",
                    help="simulated release, clips and caches (default: DIR.work beside the export)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default: 0)")

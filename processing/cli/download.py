@@ -59,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def table(results: Sequence[DownloadResult]) -> str:
     """One line per video (id, status, size, reason or file), then counts by status."""
-    from processing.sources.download import STATUSES
+    from processing.vocabulary import DOWNLOAD_STATUSES
 
     width = max([len("video"), *(len(r.video_id) for r in results)])
     lines = [f"{'video'.ljust(width)}  {'status':7}  {'bytes':>10}  detail"]
@@ -70,7 +70,7 @@ def table(results: Sequence[DownloadResult]) -> str:
         size = "" if r.size is None else str(r.size)
         lines.append(f"{r.video_id.ljust(width)}  {r.status:7}  {size:>10}  {detail}")
     counts = Counter(r.status for r in results)
-    lines.append(", ".join(f"{counts[s]} {s}" for s in STATUSES) + f" of {len(results)} videos")
+    lines.append(", ".join(f"{counts[s]} {s}" for s in DOWNLOAD_STATUSES) + f" of {len(results)} videos")
     return "\n".join(lines) + "\n"
 
 

@@ -351,117 +351,140 @@ def write_simulated_release(root: Path | str, seed: int = 0, *, scale: float = 1
         raise CovidxError(f"write_simulated_release: frames must lie in [0.1, 10], got {frames}")
     root = Path(root)
     release = root / "release"
-    mask_dir = release / "data" / "mask"
-    mask_dir.mkdir(parents=True, exist_ok=True)
-    (release / "utils").mkdir(parents=True, exist_ok=True)
-    (release / "labels").mkdir(parents=True, exist_ok=True)
-    (root / "clips").mkdir(parents=True, exist_ok=True)
-    (root / "truth").mkdir(parents=True, exist_ok=True)
-
+    for folder in (release / "data" / "mask", release / "utils", release / "labels", root / "clips", root / "truth"):
+        folder.mkdir(parents=True, exist_ok=True)
     out = SimulatedRelease(root=root, release_dir=release, ids=tuple(e.id for e in _CATALOGUE))
-    meta_rows, crop_rows, mask_rows, prop_rows, luss_rows = [], [], [], [], []
-    label_rows: dict[str, list[dict[str, object]]] = {task: [] for task in LABEL_COLUMNS}
-    patients: dict[str, str] = {}
+    rows = _Rows()
     for base in progress(_CATALOGUE, desc="simulate", unit="clip"):
         entry, spec = _scaled(base, scale, frames, seed)
-        vid, ext = entry.id, entry.container
-        clip_path = root / "clips" / f"{vid}.{ext}"
-        if write_clips:
-            truth = write_clip(spec, clip_path)
-        else:
-            from processing.demo.simulate import simulate_truth
-
-            truth = simulate_truth(spec)
-        truth.save(root / "truth" / f"{vid}.npz")
+        truth = _write_clip_and_truth(entry, spec, root, write_clips)
         url = _url(entry, seed)
-        out.clips[vid], out.truth[vid], out.urls[vid] = clip_path, root / "truth" / f"{vid}.npz", url
+        vid = entry.id
+        out.clips[vid] = root / "clips" / f"{vid}.{entry.container}"
+        out.truth[vid], out.urls[vid] = root / "truth" / f"{vid}.npz", url
         out.filenames[vid], out.versions[vid] = entry.filename, entry.version
         if entry.source == "butterfly":
             out.archive_paths[vid] = f"{entry.folder}/{entry.filename}"
+        main_mask = _write_masks(entry, truth, spec.window, release / "data" / "mask")
+        rows.add(entry, spec.window, url, main_mask)
+    _write_release_files(release, rows)
+    return out
 
-        width, height = entry.size
-        window = spec.window
-        # What a human would mask: overlays inside the crop on the frames that are kept.
-        kept = [t for t in range(entry.frames) if not _in_ranges(t, entry.deleted)]
-        inside = truth.overlay_masks[:, window.y : window.y + window.h, window.x : window.x + window.w]
-        needs_mask = bool(inside[kept].any()) if kept else False
-        main_name = f"{vid}_prc_{entry.probe}_frame0_mask.jpg" if needs_mask else ""
-        if needs_mask:
-            main_frames = [t for t in kept if not _in_ranges(t, entry.frame_masks)]
-            main = truth.overlay_masks[main_frames].any(axis=0) if main_frames else truth.static_mask
-            _write_jpeg(mask_dir / main_name, _mask_image(main, window))
-            for t in kept:
-                if _in_ranges(t, entry.frame_masks) and t != 0:
-                    name = f"{vid}_prc_{entry.probe}_frame{t}_mask.jpg"
-                    _write_jpeg(mask_dir / name, _mask_image(truth.overlay_masks[t], window))
 
-        source = SOURCE_SPELLING[entry.source]
-        probe, label = entry.probe.capitalize(), CLASS_SPELLING[entry.label]
+def _write_clip_and_truth(entry: _Entry, spec: ClipSpec, root: Path, write_clips: bool) -> GroundTruth:
+    if write_clips:
+        truth = write_clip(spec, root / "clips" / f"{entry.id}.{entry.container}")
+    else:
+        from processing.demo.simulate import simulate_truth
+
+        truth = simulate_truth(spec)
+    truth.save(root / "truth" / f"{entry.id}.npz")
+    return truth
+
+
+def _write_masks(entry: _Entry, truth: GroundTruth, window: Window, mask_dir: Path) -> str:
+    """The main and frame-specific masks a human would draw: overlays inside the crop on the frames that are kept.
+    Returns the main mask's file name ("" when the clip needs no mask)."""
+    kept = [t for t in range(entry.frames) if not _in_ranges(t, entry.deleted)]
+    inside = truth.overlay_masks[:, window.y : window.y + window.h, window.x : window.x + window.w]
+    if not (bool(inside[kept].any()) if kept else False):
+        return ""
+    main_name = f"{entry.id}_prc_{entry.probe}_frame0_mask.jpg"
+    main_frames = [t for t in kept if not _in_ranges(t, entry.frame_masks)]
+    main = truth.overlay_masks[main_frames].any(axis=0) if main_frames else truth.static_mask
+    _write_jpeg(mask_dir / main_name, _mask_image(main, window))
+    for t in kept:
+        if _in_ranges(t, entry.frame_masks) and t != 0:
+            name = f"{entry.id}_prc_{entry.probe}_frame{t}_mask.jpg"
+            _write_jpeg(mask_dir / name, _mask_image(truth.overlay_masks[t], window))
+    return main_name
+
+
+@dataclass
+class _Rows:
+    """The rows of every release file, one video at a time, in the upstream columns and spellings."""
+
+    meta: list[dict[str, object]] = field(default_factory=list)
+    crop: list[dict[str, object]] = field(default_factory=list)
+    masks: list[dict[str, object]] = field(default_factory=list)
+    props: list[dict[str, object]] = field(default_factory=list)
+    luss: list[dict[str, object]] = field(default_factory=list)
+    labels: dict[str, list[dict[str, object]]] = field(default_factory=lambda: {task: [] for task in LABEL_COLUMNS})
+    patients: dict[str, str] = field(default_factory=dict)  # patient key -> "p<N>", in order of appearance
+
+    def add(self, entry: _Entry, window: Window, url: str, main_mask: str) -> None:
+        vid, ext, (width, height) = entry.id, entry.container, entry.size
+        source, probe, label = SOURCE_SPELLING[entry.source], entry.probe.capitalize(), CLASS_SPELLING[entry.label]
         folder = rf"data\tmp\Butterfly\{entry.folder}" if entry.source == "butterfly" else _FOLDERS[entry.source]
-        paper_link = f"https://link.springer.com/article/10.1186/cc{entry.paper}" if entry.paper else ""
-        paper_doi = f"https://doi.org/10.1186/cc{entry.paper}" if entry.paper else ""
-        meta_rows.append({
+        self.meta.append({
             "id": vid, "filename": entry.filename, "filetype": ext, "folder": folder, "source": source, "url": url,
             "probe": probe, "class": label, "class_on_website": entry.class_on_website, "version": entry.version,
             "date_added": DATE_ADDED[entry.version], "type": "lung", "patient": entry.patient,
-            "case_no": entry.case_no, "comment": entry.comment, "paper_link": paper_link, "paper_doi": paper_doi,
+            "case_no": entry.case_no, "comment": entry.comment,
+            "paper_link": f"https://link.springer.com/article/10.1186/cc{entry.paper}" if entry.paper else "",
+            "paper_doi": f"https://doi.org/10.1186/cc{entry.paper}" if entry.paper else "",
         })
-        if isinstance(entry.crop, SquareCrop):
-            del_upper, width_rate, rect = _fmt(entry.crop.del_upper), _fmt(entry.crop.width_rate), ""
-        else:
-            del_upper, width_rate = "", ""
-            rect = f"({window.x}, {window.w}, {window.y}, {window.h})"
         duration = round(entry.frames / entry.fps, 2)
-        props = {"filename": f"{vid}.{ext}", "framerate": _fmt(round(entry.fps, 2)), "width": _fmt(width),
-                 "height": _fmt(height), "frame_count": _fmt(entry.frames), "duration_secs": _fmt(duration)}
-        prop_rows.append(props)
-        overlays = set(entry.overlays)
-        crop_rows.append({
-            "filename": f"{vid}.{ext}", "source": source, "probe": probe, "class": label, "org_width": width,
-            "org_height": height, "org_framecount": entry.frames, "org_framerate": _fmt(round(entry.fps, 2)),
-            "org_duration": _fmt(duration), "green_dot": _yes("logo" in overlays and entry.logo_color == "green"),
-            "top_left_symbol": _yes("marker" in overlays),
-            "red_symbol": _yes("logo" in overlays and entry.logo_color != "green"),
-            "white_arrow": _yes(bool(entry.pointer)), "text": _yes("text" in overlays),
-            "meter": _yes("ruler" in overlays), "sound": "no",
-            "extra_end_part": _yes(bool(entry.deleted) and entry.deleted[-1][1] == entry.frames - 1),
-            "del_upper": del_upper, "width_rate": width_rate, "x1_w_y1_h": rect, "cropped_filename": f"{vid}_prc.avi",
-            # Swapped as upstream: crp_width holds the crop height.
-            "crp_width": _fmt(window.h), "crp_height": _fmt(window.w), "version": entry.version,
-            "date_added": DATE_ADDED[entry.version],
-        })
-        mask_rows.append({
-            "filename": f"{vid}.{ext}", "source": source, "probe": probe, "class": label, "org_width": width,
-            "org_height": height, "cropped_filename": f"{vid}_prc.avi", "crp_width": window.h, "crp_height": window.w,
+        self.props.append({"filename": f"{vid}.{ext}", "framerate": _fmt(round(entry.fps, 2)), "width": _fmt(width),
+                           "height": _fmt(height), "frame_count": _fmt(entry.frames), "duration_secs": _fmt(duration)})
+        common = {"filename": f"{vid}.{ext}", "source": source, "probe": probe, "class": label, "org_width": width,
+                  "org_height": height}
+        self.crop.append({**common, **_cropping_columns(entry, window, duration)})
+        needs_mask = bool(main_mask)
+        self.masks.append({
+            **common, "cropped_filename": f"{vid}_prc.avi", "crp_width": window.h, "crp_height": window.w,
             "need_mask_after_crop": _yes(needs_mask), "need_multiple_masks": _yes(bool(entry.frame_masks)),
             "frame_specific_masks": _ranges_text(entry.frame_masks), "delete_frames_from_to": _ranges_text(entry.deleted),
-            "mask_main_filename": main_name, "tight_inpainting": _yes(entry.tight) if needs_mask else "",
+            "mask_main_filename": main_mask, "tight_inpainting": _yes(entry.tight) if needs_mask else "",
             "version": "1" if entry.version == "1.0" else entry.version, "date_added": DATE_ADDED[entry.version],
         })
         luss = "NA" if entry.luss is None else entry.luss
-        luss_rows.append({"id": vid, "LUSS": luss, "filetype": ext, "source": source, "probe": probe,
+        self.luss.append({"id": vid, "LUSS": luss, "filetype": ext, "source": source, "probe": probe,
                           "class": label, "type": "lung"})
         patient_key = entry.patient or vid
-        patients.setdefault(patient_key, f"p{len(patients) + 1}")
+        self.patients.setdefault(patient_key, f"p{len(self.patients) + 1}")
         row = {"id": vid, "LUSS": luss, "source": source, "probe": probe, "class": label,
                "class_on_website": entry.class_on_website, "type": "lung"}
-        label_rows["4class"].append({**row, "patient": patients[patient_key], "case_no": entry.case_no or 1})
-        label_rows["binary"].append({**row, "class": "COVID" if entry.label == "covid" else "Non-COVID"})
+        self.labels["4class"].append({**row, "patient": self.patients[patient_key], "case_no": entry.case_no or 1})
+        self.labels["binary"].append({**row, "class": "COVID" if entry.label == "covid" else "Non-COVID"})
         if entry.label != "other":
-            label_rows["3class"].append(row)
+            self.labels["3class"].append(row)
 
+
+def _cropping_columns(entry: _Entry, window: Window, duration: float) -> dict[str, object]:
+    """video_cropping_metadata.csv's own columns: the frame, the artifact flags, the crop rule and size."""
+    if isinstance(entry.crop, SquareCrop):
+        del_upper, width_rate, rect = _fmt(entry.crop.del_upper), _fmt(entry.crop.width_rate), ""
+    else:
+        del_upper, width_rate = "", ""
+        rect = f"({window.x}, {window.w}, {window.y}, {window.h})"
+    overlays = set(entry.overlays)
+    return {
+        "org_framecount": entry.frames, "org_framerate": _fmt(round(entry.fps, 2)),
+        "org_duration": _fmt(duration), "green_dot": _yes("logo" in overlays and entry.logo_color == "green"),
+        "top_left_symbol": _yes("marker" in overlays),
+        "red_symbol": _yes("logo" in overlays and entry.logo_color != "green"),
+        "white_arrow": _yes(bool(entry.pointer)), "text": _yes("text" in overlays),
+        "meter": _yes("ruler" in overlays), "sound": "no",
+        "extra_end_part": _yes(bool(entry.deleted) and entry.deleted[-1][1] == entry.frames - 1),
+        "del_upper": del_upper, "width_rate": width_rate, "x1_w_y1_h": rect, "cropped_filename": f"{entry.id}_prc.avi",
+        # Swapped as upstream: crp_width holds the crop height.
+        "crp_width": _fmt(window.h), "crp_height": _fmt(window.w), "version": entry.version,
+        "date_added": DATE_ADDED[entry.version],
+    }
+
+
+def _write_release_files(release: Path, rows: _Rows) -> None:
     # Upstream sorted this file by file name as text. Its wmv/mov/avi rows carry stale counts copied from the row
     # above; that is not reproduced: a custom release's counts are trusted by the catalogue and checked on download.
-    prop_rows.sort(key=lambda r: str(r["filename"]))
-
-    _write_csv(release / "utils" / "video_metadata.csv", VIDEO_METADATA_COLUMNS, meta_rows, blank_row=True)
-    _write_csv(release / "utils" / "video_cropping_metadata.csv", CROPPING_COLUMNS, crop_rows)
-    _write_csv(release / "utils" / "mask_metadata.csv", MASK_COLUMNS, mask_rows)
-    _write_csv(release / "utils" / "video_files_properties.csv", PROPERTIES_COLUMNS, prop_rows)
-    _write_csv(release / "utils" / "LUSS_metadata.csv", LUSS_COLUMNS, luss_rows, crlf=True)
+    props = sorted(rows.props, key=lambda r: str(r["filename"]))
+    _write_csv(release / "utils" / "video_metadata.csv", VIDEO_METADATA_COLUMNS, rows.meta, blank_row=True)
+    _write_csv(release / "utils" / "video_cropping_metadata.csv", CROPPING_COLUMNS, rows.crop)
+    _write_csv(release / "utils" / "mask_metadata.csv", MASK_COLUMNS, rows.masks)
+    _write_csv(release / "utils" / "video_files_properties.csv", PROPERTIES_COLUMNS, props)
+    _write_csv(release / "utils" / "LUSS_metadata.csv", LUSS_COLUMNS, rows.luss, crlf=True)
     for task, columns in LABEL_COLUMNS.items():
-        _write_csv(release / "labels" / f"COVIDx-US1.4_{task}.csv", columns, label_rows[task], crlf=True)
+        _write_csv(release / "labels" / f"COVIDx-US1.4_{task}.csv", columns, rows.labels[task], crlf=True)
     with atomic_write(release / SIMULATED_MARKER) as tmp:  # everything built from this release says it is simulated
         tmp.write_text("This release was written by covidx-us demo: its clips are simulated, not COVIDx-US data.\n",
                        encoding="utf-8")
-    return out

@@ -44,11 +44,9 @@ from PIL import Image
 
 from processing.errors import ClipError, CovidxError, check_choice
 from processing.fileutil import atomic_write
+from processing.vocabulary import CLASSES, CONTAINERS, PROBES
 from processing.windows import Window
 
-PROBES = ("convex", "linear")
-CLASSES = ("covid", "pneumonia", "normal", "other")
-CONTAINERS = ("mp4", "gif", "avi", "mov", "wmv")
 OVERLAYS = ("ruler", "text", "logo", "marker")
 LOGO_COLORS = {"green": (0, 200, 0), "orange": (255, 140, 0), "red": (230, 20, 20)}
 POINTER_COLOR = (255, 230, 0)  # yellow: coloured where the ultrasound is grey
@@ -402,7 +400,6 @@ def _static_overlays(spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
     win = spec.window
     rng = np.random.default_rng([spec.seed, 53])
     scale = _font_scale(h)
-    thick = 1
 
     def put(colour: tuple[int, int, int], draw) -> None:
         # Each element is drawn in 255 on its own layer and thresholded: OpenCV 5 anti-aliases text even with LINE_8,
@@ -414,42 +411,9 @@ def _static_overlays(spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
         drawn[hit] = 1
 
     if "text" in spec.overlays:
-        line_h = max(8, int(22 * scale))
-        preset = str(rng.choice(["Lung", "Lung Preset", "LUNG"]))
-        tis = f"TIS {rng.uniform(0.1, 0.9):.1f} MI {rng.uniform(0.6, 1.4):.1f}"
-        for i, text in enumerate((preset, tis)):
-            org = (2, line_h * (i + 1))
-
-            def draw_text(img, text=text, org=org) -> None:
-                cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_8)
-
-            put(TEXT_COLOR, draw_text)
-        freq = f"{rng.integers(2, 6)}MHz"
-        (tw, _), _ = cv2.getTextSize(freq, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-
-        def draw_freq(img) -> None:
-            cv2.putText(img, freq, (w - tw - 3, h - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_8)
-
-        put(TEXT_COLOR, draw_freq)
-
+        _text_layer(spec, rng, put, scale)
     if "ruler" in spec.overlays:
-        right = win.x + win.w + 2
-        (nw, _), _ = cv2.getTextSize("16", cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, thick)
-        x0 = right if right + 6 + nw < w else max(0, win.x - 8 - nw)
-        depth_cm = int(rng.choice([8, 12, 16]))
-        ticks = np.linspace(win.y, win.y + win.h - 1, depth_cm + 1)
-
-        def draw_ruler(img) -> None:
-            value = 255
-            cv2.line(img, (x0, win.y), (x0, win.y + win.h - 1), value, 1, cv2.LINE_8)
-            for k, y in enumerate(ticks):
-                length = 5 if k % 2 == 0 else 3
-                cv2.line(img, (x0, int(y)), (x0 + length, int(y)), value, 1, cv2.LINE_8)
-                if k % 4 == 0 and k > 0:
-                    cv2.putText(img, str(k), (x0 + 6, int(y) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, value,
-                                thick, cv2.LINE_8)
-
-        put(RULER_COLOR, draw_ruler)
+        _ruler_layer(spec, rng, put, scale)
 
     radius = max(2, int(min(win.w, win.h) * 0.025))
     if "logo" in spec.overlays:
@@ -475,6 +439,50 @@ def _static_overlays(spec: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
 
         put(TEXT_COLOR, draw_marker)
     return canvas, drawn > 0
+
+
+def _text_layer(spec: ClipSpec, rng: np.random.Generator, put, scale: float) -> None:
+    """The preset and output-power lines at the top left, the probe frequency at the bottom right."""
+    h, w, thick = spec.height, spec.width, 1
+    line_h = max(8, int(22 * scale))
+    preset = str(rng.choice(["Lung", "Lung Preset", "LUNG"]))
+    tis = f"TIS {rng.uniform(0.1, 0.9):.1f} MI {rng.uniform(0.6, 1.4):.1f}"
+    for i, text in enumerate((preset, tis)):
+        org = (2, line_h * (i + 1))
+
+        def draw_text(img, text=text, org=org) -> None:
+            cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_8)
+
+        put(TEXT_COLOR, draw_text)
+    freq = f"{rng.integers(2, 6)}MHz"
+    (tw, _), _ = cv2.getTextSize(freq, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+
+    def draw_freq(img) -> None:
+        cv2.putText(img, freq, (w - tw - 3, h - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_8)
+
+    put(TEXT_COLOR, draw_freq)
+
+
+def _ruler_layer(spec: ClipSpec, rng: np.random.Generator, put, scale: float) -> None:
+    """The depth ruler beside the field of view (right of it when there is room), labelled every 4 cm."""
+    win, w, thick = spec.window, spec.width, 1
+    right = win.x + win.w + 2
+    (nw, _), _ = cv2.getTextSize("16", cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, thick)
+    x0 = right if right + 6 + nw < w else max(0, win.x - 8 - nw)
+    depth_cm = int(rng.choice([8, 12, 16]))
+    ticks = np.linspace(win.y, win.y + win.h - 1, depth_cm + 1)
+
+    def draw_ruler(img) -> None:
+        value = 255
+        cv2.line(img, (x0, win.y), (x0, win.y + win.h - 1), value, 1, cv2.LINE_8)
+        for k, y in enumerate(ticks):
+            length = 5 if k % 2 == 0 else 3
+            cv2.line(img, (x0, int(y)), (x0 + length, int(y)), value, 1, cv2.LINE_8)
+            if k % 4 == 0 and k > 0:
+                cv2.putText(img, str(k), (x0 + 6, int(y) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, value,
+                            thick, cv2.LINE_8)
+
+    put(RULER_COLOR, draw_ruler)
 
 
 def _pointer(spec: ClipSpec, t: int) -> tuple[np.ndarray, np.ndarray]:

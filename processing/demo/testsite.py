@@ -13,7 +13,8 @@ Internet Archive ``id_`` prefix. Usage::
         ...
         site.hits(video.url)                           # requests the server saw for that URL (Hit records)
 
-``from_videos`` lays out each source as NOTES-sources.md's "Loopback imitation" describes:
+``from_videos`` has each source's engine lay out its site (``SourceEngine.imitate``, in
+``processing/sources/<engine>.py``), as NOTES-sources.md's "Loopback imitation" describes:
 
 - butterfly: ``/transfer/<hash>`` page with ``a.btn.btn-primary`` -> ``/transfer/<hash>/download`` zip holding
   ``Published/<category>/<original filename>`` plus a ``.png`` per clip (``js_buttons=True``: the href is inserted
@@ -43,18 +44,13 @@ close), ``cut-once`` (the first request gets half the body and a dropped connect
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import html
-import io
-import json
 import re
 import socket
 import struct
 import threading
 import time
 import urllib.parse
-import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,13 +58,14 @@ from pathlib import Path
 from typing import Any
 
 from processing.errors import check_choice
+from processing.sources.butterfly import butterfly_zip  # noqa: F401  (page and archive builders, handy in tests)
+from processing.sources.grepmed import grepmed_page  # noqa: F401
+from processing.sources.imitation import CONTENT_TYPES as _TYPES
+from processing.sources.imitation import make_zip, resized_gif, tiny_png, video_page  # noqa: F401
+from processing.sources.litfl import litfl_page  # noqa: F401
 
 FAULTS = ("reset", "404", "403", "500-then-ok", "429-then-ok", "slow", "truncate", "cut-once", "html", "redirect",
           "no-range", "no-length", "oversized")
-BUTTERFLY_FOLDERS = {"covid": "B lines", "pneumonia": "Consolidation", "normal": "Normal Lung", "other": "Other"}
-_TYPES = {".mp4": "video/mp4", ".gif": "image/gif", ".avi": "video/x-msvideo", ".mov": "video/quicktime",
-          ".wmv": "video/x-ms-wmv", ".zip": "application/zip", ".json": "application/json",
-          ".html": "text/html; charset=utf-8"}
 
 
 @dataclass(frozen=True)
@@ -217,194 +214,21 @@ class LoopbackSite:
         Videos without a clip are not served (they end ``missing``). Two videos sharing one URL (a Vimeo page
         cut into two clips) are served the first one's clip. Not started: use ``with`` or :meth:`start`.
         """
+        from processing.sources import engines
+
         site = cls(clock=clock, path_prefix=path_prefix)
-        butterfly: dict[str, list[tuple[Any, Path]]] = {}
+        by_source: dict[str, list[tuple[Any, Path]]] = {}
         for video in videos:
-            clip = clips.get(video.id)
-            if clip is None:
-                continue
-            clip = Path(clip)
-            if video.source == "butterfly":
-                butterfly.setdefault(video.url, []).append((video, clip))
-                continue
-            layout = getattr(site, f"_layout_{video.source}", None)
-            if layout is None:
-                site.add_file(video.url, clip)
+            if clips.get(video.id) is not None:
+                by_source.setdefault(video.source, []).append((video, Path(clips[video.id])))
+        known = engines()
+        for source, served in by_source.items():
+            if source in known:  # each engine lays out its own site (processing/sources/<engine>.py)
+                known[source].imitate(site, served, js_buttons=js_buttons)
             else:
-                layout(video, clip)
-        for transfer, members in butterfly.items():
-            site._layout_butterfly(transfer, members, js_buttons)
+                for video, clip in served:
+                    site.add_file(video.url, clip)
         return site
-
-    def _layout_butterfly(self, transfer: str, members: list[tuple[Any, Path]], js_buttons: bool) -> None:
-        path = urllib.parse.urlsplit(transfer).path.rstrip("/")
-        stamp = dt.datetime.fromtimestamp(1610469413, dt.timezone.utc)
-        self.add(f"{transfer.rstrip('/')}/download", butterfly_zip(members), "application/zip",
-                 headers={"Content-Disposition": f'attachment; filename="Published -{stamp:%Y%m%dT%H%M%SZ}-001.zip"'})
-        link = f"{path}/download"
-        if js_buttons:
-            button = ('<a class="btn btn-primary" id="download">Download</a>\n<script>setTimeout(function () {'
-                      f'document.getElementById("download").setAttribute("href", {json.dumps(link)});}}, 150);'
-                      '</script>')
-        else:
-            button = f'<a class="btn btn-primary" href="{html.escape(link)}">Download</a>'
-        self.add_page(transfer, f"<!DOCTYPE html><html><head><title>Bynder transfer</title></head><body>"
-                                f'<div class="transfer"><h1>{len(members)} files</h1>\n{button}</div></body></html>')
-
-    def _layout_grepmed(self, video: Any, clip: Path) -> None:
-        self.add_file(video.url, clip)
-        match = re.search(r"/uploads/(\d+)/", video.url)
-        if match:
-            page = grepmed_page(video.url)
-            self.add_page(f"https://www.grepmed.com/images/{match.group(1)}", page)
-
-    def _layout_pocusatlas(self, video: Any, clip: Path) -> None:
-        from processing.sources.pocusatlas import short_form
-
-        url = video.url.split("?", 1)[0]
-        short = short_form(url)
-        if short:
-            self.fault(url, "404")
-        served = short or url
-        self.add_file(served, clip)
-        self.add(served + "?format=750w", resized_gif(), "image/gif", match_query=True)
-        if getattr(video, "link", ""):
-            width, height = _dimensions(video)
-            self.add_page(video.link, f'<html><body><div class="sqs-block image-block"><img data-src="{served}" '
-                                      f'data-image="{served}" data-image-dimensions="{width}x{height}" '
-                                      f'data-load="false" alt=""></div></body></html>')
-            self.add(video.link + "?format=json", json.dumps({
-                "website": {"id": "58118909e3df282037abfad7"}, "collection": {"title": "Lung"},
-                "item": {"assetUrl": served, "filename": Path(served).name, "contentType": "image/gif",
-                         "body": f'<p><img src="{served}?format=750w"></p>',
-                         "systemDataId": served.rstrip("/").split("/")[-2]}}).encode(),
-                "application/json", match_query=True)
-
-    def _layout_litfl(self, video: Any, clip: Path) -> None:
-        url = video.url.split("?", 1)[0]
-        self.add_file(url, clip)
-        if getattr(video, "link", ""):
-            self.add_page(video.link, litfl_page(url))
-
-    def _layout_radio(self, video: Any, clip: Path) -> None:
-        self.add_file(video.url, clip)
-        if getattr(video, "link", ""):
-            match = re.search(r"/images/(\d+)/", video.url)
-            image_id = int(match.group(1)) if match else 1
-            study = 900000 + image_id % 100000
-            self.add_page(video.link, f'<html><body><div class="case-study" data-study-id="{study}"></div>'
-                                      "<script>var stackedImages = [];</script></body></html>")
-            stacks = [{"modality": "Ultrasound", "images": [{
-                "id": image_id, "position": 1, "content_type": "video/mp4", "public_filename": video.url,
-                "fullscreen_filename": video.url.rsplit(".", 1)[0] + "_big_gallery.jpeg"}]}]
-            self.add(f"https://radiopaedia.org/studies/{study}/stacks", json.dumps(stacks).encode(),
-                     "application/json; charset=utf-8")
-
-    def _layout_core(self, video: Any, clip: Path) -> None:
-        host = urllib.parse.urlsplit(video.url).hostname or ""
-        if host.endswith("vimeo.com"):
-            if url_key(video.url) in {(k, q or "") for k, q in self.routes}:
-                return
-            vimeo_id = video.url.rstrip("/").rsplit("/", 1)[-1]
-            media = f"https://vod-progressive.akamaized.net/{vimeo_id}/{vimeo_id}.mp4"
-            self.add_file(media, clip)
-            self.add_page(video.url, video_page(f"Vimeo {vimeo_id}", media))
-        else:
-            self.add_file(video.url, clip)
-
-    def _layout_uf(self, video: Any, clip: Path) -> None:
-        self.add_file(video.url, clip, browser_only=True)
-
-    def _layout_paper(self, video: Any, clip: Path) -> None:
-        self.add_file(video.url, clip, browser_only=True, match_query=True)
-
-    def _layout_clarius(self, video: Any, clip: Path) -> None:
-        data = clip.read_bytes()
-        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(video.url).query))
-        if "X-Amz-Date" not in query:
-            self.add(video.url, data, _TYPES.get(clip.suffix.lower()))
-            return
-        signed = dt.datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
-        expires = signed.timestamp() + int(query.get("X-Amz-Expires", "0"))
-
-        def presigned(site: LoopbackSite, _headers: Mapping[str, str]) -> tuple[int, dict[str, str], bytes]:
-            if site.clock() > expires:
-                return 403, {"Content-Type": "application/xml"}, (
-                    b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code>"
-                    b"<Message>Request has expired</Message></Error>")
-            return 200, {"Content-Type": "video/mp4"}, data
-
-        self.add(video.url, handler=presigned, match_query=True)
-
-
-# ---- page and archive builders (also handy in tests)
-
-def grepmed_page(file_url: str) -> str:
-    """A GrepMed-like case page naming ``file_url`` in a ``<video><source>`` and in ``og:video``."""
-    return ("<!DOCTYPE html><html><head>"
-            f'<meta property="og:video" content="{html.escape(file_url)}">'
-            '<meta property="og:type" content="video.other"></head><body><div class="image-container">'
-            f'<video autoplay loop muted playsinline><source src="{html.escape(file_url)}" type="video/mp4">'
-            "</video></div></body></html>")
-
-
-def litfl_page(file_url: str) -> str:
-    """A WordPress case page: a ``[video]`` shortcode player (``?_=1``, fallback link) and a block-editor figure."""
-    src = html.escape(file_url)
-    return ('<!DOCTYPE html><html><body><article><div class="entry-content"><p>Case</p>'
-            '<div style="width: 640px;" class="wp-video"><video class="wp-video-shortcode" id="video-1-1" '
-            f'preload="metadata" controls="controls"><source type="video/mp4" src="{src}?_=1" />'
-            f'<a href="{src}">{src}</a></video></div>'
-            f'<figure class="wp-block-video"><video controls src="{src}"></video></figure>'
-            "</div></article></body></html>")
-
-
-def video_page(title: str, media_url: str) -> str:
-    """A plain page with one HTML5 ``<video>`` (what yt-dlp's generic extractor reads)."""
-    return (f"<!DOCTYPE html><html><head><title>{html.escape(title)}</title></head><body>"
-            f'<video controls width="640"><source src="{html.escape(media_url)}" type="video/mp4"></video>'
-            "</body></html>")
-
-
-def make_zip(members: Mapping[str, bytes]) -> bytes:
-    """A zip holding ``members`` (name -> bytes) verbatim, unsafe names included (for fault tests)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(zipfile.ZipInfo(name, (2021, 1, 12, 16, 46, 52)), data)
-    return buffer.getvalue()
-
-
-def butterfly_zip(members: Iterable[tuple[Any, Path]]) -> bytes:
-    """The Butterfly transfer zip: ``Published/<category>/<original filename>`` plus a ``.png`` per clip."""
-    files: dict[str, bytes] = {}
-    for video, clip in members:
-        folder = BUTTERFLY_FOLDERS.get(getattr(video, "label", ""), "Other")
-        files[f"Published/{folder}/{video.filename}"] = Path(clip).read_bytes()
-        files[f"Published/{folder}/{Path(video.filename).stem}.png"] = tiny_png()
-    return make_zip(files)
-
-
-def tiny_png() -> bytes:
-    """A valid 1x1 grey PNG."""
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00\x80")) + chunk(b"IEND", b""))
-
-
-def resized_gif() -> bytes:
-    """A tiny valid GIF standing in for a Squarespace ``?format=750w`` rendition (not the original bytes)."""
-    return (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
-            b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
-
-
-def _dimensions(video: Any) -> tuple[int, int]:
-    expected = getattr(video, "expected", None)
-    return (getattr(expected, "width", 0), getattr(expected, "height", 0))
 
 
 # ---- the HTTP handler

@@ -93,7 +93,8 @@ def _split_field(config: str) -> dict[str, object]:
 
 def croissant_json(infos: Mapping[str, DatasetInfo], provenance: Provenance, name: str) -> str:
     """The Croissant JSON-LD text for the configs in ``infos`` (``name``: the card's pretty_name)."""
-    from processing.hub.export import ARXIV_URL, CITATION, FIELDS, LICENSE_LINK, UPSTREAM_URL
+    from processing.hub.export import ARXIV_URL, FIELDS, LICENSE_LINK, UPSTREAM_URL
+    from processing.vocabulary import CITATION
 
     distribution, record_sets = [], []
     for config, info in infos.items():

@@ -43,31 +43,12 @@ from huggingface_hub import DatasetCardData
 from processing.errors import CovidxError
 from processing.fileutil import current_umask, folder_bytes
 from processing.hub.croissant import CROISSANT_FILE, croissant_json
+from processing.vocabulary import CITATION, SOURCE_INFO
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024**2
 
-# Per source: (display name, licence of its clips as the upstream README states it; ../shared ORIGIN.md).
-SOURCE_LICENCES: dict[str, tuple[str, str]] = {
-    "butterfly": ("Butterfly Network", "none stated"),
-    "grepmed": ("GrepMed", "none stated"),
-    "litfl": ("Life in the Fast Lane (LITFL)", "CC BY-NC-SA 4.0"),
-    "pocusatlas": ("The POCUS Atlas", "CC BY-NC 4.0"),
-    "radio": ("Radiopaedia", "CC BY-NC-SA 3.0"),
-    "core": ("CoreUltrasound", "none stated"),
-    "uf": ("University of Florida", "none stated"),
-    "paper": ("Publications' supplementary material", "none stated"),
-    "clarius": ("Clarius", "none stated"),
-}
-
-CITATION = """@article{ebadi2021covidxus,
-  title   = {{COVIDx-US} -- An Open-Access Benchmark Dataset of Ultrasound Imaging Data for {AI}-Driven {COVID-19} Analytics},
-  author  = {Ebadi, Ashkan and Xi, Pengcheng and MacLean, Alexander and Tremblay, St{\\'e}phane and Kohli, Sonny and Wong, Alexander},
-  journal = {arXiv preprint arXiv:2103.10003},
-  year    = {2021},
-  note    = {Published in Frontiers in Bioscience-Landmark (2022); data and scripts: https://github.com/nrc-cnrc/COVID-US}
-}"""
 
 
 class ExportError(CovidxError):
@@ -366,7 +347,7 @@ def _sources_section(counts: Mapping[str, ConfigCounts]) -> list[str]:
     config = max(counts.values(), key=lambda c: len(c.classes), default=None)  # the widest task (4class if built)
     if config is None or not config.sources:
         return []
-    sources = [s for s in SOURCE_LICENCES if any(s in by for by in config.sources.values())]
+    sources = [s for s in SOURCE_INFO if any(s in by for by in config.sources.values())]
     sources += sorted({s for by in config.sources.values() for s in by} - set(sources))
     lines = ["## Classes by source", "",
              "Videos per class and source. **Labels are confounded with sources and devices:** most classes come",
@@ -414,7 +395,7 @@ def _licences_section(sources: Mapping[str, int]) -> list[str]:
         "| source | clips in this build | licence |",
         "|---|---|---|",
     ]
-    for source, (display, licence) in SOURCE_LICENCES.items():
+    for source, (display, licence) in SOURCE_INFO.items():
         if sources.get(source):
             lines.append(f"| {display} (`{source}`) | {sources[source]} | {licence} |")
     lines += ["", "The release files (labels, crop and mask metadata) come from nrc-cnrc/COVID-US under GNU AGPL-3.0.",

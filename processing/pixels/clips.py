@@ -27,7 +27,6 @@ from processing.errors import ClipError
 log = logging.getLogger(__name__)
 
 #: Containers the reader is tested on (by file extension); others FFmpeg knows are tried too.
-CONTAINERS = ("mp4", "gif", "avi", "mov", "wmv")
 
 #: Output videos: H.264 in RGB with qp 0 is mathematically lossless (frames decode bit-exact), keeps odd sizes
 #: (no chroma subsampling) and is read by every FFmpeg-based reader (torchcodec, PyAV, OpenCV, datasets.Video).

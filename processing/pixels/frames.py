@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from processing.errors import CovidxError
+from processing.errors import CovidxError, check_int, check_number
 
 _EPS = 1e-6  # timestamps are rounded to 1 ns; this absorbs float error in k/hz
 
@@ -94,10 +94,8 @@ class StreamSelector:
 
 
 def _check(sample_hz: float | None, max_frames: int | None) -> None:
-    if sample_hz is not None and not sample_hz > 0:
-        raise CovidxError(f"invalid sample_hz {sample_hz!r}: must be a positive number of frames per second")
-    if max_frames is not None and max_frames < 1:
-        raise CovidxError(f"invalid max_frames {max_frames!r}: must be a positive integer")
+    check_number("sample_hz", sample_hz, positive=True, none="every frame")
+    check_int("max_frames", max_frames, minimum=1, none="every frame")
 
 
 def select_frames(

@@ -43,7 +43,15 @@ from typing import Literal
 from processing.errors import ReleaseError, check_choice
 from processing.fileutil import path_problem, read_csv_text
 from processing.release import files as _release
-from processing.vocabulary import CLASSES, PROBES, SOURCES, TASKS, VERSIONS  # noqa: F401  (the release's words)
+from processing.vocabulary import (  # noqa: F401  (the release's words)
+    CLASSES,
+    LICENCE_NOT_STATED,
+    PROBES,
+    SOURCE_INFO,
+    SOURCES,
+    TASKS,
+    VERSIONS,
+)
 from processing.windows import Window
 
 log = logging.getLogger(__name__)
@@ -58,9 +66,6 @@ CLINICAL_FLAGS = (
     "distress", "asymptomatic", "a_line", "b_line", "consolidation", "irreg_pleural_line", "air_bronchogram",
     "pleural_effusion",
 )
-# Licences the upstream README states per source; the CSV's own `license` column wins when filled.
-SOURCE_LICENCES = {"pocusatlas": "CC BY-NC 4.0", "litfl": "CC BY-NC-SA 4.0", "radio": "CC BY-NC-SA 3.0"}
-LICENCE_NOT_STATED = "not stated"
 
 VIDEO_METADATA = "utils/video_metadata.csv"
 CROPPING_METADATA = "utils/video_cropping_metadata.csv"
@@ -517,196 +522,278 @@ def _natural(text: str) -> tuple:
     return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text))
 
 
+@dataclass(frozen=True)
+class _Rules:
+    """What the errata say about a release, and what it is checked against: spellings, withdrawn and stale videos,
+    clips that are the same, masks not to use, the crop-size columns, the pinned files (None: a custom release)."""
+
+    spell: Mapping[str, Mapping[str, str]]
+    withdrawn: frozenset[str]
+    upstream_withdrawn: frozenset[str]  # withdrawn upstream, applied or not (a hint when a custom release keeps one)
+    stale: frozenset[str]
+    same_clips: tuple[tuple[str, str], ...]
+    unused_masks: frozenset[str]
+    size_columns: tuple[str, str]
+    pins: _release.Pins | None
+
+    @classmethod
+    def of(cls, errata: tuple[Erratum, ...], applied: tuple[Erratum, ...], official: bool) -> _Rules:
+        size_columns = ("crp_width", "crp_height")
+        for e in applied:
+            if e.kind == "swapped_columns" and e.file == CROPPING_METADATA:
+                size_columns = tuple(c.strip() for c in e.corrected.split(","))  # type: ignore[assignment]
+        return cls(
+            spell={f: spelling_map(applied, f) for f in ("source", "class", "probe", "version")},
+            withdrawn=frozenset(e.video_id for e in applied if e.kind == "withdrawn"),
+            upstream_withdrawn=frozenset(e.video_id for e in errata if e.kind == "withdrawn"),
+            stale=frozenset(e.video_id for e in applied if e.kind == "stale_count"),
+            same_clips=tuple((e.video_id, e.corrected) for e in applied if e.kind == "same_clip"),
+            unused_masks=frozenset(e.found for e in applied if e.kind == "unused_mask"),
+            size_columns=size_columns,
+            pins=_release.load_pins() if official else None,
+        )
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """One row of video_metadata.csv, checked and spelled: what the other files' rows are checked against."""
+
+    id: str
+    number: int
+    source: str
+    label: str
+    probe: str
+    filetype: str
+    version: str
+    row: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class _Files:
+    """A release folder's files, read, with the errata of kind ``value`` applied."""
+
+    root: Path
+    meta: _Table
+    crop: dict
+    masks: dict
+    props: dict
+    luss: dict
+    labels: dict
+    clinical: dict
+
+    @classmethod
+    def read(cls, root: Path, applied: tuple[Erratum, ...]) -> _Files:
+        for rel in REQUIRED_FILES:
+            if not (root / rel).is_file():
+                raise ReleaseError(f"{root / rel}: missing release file (required: {', '.join(REQUIRED_FILES)})")
+        meta = _read_csv(root, VIDEO_METADATA)
+        optional = {rel: (root / rel).is_file() for rel in OPTIONAL_FILES}
+        files = cls(
+            root=root, meta=meta,
+            crop=_read_csv(root, CROPPING_METADATA).by_id("filename"),
+            masks=_read_csv(root, MASK_METADATA).by_id("filename"),
+            props=_read_csv(root, FILE_PROPERTIES).by_id("filename"),
+            luss=_read_csv(root, LUSS_METADATA).by_id("id") if optional[LUSS_METADATA] else {},
+            labels=_read_csv(root, LABELS_4CLASS).by_id("id") if optional[LABELS_4CLASS] else {},
+            clinical=_read_xlsx(root, CLINICAL_XLSX).by_id("id") if optional[CLINICAL_XLSX] else {},
+        )
+        _apply_values(root, applied, {CROPPING_METADATA: files.crop, MASK_METADATA: files.masks,
+                                      FILE_PROPERTIES: files.props, LUSS_METADATA: files.luss,
+                                      LABELS_4CLASS: files.labels, VIDEO_METADATA: meta.by_id("id")})
+        return files
+
+    def row(self, table: dict, rel: str, vid: str, rules: _Rules) -> tuple[str, dict[str, str]]:
+        """(where, row) of video ``vid`` in release file ``rel``; ``where`` names the file, line and video."""
+        if vid not in table:
+            hint = ""
+            if vid in rules.upstream_withdrawn:  # a custom release copied from upstream keeps the withdrawn video
+                hint = (f" ({vid} was withdrawn upstream, see metadata/errata.csv: remove its row from "
+                        f"{VIDEO_METADATA}, or load the pinned release without --custom-release)")
+            raise ReleaseError(f"{self.root / rel}: no row for video {vid}{hint}")
+        line, row = table[vid]
+        return f"{self.root / rel}, line {line}, video {vid}", row
+
+
+def _draft(line: int, row: dict[str, str], where: str, rules: _Rules, seen: dict[str, int]) -> _Draft:
+    """The checked video_metadata.csv row of one video (``where``: its file, line and id; ``seen``: the lines of
+    the ids read so far)."""
+    vid = row["id"]
+    m = _ID_RE.match(vid)
+    if not m:
+        raise ReleaseError(f"{where}: id {vid!r} is not '<number>_<source>_<class>'")
+    if vid in seen:
+        raise ReleaseError(f"{where}: duplicate id (first at line {seen[vid]})")
+    seen[vid] = line
+    source = _spell(rules.spell["source"], row["source"], where, "source", SOURCES)
+    label = _spell(rules.spell["class"], row["class"], where, "class", CLASSES)
+    probe = _spell(rules.spell["probe"], row["probe"], where, "probe", PROBES)
+    version = _spell(rules.spell["version"], row["version"], where, "version", VERSIONS)
+    if (m.group(2), m.group(3)) != (source, label):
+        raise ReleaseError(f"{where}: id says source {m.group(2)!r}, class {m.group(3)!r} but the row says "
+                           f"{source!r}, {label!r}")
+    filetype = row["filetype"].lower()
+    if filetype not in FILETYPES:
+        raise ReleaseError(f"{where}: column filetype is {row['filetype']!r}; valid values: {', '.join(FILETYPES)}")
+    if not row["url"] or not row["filename"]:
+        raise ReleaseError(f"{where}: empty {'url' if not row['url'] else 'filename'}")
+    return _Draft(vid, int(m.group(1)), source, label, probe, filetype, version, row)
+
+
+def _drafts(meta: _Table, rules: _Rules) -> list[_Draft]:
+    """Every video_metadata.csv row, checked, in file order; withdrawn videos left out (after their check)."""
+    drafts: list[_Draft] = []
+    seen: dict[str, int] = {}
+    for line, row in meta.rows:
+        vid = row["id"]
+        where = f"{meta.file}, line {line}, video {vid or '?'}"
+        draft = _draft(line, row, where, rules, seen)
+        if vid not in rules.withdrawn:
+            drafts.append(draft)
+    return drafts
+
+
+def _consistent(row: Mapping[str, str], where: str, draft: _Draft, rules: _Rules) -> None:
+    """Raise unless the probe, class and version another file's row gives (when it gives them) are the draft's."""
+    for col, valid, own in (("probe", PROBES, draft.probe), ("class", CLASSES, draft.label)):
+        if row.get(col) and _spell(rules.spell[col], row[col], where, col, valid) != own:
+            raise ReleaseError(f"{where}: column {col} is {row[col]!r} but {VIDEO_METADATA} says {own!r}")
+    if row.get("version") and _spell(rules.spell["version"], row["version"], where, "version",
+                                     VERSIONS) != draft.version:
+        raise ReleaseError(f"{where}: column version is {row['version']!r} but {VIDEO_METADATA} says "
+                           f"{draft.version!r}")
+
+
+def _expected(row: Mapping[str, str], where: str, *, trusted: bool) -> Expected:
+    """video_files_properties.csv: what upstream measured on the original file (no frame count when stale)."""
+    try:
+        fps = float(row["framerate"])
+    except ValueError:
+        raise ReleaseError(f"{where}: column framerate is {row['framerate']!r}, not a number") from None
+    if not (math.isfinite(fps) and fps > 0):
+        raise ReleaseError(f"{where}: column framerate is {row['framerate']!r}, not a positive number")
+    return Expected(
+        width=_int(row["width"], where, "width", minimum=1),
+        height=_int(row["height"], where, "height", minimum=1),
+        fps=fps,
+        frame_count=_int(row["frame_count"], where, "frame_count", minimum=1) if trusted else None,
+        trusted=trusted,
+    )
+
+
+def _crop(row: Mapping[str, str], where: str, expected: Expected, size_columns: tuple[str, str]) -> dict:
+    """video_cropping_metadata.csv: the crop rule, its window on the expected size, the stored crop size (checked
+    against the window) and the artifact flags."""
+    rule = _crop_rule(row, where)
+    try:
+        window = rule.window(expected.width, expected.height)
+    except ReleaseError as exc:
+        raise ReleaseError(f"{where}: {exc}") from None
+    wcol, hcol = size_columns
+    crop_size = window.size
+    if row.get(wcol) and row.get(hcol):
+        crop_size = (_int(row[wcol], where, wcol, minimum=1), _int(row[hcol], where, hcol, minimum=1))
+        if crop_size != window.size:
+            raise ReleaseError(f"{where}: stored crop size {crop_size[0]}x{crop_size[1]} (width from {wcol}, "
+                               f"height from {hcol}) differs from the rule's {window.w}x{window.h} on "
+                               f"{expected.width}x{expected.height}")
+    artifacts = frozenset(f for f in ARTIFACT_FLAGS if row.get(f, "").lower() == "yes")
+    return dict(crop_rule=rule, crop_window=window, crop_size=crop_size, artifacts=artifacts)
+
+
+def _mask_plan(row: Mapping[str, str], where: str, draft: _Draft, rules: _Rules, root: Path) -> MaskPlan:
+    """mask_metadata.csv: the video's masks, frame ranges to drop, and inpainting tightness; every mask it names
+    must exist (in the pinned release, or in a custom release's folder) and not be one the errata call unused."""
+    needs = _yes_no(row["need_mask_after_crop"], where, "need_mask_after_crop")
+    main = row["mask_main_filename"] or None
+    if main is not None and (problem := _not_plain_name(main)):
+        raise ReleaseError(f"{where}: column mask_main_filename is {main!r}, {problem}; a mask is named by a "
+                           f"plain file name inside the release's {_release.MASK_DIR}/ folder")
+    if needs != bool(main):
+        raise ReleaseError(f"{where}: need_mask_after_crop={row['need_mask_after_crop']} but mask_main_filename "
+                           f"is {main or 'empty'}")
+    multiple = _yes_no(row.get("need_multiple_masks", ""), where, "need_multiple_masks", default=False)
+    frame_ranges = _ranges(row.get("frame_specific_masks", ""), where)
+    if frame_ranges and not multiple:
+        raise ReleaseError(f"{where}: frame_specific_masks set but need_multiple_masks is not yes")
+    plan = MaskPlan(
+        needs_mask=needs,
+        main_mask=main,
+        frame_masks=frame_ranges,
+        deleted=_ranges(row.get("delete_frames_from_to", ""), where),
+        tight=_yes_no(row.get("tight_inpainting", ""), where, "tight_inpainting", default=False),
+    )
+    for name in plan.mask_names(draft.id, draft.probe):
+        if name in rules.unused_masks:
+            raise ReleaseError(f"{where}: mask {name} is listed as unused in {ERRATA_PATH.name}")
+        if rules.pins is not None and name not in rules.pins.masks:
+            raise ReleaseError(f"{where}: mask {name} is not a file of the pinned release")
+        if rules.pins is None and not (root / _release.MASK_DIR / name).is_file():
+            raise ReleaseError(f"{where}: mask {root / _release.MASK_DIR / name} does not exist")
+    return plan
+
+
+def _labels(draft: _Draft, files: _Files, rules: _Rules) -> dict:
+    """The 4-class labels file (patient, case), LUSS_metadata.csv (score) and the v1.5 clinical sheet (flags);
+    each optional: without the labels file, the patient and case come from video_metadata.csv."""
+    row = draft.row
+    patient, case_no, body = row.get("patient") or None, row.get("case_no") or "", row.get("type", "")
+    where = f"{files.meta.file}, video {draft.id}"
+    if files.labels:
+        where, lrow = files.row(files.labels, LABELS_4CLASS, draft.id, rules)
+        _consistent(lrow, where, draft, rules)
+        patient, case_no, body = lrow["patient"] or None, lrow["case_no"], lrow.get("type") or body
+    case = _int(case_no, where, "case_no", minimum=1) if case_no else None
+    score = None
+    if files.luss:
+        swhere, srow = files.row(files.luss, LUSS_METADATA, draft.id, rules)
+        if srow["LUSS"].upper() not in ("", "NA"):
+            score = _int(srow["LUSS"], swhere, "LUSS")
+            if score > 3:
+                raise ReleaseError(f"{swhere}: column LUSS is {score}; valid values: 0, 1, 2, 3, NA")
+        body = body or srow.get("type", "")
+    flags: tuple[tuple[str, str], ...] = ()
+    if draft.id in files.clinical:
+        clinical = files.clinical[draft.id][1]
+        flags = tuple(sorted((f, clinical[f].lower()) for f in CLINICAL_FLAGS if clinical.get(f)))
+    return dict(patient_id=patient, case_no=case, luss=score, clinical=flags, body_region=body.lower() or "unknown")
+
+
+def _video_fields(draft: _Draft, files: _Files, rules: _Rules) -> dict:
+    """Every field of one video but its split group, from the rows the release files hold for it."""
+    vid, row = draft.id, draft.row
+    where, props = files.row(files.props, FILE_PROPERTIES, vid, rules)
+    expected = _expected(props, where, trusted=vid not in rules.stale)
+    where, crop = files.row(files.crop, CROPPING_METADATA, vid, rules)
+    _consistent(crop, where, draft, rules)
+    cropping = _crop(crop, where, expected, rules.size_columns)
+    where, masks = files.row(files.masks, MASK_METADATA, vid, rules)
+    _consistent(masks, where, draft, rules)
+    plan = _mask_plan(masks, where, draft, rules, files.root)
+    return dict(
+        id=vid, number=draft.number, source=draft.source, label=draft.label, probe=draft.probe,
+        filetype=draft.filetype, url=row["url"], filename=row["filename"], version_added=draft.version,
+        **_labels(draft, files, rules),
+        licence=row.get("license") or SOURCE_INFO[draft.source].licence,
+        link=row.get("link") or row.get("paper_link") or row.get("paper_doi") or "",
+        **cropping, masks=plan, expected=expected,
+    )
+
+
 def parse_release(root: Path, *, official: bool, errata: tuple[Erratum, ...] | None = None) -> tuple[Video, ...]:
     """Every video of a release folder (all versions, withdrawn ones removed), sorted by number."""
     root = Path(root)
     errata = load_errata() if errata is None else errata
     applied = tuple(e for e in errata if e.scope == "format" or official)
-    for rel in REQUIRED_FILES:
-        if not (root / rel).is_file():
-            raise ReleaseError(f"{root / rel}: missing release file (required: {', '.join(REQUIRED_FILES)})")
-    meta = _read_csv(root, VIDEO_METADATA)
-    crop = _read_csv(root, CROPPING_METADATA).by_id("filename")
-    masks = _read_csv(root, MASK_METADATA).by_id("filename")
-    props = _read_csv(root, FILE_PROPERTIES).by_id("filename")
-    optional = {rel: (root / rel).is_file() for rel in OPTIONAL_FILES}
-    luss = _read_csv(root, LUSS_METADATA).by_id("id") if optional[LUSS_METADATA] else {}
-    labels = _read_csv(root, LABELS_4CLASS).by_id("id") if optional[LABELS_4CLASS] else {}
-    clinical = _read_xlsx(root, CLINICAL_XLSX).by_id("id") if optional[CLINICAL_XLSX] else {}
-
-    _apply_values(root, applied, {CROPPING_METADATA: crop, MASK_METADATA: masks, FILE_PROPERTIES: props,
-                                  LUSS_METADATA: luss, LABELS_4CLASS: labels, VIDEO_METADATA: meta.by_id("id")})
-    spell = {f: spelling_map(applied, f) for f in ("source", "class", "probe", "version")}
-    withdrawn = {e.video_id for e in applied if e.kind == "withdrawn"}
-    upstream_withdrawn = {e.video_id for e in errata if e.kind == "withdrawn"}
-    stale = {e.video_id for e in applied if e.kind == "stale_count"}
-    same_clips = [(e.video_id, e.corrected) for e in applied if e.kind == "same_clip"]
-    unused_masks = {e.found for e in applied if e.kind == "unused_mask"}
-    size_columns = ("crp_width", "crp_height")
-    for e in applied:
-        if e.kind == "swapped_columns" and e.file == CROPPING_METADATA:
-            size_columns = tuple(c.strip() for c in e.corrected.split(","))  # type: ignore[assignment]
-    pins = _release.load_pins() if official else None
-
-    drafts: list[dict] = []
-    seen: dict[str, int] = {}
-    for line, row in meta.rows:
-        vid = row["id"]
-        where = f"{meta.file}, line {line}, video {vid or '?'}"
-        m = _ID_RE.match(vid)
-        if not m:
-            raise ReleaseError(f"{where}: id {vid!r} is not '<number>_<source>_<class>'")
-        if vid in seen:
-            raise ReleaseError(f"{where}: duplicate id (first at line {seen[vid]})")
-        seen[vid] = line
-        source = _spell(spell["source"], row["source"], where, "source", SOURCES)
-        label = _spell(spell["class"], row["class"], where, "class", CLASSES)
-        probe = _spell(spell["probe"], row["probe"], where, "probe", PROBES)
-        version = _spell(spell["version"], row["version"], where, "version", VERSIONS)
-        if (m.group(2), m.group(3)) != (source, label):
-            raise ReleaseError(f"{where}: id says source {m.group(2)!r}, class {m.group(3)!r} but the row says "
-                               f"{source!r}, {label!r}")
-        filetype = row["filetype"].lower()
-        check = (filetype in FILETYPES, bool(row["url"]), bool(row["filename"]))
-        if not check[0]:
-            raise ReleaseError(f"{where}: column filetype is {row['filetype']!r}; valid values: {', '.join(FILETYPES)}")
-        if not check[1] or not check[2]:
-            raise ReleaseError(f"{where}: empty {'url' if not check[1] else 'filename'}")
-        if vid in withdrawn:
-            continue
-        drafts.append(dict(id=vid, number=int(m.group(1)), source=source, label=label, probe=probe,
-                           filetype=filetype, version=version, row=row))
-
-    patients: dict[str, str | None] = {}
-    videos_out = []
-    for d in drafts:
-        vid, row = d["id"], d["row"]
-
-        def lookup(table: dict, rel: str, _vid: str = vid) -> tuple[int, dict[str, str]]:
-            if _vid not in table:
-                hint = ""
-                if _vid in upstream_withdrawn:  # a custom release copied from upstream keeps the withdrawn video
-                    hint = (f" ({_vid} was withdrawn upstream, see metadata/errata.csv: remove its row from "
-                            f"{VIDEO_METADATA}, or load the pinned release without --custom-release)")
-                raise ReleaseError(f"{root / rel}: no row for video {_vid}{hint}")
-            return table[_vid]
-
-        def consistent(r: dict[str, str], where: str, _d: dict = d) -> None:
-            for col, key, valid in (("probe", "probe", PROBES), ("class", "label", CLASSES)):
-                if r.get(col):
-                    if _spell(spell[col], r[col], where, col, valid) != _d[key]:
-                        raise ReleaseError(f"{where}: column {col} is {r[col]!r} but {VIDEO_METADATA} says {_d[key]!r}")
-            if r.get("version") and _spell(spell["version"], r["version"], where, "version", VERSIONS) != _d["version"]:
-                raise ReleaseError(f"{where}: column version is {r['version']!r} but {VIDEO_METADATA} says "
-                                   f"{_d['version']!r}")
-
-        # --- expected properties
-        pline, prow = lookup(props, FILE_PROPERTIES)
-        pwhere = f"{root / FILE_PROPERTIES}, line {pline}, video {vid}"
-        try:
-            fps = float(prow["framerate"])
-        except ValueError:
-            raise ReleaseError(f"{pwhere}: column framerate is {prow['framerate']!r}, not a number") from None
-        if not (math.isfinite(fps) and fps > 0):
-            raise ReleaseError(f"{pwhere}: column framerate is {prow['framerate']!r}, not a positive number")
-        trusted = vid not in stale
-        expected = Expected(
-            width=_int(prow["width"], pwhere, "width", minimum=1),
-            height=_int(prow["height"], pwhere, "height", minimum=1),
-            fps=fps,
-            frame_count=_int(prow["frame_count"], pwhere, "frame_count", minimum=1) if trusted else None,
-            trusted=trusted,
-        )
-        # --- crop
-        cline, crow = lookup(crop, CROPPING_METADATA)
-        cwhere = f"{root / CROPPING_METADATA}, line {cline}, video {vid}"
-        consistent(crow, cwhere)
-        rule = _crop_rule(crow, cwhere)
-        try:
-            window = rule.window(expected.width, expected.height)
-        except ReleaseError as exc:
-            raise ReleaseError(f"{cwhere}: {exc}") from None
-        wcol, hcol = size_columns
-        if crow.get(wcol) and crow.get(hcol):
-            crop_size = (_int(crow[wcol], cwhere, wcol, minimum=1), _int(crow[hcol], cwhere, hcol, minimum=1))
-            if crop_size != window.size:
-                raise ReleaseError(f"{cwhere}: stored crop size {crop_size[0]}x{crop_size[1]} (width from {wcol}, "
-                                   f"height from {hcol}) differs from the rule's {window.w}x{window.h} on "
-                                   f"{expected.width}x{expected.height}")
-        else:
-            crop_size = window.size
-        artifacts = frozenset(f for f in ARTIFACT_FLAGS if crow.get(f, "").lower() == "yes")
-        # --- masks
-        mline, mrow = lookup(masks, MASK_METADATA)
-        mwhere = f"{root / MASK_METADATA}, line {mline}, video {vid}"
-        consistent(mrow, mwhere)
-        needs = _yes_no(mrow["need_mask_after_crop"], mwhere, "need_mask_after_crop")
-        main = mrow["mask_main_filename"] or None
-        if main is not None and (problem := _not_plain_name(main)):
-            raise ReleaseError(f"{mwhere}: column mask_main_filename is {main!r}, {problem}; a mask is named by a "
-                               f"plain file name inside the release's {_release.MASK_DIR}/ folder")
-        if needs != bool(main):
-            raise ReleaseError(f"{mwhere}: need_mask_after_crop={mrow['need_mask_after_crop']} but mask_main_filename "
-                               f"is {main or 'empty'}")
-        multiple = _yes_no(mrow.get("need_multiple_masks", ""), mwhere, "need_multiple_masks", default=False)
-        frame_ranges = _ranges(mrow.get("frame_specific_masks", ""), mwhere)
-        if frame_ranges and not multiple:
-            raise ReleaseError(f"{mwhere}: frame_specific_masks set but need_multiple_masks is not yes")
-        plan = MaskPlan(
-            needs_mask=needs,
-            main_mask=main,
-            frame_masks=frame_ranges,
-            deleted=_ranges(mrow.get("delete_frames_from_to", ""), mwhere),
-            tight=_yes_no(mrow.get("tight_inpainting", ""), mwhere, "tight_inpainting", default=False),
-        )
-        for name in plan.mask_names(vid, d["probe"]):
-            if name in unused_masks:
-                raise ReleaseError(f"{mwhere}: mask {name} is listed as unused in {ERRATA_PATH.name}")
-            if pins is not None and name not in pins.masks:
-                raise ReleaseError(f"{mwhere}: mask {name} is not a file of the pinned release")
-            if pins is None and not (root / _release.MASK_DIR / name).is_file():
-                raise ReleaseError(f"{mwhere}: mask {root / _release.MASK_DIR / name} does not exist")
-        # --- labels, LUSS, clinical
-        patient, case_no = row.get("patient") or None, row.get("case_no") or ""
-        body = row.get("type", "")
-        if labels:
-            lline, lrow = lookup(labels, LABELS_4CLASS)
-            lwhere = f"{root / LABELS_4CLASS}, line {lline}, video {vid}"
-            consistent(lrow, lwhere)
-            patient, case_no, body = lrow["patient"] or None, lrow["case_no"], lrow.get("type") or body
-        else:
-            lwhere = f"{meta.file}, video {vid}"
-        case = _int(case_no, lwhere, "case_no", minimum=1) if case_no else None
-        score = None
-        if luss:
-            sline, srow = lookup(luss, LUSS_METADATA)
-            swhere = f"{root / LUSS_METADATA}, line {sline}, video {vid}"
-            if srow["LUSS"].upper() not in ("", "NA"):
-                score = _int(srow["LUSS"], swhere, "LUSS")
-                if score > 3:
-                    raise ReleaseError(f"{swhere}: column LUSS is {score}; valid values: 0, 1, 2, 3, NA")
-            body = body or srow.get("type", "")
-        flags: tuple[tuple[str, str], ...] = ()
-        if vid in clinical:
-            crow_ = clinical[vid][1]
-            flags = tuple(sorted((f, crow_[f].lower()) for f in CLINICAL_FLAGS if crow_.get(f)))
-        patients[vid] = patient
-        videos_out.append(dict(
-            id=vid, number=d["number"], source=d["source"], label=d["label"], probe=d["probe"],
-            filetype=d["filetype"], url=row["url"], filename=row["filename"], version_added=d["version"],
-            body_region=body.lower() or "unknown", patient_id=patient, case_no=case, luss=score, clinical=flags,
-            licence=row.get("license") or SOURCE_LICENCES.get(d["source"], LICENCE_NOT_STATED),
-            link=row.get("link") or row.get("paper_link") or row.get("paper_doi") or "",
-            crop_rule=rule, crop_window=window, crop_size=crop_size, artifacts=artifacts, masks=plan,
-            expected=expected,
-        ))
-    known = {d["id"] for d in drafts}
-    for a, b in same_clips:
+    files = _Files.read(root, applied)
+    rules = _Rules.of(errata, applied, official)
+    fields = [_video_fields(draft, files, rules) for draft in _drafts(files.meta, rules)]
+    known = {f["id"] for f in fields}
+    for a, b in rules.same_clips:
         for vid in (a, b):
             if vid not in known:
                 raise ReleaseError(f"{ERRATA_PATH}: same_clip names {vid}, which is not a video of the release")
-    groups = _groups(patients, same_clips)
-    return tuple(sorted((Video(group=groups[v["id"]], **v) for v in videos_out), key=lambda v: v.number))
+    groups = _groups({f["id"]: f["patient_id"] for f in fields}, list(rules.same_clips))
+    return tuple(sorted((Video(group=groups[f["id"]], **f) for f in fields), key=lambda v: v.number))
 
 
 def release_view(videos: Iterable[Video], version: str) -> tuple[Video, ...]:

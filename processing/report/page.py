@@ -38,15 +38,13 @@ from processing.errors import CovidxError
 from processing.fileutil import atomic_write
 from processing.hub.export import split_warnings
 from processing.progress import progress
-from processing.release.catalogue import CLASSES, PROBES, SOURCES
-from processing.vocabulary import TASKS
+from processing.vocabulary import CLASSES, DOWNLOAD_STATUSES, PROBES, SOURCES, TASKS
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # the build record format this module reads
 RECORD_NAME = "build_record.json"
 REPORT_DIR = "report"
-STATUSES = ("ok", "mirror", "manual", "copy", "missing")
 WINDOW_COLOR = (255, 214, 0)  # crop window outline (amber)
 MASK_COLOR = (255, 0, 200)  # mask tint (magenta: absent from grey-scale ultrasound)
 MASK_ALPHA = 0.55
@@ -210,7 +208,7 @@ def _color(name: str, order: Sequence[str]) -> str:
     """Fixed colours for missing / not-in-config and for download statuses; palette colours by position otherwise."""
     if name in FIXED_COLORS:
         return FIXED_COLORS[name]
-    if set(order) <= set(STATUSES):
+    if set(order) <= set(DOWNLOAD_STATUSES):
         return STATUS_COLORS[name]
     plain = [s for s in order if s not in FIXED_COLORS]
     return PALETTE[plain.index(name) % len(PALETTE)]
@@ -312,87 +310,101 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 def video_thumbnails(video: Mapping[str, Any], options: ReportOptions) -> list[Thumb]:
     """The thumbnail strip of one processed video (see the module docstring); problems become captions, not errors."""
-    from processing.pixels.masks import MaskSet
-
-    plan, record = video.get("plan") or {}, video.get("record") or {}
+    plan = video.get("plan") or {}
     frames = _frames(video)
     if not frames:
         return [Thumb("no kept frame", None, "the record lists no frame image")]
-    images = dict(frames)
     frame_masks = {int(k): Path(v) for k, v in (plan.get("frame_masks") or {}).items()}
     # The main strip shows a frame under the main mask only; the pointer pair a frame under a frame-specific mask.
     first = next((i for i, _ in frames if i not in frame_masks), frames[0][0])
     pointer = next((i for i, _ in frames if i in frame_masks and i != first), None)
-    size = tuple(int(v) for v in record.get("crop_size") or ())
-    window = plan.get("window")
-    q, side = options.jpeg_quality, options.thumb_size
-    thumbs: list[Thumb] = []
+    strip = _Strip.of(video, dict(frames), frame_masks, first, pointer, options)
+    thumbs = [strip.original(first), strip.masked(first, "pointer mask" if first in frame_masks else "mask"),
+              strip.clean(first, f"clean frame {first}")]
+    if pointer is not None:
+        thumbs.append(strip.masked(pointer, "pointer mask"))
+        thumbs.append(strip.clean(pointer, f"clean frame {pointer} (pointer removed)"))
+    return thumbs
 
-    clip = Path((video.get("download") or {}).get("path") or "")
-    try:
-        originals = _first_frames(clip, {first} | ({pointer} if pointer is not None else set()))
-    except CovidxError as exc:
-        originals, clip_problem = {}, str(exc)
-    else:
-        clip_problem = None if first in originals else f"clip {clip} has no frame {first}"
 
-    def crop(image: np.ndarray) -> np.ndarray:
-        if not window:
+@dataclass
+class _Strip:
+    """What one video's thumbnails are drawn from: its first source frames, crop window, masks and clean frames;
+    ``clip_problem`` / ``mask_problem`` say why the originals or the masks cannot be shown."""
+
+    originals: dict[int, np.ndarray]
+    clip_problem: str | None
+    window: Sequence[int] | None
+    masks: Any
+    mask_problem: str | None
+    images: dict[int, str]
+    side: int
+    quality: int
+
+    @classmethod
+    def of(cls, video: Mapping[str, Any], images: dict[int, str], frame_masks: dict[int, Path], first: int,
+           pointer: int | None, options: ReportOptions) -> _Strip:
+        from processing.pixels.masks import MaskSet
+
+        plan, record = video.get("plan") or {}, video.get("record") or {}
+        clip = Path((video.get("download") or {}).get("path") or "")
+        try:
+            originals = _first_frames(clip, {first} | ({pointer} if pointer is not None else set()))
+        except CovidxError as exc:
+            originals, clip_problem = {}, str(exc)
+        else:
+            clip_problem = None if first in originals else f"clip {clip} has no frame {first}"
+        size = tuple(int(v) for v in record.get("crop_size") or ())
+        masks, mask_problem = None, None
+        if len(size) == 2 and (plan.get("main_mask") or frame_masks):
+            try:
+                masks = MaskSet(clip, size, Path(plan["main_mask"]) if plan.get("main_mask") else None, frame_masks,
+                                bool(plan.get("tight")))
+            except CovidxError as exc:
+                mask_problem = str(exc)
+        return cls(originals, clip_problem, plan.get("window"), masks, mask_problem, images, options.thumb_size,
+                   options.jpeg_quality)
+
+    def crop(self, image: np.ndarray) -> np.ndarray:
+        if not self.window:
             return image
-        x, y, w, h = (int(v) for v in window)
+        x, y, w, h = (int(v) for v in self.window)
         return image[y:y + h, x:x + w]
 
-    masks = None
-    mask_problem = None
-    if len(size) == 2 and (plan.get("main_mask") or frame_masks):
-        try:
-            masks = MaskSet(clip, size, Path(plan["main_mask"]) if plan.get("main_mask") else None, frame_masks,
-                            bool(plan.get("tight")))
-        except CovidxError as exc:
-            mask_problem = str(exc)
-
-    def original_thumb(index: int) -> Thumb:
-        caption = f"original frame {index}" + (" + crop window" if window else "")
-        if index not in originals:
-            return Thumb(caption, None, clip_problem)
-        image = originals[index]
-        small = thumbnail(image, side)
-        if window:
+    def original(self, index: int) -> Thumb:
+        caption = f"original frame {index}" + (" + crop window" if self.window else "")
+        if index not in self.originals:
+            return Thumb(caption, None, self.clip_problem)
+        image = self.originals[index]
+        small = thumbnail(image, self.side)
+        if self.window:
             scale = small.shape[1] / image.shape[1]
-            small = draw_window(small, [round(v * scale) for v in window], thickness=2)
-        return Thumb(caption, jpeg_data_uri(small, q))
+            small = draw_window(small, [round(v * scale) for v in self.window], thickness=2)
+        return Thumb(caption, jpeg_data_uri(small, self.quality))
 
-    def mask_thumb(index: int, label: str) -> Thumb:
+    def masked(self, index: int, label: str) -> Thumb:
         caption = f"{label} on cropped frame {index}"
-        if index not in originals:
-            return Thumb(caption, None, clip_problem)
-        if mask_problem:
-            return Thumb(caption, None, mask_problem)
-        cropped = crop(originals[index])
+        if index not in self.originals:
+            return Thumb(caption, None, self.clip_problem)
+        if self.mask_problem:
+            return Thumb(caption, None, self.mask_problem)
+        cropped = self.crop(self.originals[index])
         try:
-            mask = masks.for_frame(index) if masks is not None else None
+            mask = self.masks.for_frame(index) if self.masks is not None else None
         except CovidxError as exc:
             return Thumb(caption, None, str(exc))
         if mask is None:
-            return Thumb(f"cropped frame {index} (no mask)", jpeg_data_uri(thumbnail(cropped, side), q))
+            return Thumb(f"cropped frame {index} (no mask)", jpeg_data_uri(thumbnail(cropped, self.side), self.quality))
         if mask.shape != cropped.shape[:2]:
             return Thumb(caption, None, f"mask {mask.shape[::-1]} does not match the crop {cropped.shape[1::-1]}")
-        return Thumb(caption, jpeg_data_uri(thumbnail(tint_mask(cropped, mask), side), q))
+        return Thumb(caption, jpeg_data_uri(thumbnail(tint_mask(cropped, mask), self.side), self.quality))
 
-    def clean_thumb(index: int, caption: str) -> Thumb:
-        path = Path(images[index])
+    def clean(self, index: int, caption: str) -> Thumb:
+        path = Path(self.images[index])
         try:
-            return Thumb(caption, jpeg_data_uri(thumbnail(_read_rgb(path), side), q))
+            return Thumb(caption, jpeg_data_uri(thumbnail(_read_rgb(path), self.side), self.quality))
         except (OSError, ValueError) as exc:
             return Thumb(caption, None, f"frame image {path} cannot be read: {exc}")
-
-    thumbs.append(original_thumb(first))
-    thumbs.append(mask_thumb(first, "pointer mask" if first in frame_masks else "mask"))
-    thumbs.append(clean_thumb(first, f"clean frame {first}"))
-    if pointer is not None:
-        thumbs.append(mask_thumb(pointer, "pointer mask"))
-        thumbs.append(clean_thumb(pointer, f"clean frame {pointer} (pointer removed)"))
-    return thumbs
 
 
 # ---- HTML
@@ -442,7 +454,7 @@ def _link(url: object) -> str:
 
 
 def _badge(status: str) -> str:
-    return f'<span class="badge {_e(status) if status in STATUSES else "missing"}">{_e(status)}</span>'
+    return f'<span class="badge {_e(status) if status in DOWNLOAD_STATUSES else "missing"}">{_e(status)}</span>'
 
 
 def _primary_config(record: Mapping[str, Any]) -> str | None:
@@ -529,9 +541,9 @@ def _charts(record: Mapping[str, Any]) -> str:
         rows, segments = chart_rows(videos, attr, config, order)
         figures.append((title + stacked, bar_chart_svg(title, rows, segments)))
     status = Counter((v.get("download") or {}).get("status") or "missing" for v in videos)
-    status_rows = {s: {s: status[s]} for s in _ordered(status, STATUSES)}
+    status_rows = {s: {s: status[s]} for s in _ordered(status, DOWNLOAD_STATUSES)}
     figures.append(("Videos by download status", bar_chart_svg("Videos by download status", status_rows,
-                                                               _ordered(status, STATUSES))))
+                                                               _ordered(status, DOWNLOAD_STATUSES))))
     splits = _split_rows(record)
     split_names = _ordered({s for c in splits.values() for s in c}, ("train", "validation", "test"))
     figures.append(("Videos per split, by config", bar_chart_svg("Videos per split, by config", splits, split_names)))

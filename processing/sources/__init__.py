@@ -5,8 +5,9 @@ and how one of its pages is parsed to find the media link. It never opens a conn
 verification, mirrors and the manual folder live once, in :mod:`processing.sources.download` (the imagefolder-over-base idea:
 a child names what differs, the base does the work).
 
-Adding a source is one file in this package that subclasses :class:`SourceEngine` and is decorated with
-:func:`register`::
+Adding a source is one file in this package (found by the registry itself) that subclasses :class:`SourceEngine`
+and is decorated with :func:`register`, its test, and one entry in ``processing.vocabulary.SOURCE_INFO`` (its id,
+display name and licence, which the catalogue and the dataset card read)::
 
     @register
     class Example(SourceEngine):
@@ -15,6 +16,12 @@ Adding a source is one file in this package that subclasses :class:`SourceEngine
 
         def candidates(self, video):           # optional: the default is the catalogue URL as a direct media link
             return [Candidate(video.url)]
+
+        def imitate(self, site, served, *, js_buttons=False):  # optional: the default serves each URL's clip
+            ...                                # the site's layout on the loopback test server (demo and tests)
+
+To put the source in ``covidx-us demo``'s simulated release too, add videos of it to
+``processing/demo/simrelease.py`` (its URL pattern and release spelling); the demo does not need every source.
 
 A :class:`Candidate` is one thing to try, in order. ``kind`` says what the downloader does with it:
 
@@ -29,17 +36,21 @@ A :class:`Candidate` is one thing to try, in order. ``kind`` says what the downl
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import re
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from processing.errors import DownloadError, check_choice
 
 if TYPE_CHECKING:
     from processing.release.catalogue import Video
+    from processing.sources.imitation import LoopbackLayout
 
-KINDS = ("media", "page", "archive", "ytdlp")
+CANDIDATE_KINDS = ("media", "page", "archive", "ytdlp")
 
 #: Sent where a site refuses non-browser clients (UF, publishers, Clarius).
 BROWSER_USER_AGENT = (
@@ -61,7 +72,7 @@ class Candidate:
     member: str | None = None
 
     def __post_init__(self) -> None:
-        check_choice("candidate kind", self.kind, KINDS)
+        check_choice("candidate kind", self.kind, CANDIDATE_KINDS)
         if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
             raise DownloadError(f"candidate URL must be http(s): {self.url!r}")
 
@@ -75,7 +86,9 @@ class SourceEngine:
     - ``js_pages``: True when a page may build its media link with JavaScript (then Chromium renders it as a fallback);
     - :meth:`candidates`: catalogue row -> ordered candidates (default: the catalogue URL as a direct media link);
     - :meth:`parse_page`: a fetched page -> further candidates (default: none);
-    - :meth:`unavailable`: a reason to skip the network for this row altogether (default: ``None``).
+    - :meth:`unavailable`: a reason to skip the network for this row altogether (default: ``None``);
+    - :meth:`imitate`: how the site serves its videos, on a loopback test server (default: each catalogue URL
+      serves its clip), for the tests and ``covidx-us demo``.
     """
 
     name: ClassVar[str] = ""
@@ -95,6 +108,12 @@ class SourceEngine:
         """A reason why no request can succeed (e.g. an expired presigned link), or None. ``now``: Unix time."""
         return None
 
+    def imitate(self, site: LoopbackLayout, served: Sequence[tuple[Video, Path]], *, js_buttons: bool = False) -> None:
+        """Lay out ``served`` ((video, local clip) pairs of this source) on ``site`` the way the real site serves
+        them (``js_buttons``: links a page builds with JavaScript are built so; see NOTES-sources.md)."""
+        for video, clip in served:
+            site.add_file(video.url, clip)
+
     def allows(self, host: str) -> bool:
         """True when ``host`` is one of :attr:`hosts` or a sub-domain of one."""
         host = host.lower().rstrip(".")
@@ -105,7 +124,8 @@ class SourceEngine:
 
 
 _REGISTRY: dict[str, SourceEngine] = {}
-_MODULES = ("butterfly", "grepmed", "litfl", "pocusatlas", "radiopaedia", "core", "uf", "paper", "clarius")
+# The modules of this package that are not engines; every other module is imported to register its engine.
+_SHARED = frozenset({"availability", "browser", "download", "imitation"})
 
 
 def register(cls: type[SourceEngine]) -> type[SourceEngine]:
@@ -117,8 +137,9 @@ def register(cls: type[SourceEngine]) -> type[SourceEngine]:
 
 
 def _load_all() -> None:
-    for module in _MODULES:
-        importlib.import_module(f"{__name__}.{module}")
+    for module in pkgutil.iter_modules(__path__):
+        if module.name not in _SHARED and not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
 
 
 def engines() -> dict[str, SourceEngine]:

@@ -8,9 +8,16 @@ when the static HTML has no link. A user-supplied zip in ``--data-dir`` is searc
 
 from __future__ import annotations
 
+import datetime as dt
+import html
+import json
 import urllib.parse
+from pathlib import Path
 
 from processing.sources import Candidate, SourceEngine, has_classes, parse_tags, register
+
+# The transfer zip's category folder per class (the imitation's; the live zip's names are matched by file name).
+FOLDERS = {"covid": "B lines", "pneumonia": "Consolidation", "normal": "Normal Lung", "other": "Other"}
 
 
 @register
@@ -33,3 +40,39 @@ class Butterfly(SourceEngine):
         return [
             Candidate(urllib.parse.urljoin(page.url, links[0]), "archive", "transfer zip", member=video.filename)
         ] if links else []
+
+    def imitate(self, site, served, *, js_buttons=False) -> None:
+        transfers: dict[str, list] = {}
+        for video, clip in served:
+            transfers.setdefault(video.url, []).append((video, clip))
+        for transfer, members in transfers.items():
+            _imitate_transfer(site, transfer, members, js_buttons)
+
+
+def _imitate_transfer(site, transfer: str, members: list, js_buttons: bool) -> None:
+    """One Bynder transfer page whose button (inserted by a script when ``js_buttons``) leads to the zip."""
+    path = urllib.parse.urlsplit(transfer).path.rstrip("/")
+    stamp = dt.datetime.fromtimestamp(1610469413, dt.timezone.utc)
+    site.add(f"{transfer.rstrip('/')}/download", butterfly_zip(members), "application/zip",
+             headers={"Content-Disposition": f'attachment; filename="Published -{stamp:%Y%m%dT%H%M%SZ}-001.zip"'})
+    link = f"{path}/download"
+    if js_buttons:
+        button = ('<a class="btn btn-primary" id="download">Download</a>\n<script>setTimeout(function () {'
+                  f'document.getElementById("download").setAttribute("href", {json.dumps(link)});}}, 150);'
+                  '</script>')
+    else:
+        button = f'<a class="btn btn-primary" href="{html.escape(link)}">Download</a>'
+    site.add_page(transfer, f"<!DOCTYPE html><html><head><title>Bynder transfer</title></head><body>"
+                            f'<div class="transfer"><h1>{len(members)} files</h1>\n{button}</div></body></html>')
+
+
+def butterfly_zip(members) -> bytes:
+    """The Butterfly transfer zip: ``Published/<category>/<original filename>`` plus a ``.png`` per clip."""
+    from processing.sources.imitation import make_zip, tiny_png
+
+    files: dict[str, bytes] = {}
+    for video, clip in members:
+        folder = FOLDERS.get(getattr(video, "label", ""), "Other")
+        files[f"Published/{folder}/{video.filename}"] = Path(clip).read_bytes()
+        files[f"Published/{folder}/{Path(video.filename).stem}.png"] = tiny_png()
+    return make_zip(files)

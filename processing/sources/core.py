@@ -22,3 +22,18 @@ class Core(SourceEngine):
         if host == "vimeo.com" or host.endswith(".vimeo.com"):
             return [Candidate(video.url, "ytdlp", "Vimeo page (yt-dlp)")]
         return [Candidate(video.url)]
+
+    def imitate(self, site, served, *, js_buttons=False) -> None:
+        from processing.sources.imitation import video_page
+
+        pages: set[str] = set()
+        for video, clip in served:
+            host = urllib.parse.urlsplit(video.url).hostname or ""
+            if not host.endswith("vimeo.com"):
+                site.add_file(video.url, clip)
+            elif video.url not in pages:  # two clips cut from one Vimeo video: the page serves the first
+                pages.add(video.url)
+                vimeo_id = video.url.rstrip("/").rsplit("/", 1)[-1]
+                media = f"https://vod-progressive.akamaized.net/{vimeo_id}/{vimeo_id}.mp4"
+                site.add_file(media, clip)
+                site.add_page(video.url, video_page(f"Vimeo {vimeo_id}", media))

@@ -51,18 +51,18 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from processing import __version__
-from processing.errors import CovidxError, DownloadError, check_choice
+from processing.errors import CovidxError, DownloadError, check_choice, check_int, check_mirror, check_number
 from processing.fileutil import atomic_write, sha256_file, sweep_leftovers
 from processing.progress import progress
 from processing.release.copies import Copy, load_copies
 from processing.sources import Candidate, SourceEngine, basename, get_engine
+from processing.vocabulary import DOWNLOAD_STATUSES
 
 if TYPE_CHECKING:
     from processing.release.catalogue import Video
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("ok", "mirror", "manual", "copy", "missing")
 # Where a clip came from, per status (the examples' ``origin`` column).
 ORIGINS = {"ok": "original", "mirror": "mirror", "manual": "manual", "copy": "copy", "missing": "missing"}
 VIDEO_KINDS = ("mp4", "mov", "gif", "avi", "wmv", "webm")
@@ -127,18 +127,16 @@ class DownloadOptions:
             object.__setattr__(self, "copy_registry", Path(self.copy_registry))
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", Path(self.data_dir))
-        mirrors = []
         for prefix in self.mirrors:
-            if urllib.parse.urlsplit(prefix).scheme not in ("http", "https"):
-                raise CovidxError(f"mirror prefix must be an http(s) URL: {prefix!r}")
-            mirrors.append(prefix if prefix.endswith("/") else prefix + "/")
-        object.__setattr__(self, "mirrors", tuple(mirrors))
-        for name in ("timeout", "max_bytes", "per_host", "workers", "max_archive_bytes", "max_ratio"):
-            if not getattr(self, name) > 0:
-                raise CovidxError(f"DownloadOptions.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("retries", "delay", "backoff"):
-            if getattr(self, name) < 0:
-                raise CovidxError(f"DownloadOptions.{name} must be >= 0, got {getattr(self, name)!r}")
+            check_mirror(prefix)
+        object.__setattr__(self, "mirrors", tuple(p if p.endswith("/") else p + "/" for p in self.mirrors))
+        for name in ("timeout", "max_bytes", "max_archive_bytes", "max_ratio"):
+            check_number(name, getattr(self, name), positive=True)
+        for name in ("per_host", "workers"):
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("retries", self.retries, minimum=0)
+        for name in ("delay", "backoff"):
+            check_number(name, getattr(self, name), minimum=0)
 
     @property
     def downloads(self) -> Path:
@@ -161,7 +159,7 @@ class DownloadResult:
     copy: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        check_choice("download status", self.status, STATUSES)
+        check_choice("download status", self.status, DOWNLOAD_STATUSES)
 
     @property
     def origin(self) -> str:
@@ -1054,4 +1052,4 @@ def download_videos(videos: Sequence[Video], options: DownloadOptions) -> list[D
 
 __all__ = ["DownloadOptions", "DownloadResult", "download_videos", "copies_would_recover", "would_recover_text",
            "ORIGINS", "sniff", "mirror_url", "verify_clip",
-           "safe_extract", "check_archive", "check_member_name", "Manifest", "Downloader", "STATUSES"]
+           "safe_extract", "check_archive", "check_member_name", "Manifest", "Downloader", "DOWNLOAD_STATUSES"]

@@ -7,6 +7,7 @@ is relied on; the file slug may differ from the page slug, so the file URL canno
 
 from __future__ import annotations
 
+import html
 import re
 import urllib.parse
 
@@ -32,3 +33,19 @@ class GrepMed(SourceEngine):
         pattern = rf"""((?:https?:)?//img\.grepmed\.com/uploads/{re.escape(image_id)}/[^"'\s<>?]+-original\.(?:mp4|gif|webm|mov))"""
         return [Candidate(url, "media", "case page link") for url in find_urls(body.decode("utf-8", "replace"),
                                                                                pattern, page.url)]
+
+    def imitate(self, site, served, *, js_buttons=False) -> None:
+        for video, clip in served:
+            site.add_file(video.url, clip)
+            match = _UPLOAD_ID.search(video.url)
+            if match:
+                site.add_page(f"https://www.grepmed.com/images/{match.group(1)}", grepmed_page(video.url))
+
+
+def grepmed_page(file_url: str) -> str:
+    """A GrepMed-like case page naming ``file_url`` in a ``<video><source>`` and in ``og:video``."""
+    return ("<!DOCTYPE html><html><head>"
+            f'<meta property="og:video" content="{html.escape(file_url)}">'
+            '<meta property="og:type" content="video.other"></head><body><div class="image-container">'
+            f'<video autoplay loop muted playsinline><source src="{html.escape(file_url)}" type="video/mp4">'
+            "</video></div></body></html>")

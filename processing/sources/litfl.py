@@ -7,6 +7,8 @@ Fallback: the case page (catalogue ``link``) is server-rendered; its ``[video]``
 
 from __future__ import annotations
 
+import html
+
 from processing.sources import Candidate, SourceEngine, basename, parse_tags, register, strip_query
 
 
@@ -33,3 +35,21 @@ class Litfl(SourceEngine):
                     if "/wp-content/uploads/" in url and basename(url) == wanted:
                         urls.setdefault(url, None)
         return [Candidate(url, "media", "case page link") for url in urls]
+
+    def imitate(self, site, served, *, js_buttons=False) -> None:
+        for video, clip in served:
+            url = video.url.split("?", 1)[0]
+            site.add_file(url, clip)
+            if getattr(video, "link", ""):
+                site.add_page(video.link, litfl_page(url))
+
+
+def litfl_page(file_url: str) -> str:
+    """A WordPress case page: a ``[video]`` shortcode player (``?_=1``, fallback link) and a block-editor figure."""
+    src = html.escape(file_url)
+    return ('<!DOCTYPE html><html><body><article><div class="entry-content"><p>Case</p>'
+            '<div style="width: 640px;" class="wp-video"><video class="wp-video-shortcode" id="video-1-1" '
+            f'preload="metadata" controls="controls"><source type="video/mp4" src="{src}?_=1" />'
+            f'<a href="{src}">{src}</a></video></div>'
+            f'<figure class="wp-block-video"><video controls src="{src}"></video></figure>'
+            "</div></article></body></html>")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
+from pathlib import PurePosixPath
 
 from processing.sources import Candidate, SourceEngine, find_urls, register, strip_query
 
@@ -62,7 +63,36 @@ class PocusAtlas(SourceEngine):
         matching = [u for u in urls if wanted_id and _asset_key(u) == wanted_id] or urls
         return [Candidate(strip_query(u, "format"), "media", "case page asset") for u in matching]
 
+    def imitate(self, site, served, *, js_buttons=False) -> None:
+        from processing.sources.imitation import resized_gif
+
+        for video, clip in served:
+            url = video.url.split("?", 1)[0]
+            short = short_form(url)
+            if short:
+                site.fault(url, "404")
+            served_url = short or url
+            site.add_file(served_url, clip)
+            site.add(served_url + "?format=750w", resized_gif(), "image/gif", match_query=True)
+            if getattr(video, "link", ""):
+                _imitate_case_page(site, video, served_url)
+
 
 def _asset_key(url: str) -> str | None:
     parts = urllib.parse.urlsplit(url).path.split("/")
     return parts[4] if len(parts) > 4 and parts[1:3] == ["content", "v1"] else None
+
+
+def _imitate_case_page(site, video, served: str) -> None:
+    """The Squarespace case page (``img[data-image]``) and its ``?format=json`` item record."""
+    expected = getattr(video, "expected", None)
+    width, height = getattr(expected, "width", 0), getattr(expected, "height", 0)
+    site.add_page(video.link, f'<html><body><div class="sqs-block image-block"><img data-src="{served}" '
+                              f'data-image="{served}" data-image-dimensions="{width}x{height}" '
+                              f'data-load="false" alt=""></div></body></html>')
+    site.add(video.link + "?format=json", json.dumps({
+        "website": {"id": "58118909e3df282037abfad7"}, "collection": {"title": "Lung"},
+        "item": {"assetUrl": served, "filename": PurePosixPath(served).name, "contentType": "image/gif",
+                 "body": f'<p><img src="{served}?format=750w"></p>',
+                 "systemDataId": served.rstrip("/").split("/")[-2]}}).encode(),
+        "application/json", match_query=True)

@@ -48,3 +48,18 @@ class Radiopaedia(SourceEngine):
                 if url and (wanted is None or image.get("id") == wanted):
                     found.append(Candidate(urllib.parse.urljoin(page.url, url), "media", "study stacks image"))
         return found
+
+    def imitate(self, site, served, *, js_buttons=False) -> None:
+        for video, clip in served:
+            site.add_file(video.url, clip)
+            if getattr(video, "link", ""):
+                match = _IMAGE_ID.search(video.url)
+                image_id = int(match.group(1)) if match else 1
+                study = 900000 + image_id % 100000
+                site.add_page(video.link, f'<html><body><div class="case-study" data-study-id="{study}"></div>'
+                                          "<script>var stackedImages = [];</script></body></html>")
+                stacks = [{"modality": "Ultrasound", "images": [{
+                    "id": image_id, "position": 1, "content_type": "video/mp4", "public_filename": video.url,
+                    "fullscreen_filename": video.url.rsplit(".", 1)[0] + "_big_gallery.jpeg"}]}]
+                site.add(f"https://radiopaedia.org/studies/{study}/stacks", json.dumps(stacks).encode(),
+                         "application/json; charset=utf-8")

@@ -10,3 +10,7 @@ class UF(SourceEngine):
     name = "uf"
     hosts = ("anest.ufl.edu", "ufl.edu")
     user_agent = BROWSER_USER_AGENT
+
+    def imitate(self, site, served, *, js_buttons=False) -> None:
+        for video, clip in served:
+            site.add_file(video.url, clip, browser_only=True)
