@@ -78,6 +78,7 @@ _ARC = 0.08  # the top edge of a sector's field drops at its sides by >= 8% of t
 _NEAR_STD = 1.5  # near-field tissue changes (temporal std of grey >= ~2.4 on real clips); the background and static
 # interface lines above the field do not (<= ~1)
 _SADDLE = 0.25  # two apices with the region's top edge >= 25% of its height lower between them: two sectors
+_LINE = 4  # an interface line along a panel's edge is at most 4 px thick
 _PERSISTENT = 0.5  # a moving coloured blob on more than half of the frames is colour Doppler, not a pointer
 _CUT_FACTOR = 4.0  # a frame whose layout differs from the clip's median by > 4x the median difference + _CUT_FLOOR
 _CUT_FLOOR = 20.0  # ... grey levels (32x32 thumbnails) is a cut to another scene (probe motion: <= 3.5x, <= 62)
@@ -432,7 +433,7 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     part = _best_component(labels, live)
     if part is None or part.sum() < _MIN_FOV_SHARE * width * height:
         raise ClipError(f"{clip_id}: no ultrasound field of view found (nothing grey that changes like speckle)")
-    region = _extend_top(_trim_static_top(_hull(part), grays), grays, gray_med, black)
+    region = _extend_top(_trim_static_edges(_hull(part), grays), grays, gray_med, black)
     inside = gray_med[region]
     midgrey = float(((inside > black + 4) & (inside < 235)).mean())
     if midgrey < _MIN_MIDGREY:
@@ -446,25 +447,35 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     return FieldOfView(probe=probe, window=window_for(bbox, probe, width, height), bbox=bbox, region=region)
 
 
-def _trim_static_top(region: np.ndarray, grays: Sequence[np.ndarray]) -> np.ndarray:
-    """Take off the region's top rows while they are a static line (an interface rule drawn along the top of a
-    panel, grey and thin): at most 4 rows whose pixels across the region barely change. Tissue changes."""
+def _trim_static_edges(region: np.ndarray, grays: Sequence[np.ndarray]) -> np.ndarray:
+    """Take off static lines along the region's four edges: an interface rule drawn along a panel's top, a coloured
+    border line beside it. At most ``_LINE`` rows or columns a side, each with >= 90% of its pixels in the region
+    barely changing; a side static deeper than that is left as it is (a still clip, or still tissue)."""
     if len(grays) < 4:
         return region
-    ys = np.flatnonzero(region.any(axis=1))
-    top = int(ys[0])
-    rows = slice(top, min(top + 4, int(ys[-1]) + 1))
-    std = _temporal_std([g[rows] for g in grays])
-    inside = region[rows]
-    static = [(std[i][inside[i]] <= _STATIC_STD).mean() >= 0.9 if inside[i].any() else True
-              for i in range(inside.shape[0])]
-    cut = 0
-    while cut < len(static) and static[cut]:
-        cut += 1
-    if cut == 0 or cut == len(static) and len(static) == 4 and not (std[3][inside[3]] > _STATIC_STD).any():
-        return region  # nothing static on top, or static through all 4 rows (a still clip): leave it
+    for axis in (0, 1):  # rows (top, bottom), then columns (left, right)
+        for reverse in (False, True):
+            region = _trim_side(region, grays, axis, reverse)
+    return region
+
+
+def _trim_side(region: np.ndarray, grays: Sequence[np.ndarray], axis: int, reverse: bool) -> np.ndarray:
+    lines = np.flatnonzero(region.any(axis=1 - axis))  # rows (axis 0) or columns (axis 1) the region has
+    order = (lines[::-1] if reverse else lines)[:_LINE + 1]
+    run = 0
+    for index in order:
+        inside = region[index] if axis == 0 else region[:, index]
+        values = np.stack([(g[index] if axis == 0 else g[:, index])[inside] for g in grays]).astype(np.float32)
+        if (values.std(axis=0) <= _STATIC_STD).mean() < 0.9:
+            break
+        run += 1
+    if run == 0 or run > _LINE:
+        return region
     out = region.copy()
-    out[top:top + cut] = False
+    if axis == 0:
+        out[order[:run], :] = False
+    else:
+        out[:, order[:run]] = False
     return out
 
 
@@ -963,7 +974,7 @@ def detect_frames(
         sampled_frames=tuple(indices),
         frame_size=(width, height),
         pointer_policy=pointer_policy,
-        # slack at the faint sides of the field, 1% of the window (its top is set by _trim_static_top and
+        # slack at the faint sides of the field, 1% of the window (its top is set by _trim_static_edges and
         # _extend_top); overlays in that margin are in the masks
         fov_mask=cv2.dilate(region_win.astype(np.uint8), np.ones((1, _odd(0.02 * min(window.w, window.h))),
                                                               np.uint8)) > 0,
