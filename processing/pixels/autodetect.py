@@ -870,6 +870,74 @@ def _unusable_frames(indices: Sequence[int], thumbs: Sequence[np.ndarray]) -> di
     return out
 
 
+@dataclass
+class _Scan:
+    """What one streaming pass over a clip keeps: sampled frames, each frame's coloured and white pointer pixels,
+    one thumbnail per frame (bounded whatever the clip's length)."""
+
+    sampler: _Sampler
+    coloured_at: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # index -> (flat, chroma)
+    white_at: dict[int, np.ndarray] = field(default_factory=dict)  # index -> flat indices of white candidates
+    thumbs: list[np.ndarray] = field(default_factory=list)
+    thumb_indices: list[int] = field(default_factory=list)
+    shape: tuple[int, ...] | None = None
+    count: int = 0
+
+    def add(self, index: int, image: np.ndarray, clip_id: str) -> None:
+        if self.shape is None:
+            self.shape = image.shape
+            _check_frames([image], clip_id)
+        elif image.shape != self.shape:
+            raise ClipError(f"{clip_id}: frame {index} has shape {image.shape}, frame 0 had {self.shape}")
+        self.count += 1
+        gray, chroma = _gray(image), _chroma(image)
+        self.thumbs.append(cv2.resize(gray, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA))
+        self.thumb_indices.append(index)
+        self.sampler.offer(index, gray, chroma)
+        # A generous per-frame level; the final, tint-aware level is applied once the field is known.
+        flat = chroma.ravel()
+        hot = np.flatnonzero(flat > _MIN_CHROMA)
+        if 0 < hot.size <= _MAX_COLOURED_SHARE * flat.size:
+            self.coloured_at[index] = (hot.astype(np.int32), flat[hot])
+        white = _white_pointer(gray, chroma, max(24, int(0.0008 * gray.size)))
+        if white is not None:
+            self.white_at[index] = np.flatnonzero(white.ravel()).astype(np.int32)
+
+
+def _pointer_blobs(scan: _Scan, fov: FieldOfView, main: np.ndarray, static_colour: np.ndarray, level: float,
+                   samples: Mapping[int, tuple[np.ndarray, np.ndarray]], skip: Mapping[int, str]) -> dict[int, np.ndarray]:
+    """Frame index -> the pointer (coloured or white blob, window coordinates) seen on that frame."""
+    assert scan.shape is not None
+    height, width = scan.shape[:2]
+    window = fov.window
+    rows, cols = window.slices()
+    min_area = _min_pointer_area(window)
+    static_full = np.zeros((height, width), bool)
+    static_full[rows, cols] = cv2.dilate(static_colour.astype(np.uint8), _kernel(5)) > 0
+    inside_window = np.zeros((height, width), bool)
+    inside_window[rows, cols] = True
+    sample_chroma = {i: chroma for i, (_gray_s, chroma) in samples.items()}
+    still = _still_bright([g[rows, cols] for g, _c in samples.values()], main)
+    whites: dict[int, np.ndarray] = {}
+    for index, flat_white in scan.white_at.items():
+        full = np.zeros(height * width, bool)
+        full[flat_white] = True
+        white = full.reshape(height, width)[rows, cols] & ~still
+        if int(white.sum()) >= 4 * min_area:
+            whites[index] = white
+    blobs: dict[int, np.ndarray] = {}
+    for index in sorted(set(scan.coloured_at) | set(whites)):
+        if index in skip:
+            continue
+        blob = _coloured_blob(index, scan.coloured_at, inside_window.ravel(), static_full.ravel(), level, min_area,
+                              sample_chroma, (rows, cols), (height, width), static_colour)
+        if index in whites:
+            blob = whites[index] if blob is None else blob | whites[index]
+        if blob is not None:
+            blobs[index] = blob
+    return blobs
+
+
 def detect_frames(
     frames: Iterable[object],
     *,
@@ -884,101 +952,43 @@ def detect_frames(
     check_choice("pointer_policy", pointer_policy, POINTER_POLICIES)
     if not isinstance(max_sample_frames, int) or max_sample_frames < 2:
         raise CovidxError(f"invalid max_sample_frames {max_sample_frames!r}; expected an integer >= 2")
-    sampler = _Sampler(max_sample_frames)
-    coloured_at: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # frame index -> (flat indices, chroma) of colour
-    white_at: dict[int, np.ndarray] = {}  # frame index -> flat indices of its white pointer candidates
-    shape: tuple[int, ...] | None = None
-    count = 0
-    thumbs: list[np.ndarray] = []  # one small grey thumbnail per frame: cuts and blank frames
-    thumb_indices: list[int] = []
+    scan = _Scan(_Sampler(max_sample_frames))
     for index, image in _frame_items(frames):
-        if shape is None:
-            shape = image.shape
-            _check_frames([image], clip_id)
-        elif image.shape != shape:
-            raise ClipError(f"{clip_id}: frame {index} has shape {image.shape}, frame 0 had {shape}")
-        count += 1
-        gray, chroma = _gray(image), _chroma(image)
-        thumbs.append(cv2.resize(gray, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA))
-        thumb_indices.append(index)
-        sampler.offer(index, gray, chroma)
-        # A generous per-frame level; the final, tint-aware level is applied once the field is known.
-        flat = chroma.ravel()
-        hot = np.flatnonzero(flat > _MIN_CHROMA)
-        if 0 < hot.size <= _MAX_COLOURED_SHARE * flat.size:
-            coloured_at[index] = (hot.astype(np.int32), flat[hot])
-        white = _white_pointer(gray, chroma, max(24, int(0.0008 * gray.size)))
-        if white is not None:
-            white_at[index] = np.flatnonzero(white.ravel()).astype(np.int32)
-    if shape is None:
+        scan.add(index, image, clip_id)
+    if scan.shape is None:
         raise ClipError(f"{clip_id}: the clip has no frames")
-    height, width = shape[:2]
-    unusable = _unusable_frames(thumb_indices, thumbs)
+    height, width = scan.shape[:2]
+    count = scan.count
+    unusable = _unusable_frames(scan.thumb_indices, scan.thumbs)
     if len(unusable) == count:
         raise ClipError(f"{clip_id}: no ultrasound field of view found: every frame is blank or a cut ({count} frames)")
-    kept = [k for k in sampler.kept if k[0] not in unusable] or sampler.kept
-    indices = [k[0] for k in kept]
-    grays = [k[1] for k in kept]
-    chromas = [k[2] for k in kept]
-    fov = _fov_from(grays, chromas, clip_id)
+    kept = [k for k in scan.sampler.kept if k[0] not in unusable] or scan.sampler.kept
+    samples = {k[0]: (k[1], k[2]) for k in kept}
+    fov = _fov_from([k[1] for k in kept], [k[2] for k in kept], clip_id)
     window = fov.window
     rows, cols = window.slices()
-    grays_w = [g[rows, cols] for g in grays]
-    chromas_w = [c[rows, cols] for c in chromas]
+    grays_w = [g[rows, cols] for g, _c in samples.values()]
+    chromas_w = [c[rows, cols] for _g, c in samples.values()]
     region_win = fov.region[rows, cols]
     level = _tint_threshold(_median(chromas_w), _median(grays_w), region_win)
     main, static_colour = _static_marks(grays_w, chromas_w, region_win, level)
-    core = _lung_core(region_win)
-    min_area = _min_pointer_area(window)
-
-    frame_masks: dict[int, np.ndarray] = {}
-    dropped: list[int] = []
-    static_full = np.zeros((height, width), bool)
-    static_full[rows, cols] = cv2.dilate(static_colour.astype(np.uint8), _kernel(5)) > 0
-    static_flat = static_full.ravel()
-    inside_window = np.zeros((height, width), bool)
-    inside_window[rows, cols] = True
-    inside_flat = inside_window.ravel()
-    sample_chroma = dict(zip(indices, chromas, strict=True))
-    still = _still_bright(grays_w, main)
-    whites: dict[int, np.ndarray] = {}
-    for index, flat_white in white_at.items():
-        full = np.zeros(height * width, bool)
-        full[flat_white] = True
-        white = full.reshape(height, width)[rows, cols] & ~still
-        if int(white.sum()) >= 4 * min_area:
-            whites[index] = white
-    blobs: dict[int, np.ndarray] = {}
-    for index in sorted(set(coloured_at) | set(whites)):
-        if index in unusable:
-            continue
-        blob = _coloured_blob(index, coloured_at, inside_flat, static_flat, level, min_area, sample_chroma,
-                              (rows, cols), (height, width), static_colour)
-        if index in whites:
-            blob = whites[index] if blob is None else blob | whites[index]
-        if blob is not None:
-            blobs[index] = blob
+    blobs = _pointer_blobs(scan, fov, main, static_colour, level, samples, unusable)
     # A moving coloured blob on most frames is colour Doppler (or an annotation that never leaves), not a pointer
     # shown for a moment: dropping its frames would drop the clip, so it is masked frame by frame.
     policy = "mask" if len(blobs) > _PERSISTENT * (count - len(unusable)) else pointer_policy
+    frame_masks: dict[int, np.ndarray] = {}
+    dropped: list[int] = []
+    core = _lung_core(region_win)
     for index, blob in blobs.items():
         _apply_pointer_policy(index, blob, main, core, policy, frame_masks, dropped)
+    # Slack at the faint sides of the field, 1% of the window (its top is set by _trim_static_edges and
+    # _extend_top); overlays in that margin are in the masks.
+    slack = np.ones((1, _odd(0.02 * min(window.w, window.h))), np.uint8)
     detection = Detection(
-        clip_id=clip_id,
-        probe=fov.probe,
-        window=window,
-        main_mask=main,
-        frame_masks=frame_masks,
-        dropped_frames=tuple(dropped),
-        frame_count=count,
-        sampled_frames=tuple(indices),
-        frame_size=(width, height),
-        pointer_policy=pointer_policy,
-        # slack at the faint sides of the field, 1% of the window (its top is set by _trim_static_edges and
-        # _extend_top); overlays in that margin are in the masks
-        fov_mask=cv2.dilate(region_win.astype(np.uint8), np.ones((1, _odd(0.02 * min(window.w, window.h))),
-                                                              np.uint8)) > 0,
-        unusable_frames=unusable,
+        clip_id=clip_id, probe=fov.probe, window=window, main_mask=main, frame_masks=frame_masks,
+        dropped_frames=tuple(dropped), frame_count=count, sampled_frames=tuple(samples),
+        frame_size=(width, height), pointer_policy=pointer_policy,
+        fov_mask=cv2.dilate(region_win.astype(np.uint8), slack) > 0, unusable_frames=unusable,
     )
     log.debug("%s", detection.summary())
     return detection

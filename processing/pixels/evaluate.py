@@ -200,6 +200,84 @@ def median_frame(frames: Sequence[np.ndarray]) -> np.ndarray:
     return np.median(np.stack(frames), axis=0).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class _Cleaning:
+    """What a detection removes from each frame, in window coordinates."""
+
+    detection: object
+    outside: np.ndarray  # blanked: outside the detected field
+    dropped: frozenset[int]  # pointer frames and unusable frames
+
+    @classmethod
+    def of(cls, detection: object) -> _Cleaning:
+        window: Window = detection.window  # type: ignore[attr-defined]
+        field = getattr(detection, "fov_mask", None)
+        outside = np.zeros((window.h, window.w), bool) if field is None else ~field
+        dropped = set(getattr(detection, "dropped_frames", ())) | set(getattr(detection, "unusable_frames", ()))
+        return cls(detection, outside, frozenset(dropped))
+
+    def removed(self, index: int) -> np.ndarray:
+        if index in self.dropped:
+            return np.ones(self.outside.shape, bool)
+        return grown(self.detection.mask_for(index)) | self.outside  # type: ignore[attr-defined]
+
+    def main_removed(self) -> np.ndarray:
+        return grown(self.detection.main_mask) | self.outside  # type: ignore[attr-defined]
+
+
+def _overlay_hits(truth: ClipTruth, cleaning: _Cleaning, samples: Mapping[int, np.ndarray], med: np.ndarray,
+                  black: float, window: Window) -> tuple[int, int]:
+    """``(removed, total)`` overlay pixels inside the window, over the kept sample frames."""
+    width, height = truth.size
+    rows, cols = window.slices()
+    image_area = np.zeros((height, width), bool)
+    for bx0, by0, bx1, by1 in (truth.fov, *truth.alt_fovs):
+        image_area[by0:by1, bx0:bx1] = True
+    indices = sorted(samples)
+    kept = [i for i in indices if i not in cleaning.dropped and not truth.is_bad(i)]
+    hit = total = 0
+    for overlay in truth.overlays:
+        if overlay.frames is None:  # a static mark: every kept frame's mask must remove it
+            marks = mark_pixels(med, overlay, black, image_area)[rows, cols]
+            n = int(marks.sum())
+            for index in kept if n else ():
+                total += n
+                hit += int((marks & cleaning.removed(index)).sum())
+            continue
+        for a, b in overlay.frames:
+            for index in (i for i in indices if a <= i <= b):
+                marks = mark_pixels(samples[index], overlay, black, image_area)[rows, cols]
+                total += int(marks.sum())
+                hit += int((marks & cleaning.removed(index)).sum())
+    return hit, total
+
+
+def _tissue_masked(truth: ClipTruth, fov: Box, cleaning: _Cleaning, gray_med: np.ndarray, black: float,
+                   window: Window) -> tuple[int, float, float]:
+    """``(tissue pixels, share removed, share of the hand-drawn tissue boxes removed)`` inside the window."""
+    width, height = truth.size
+    rows, cols = window.slices()
+    x0, y0, x1, y1 = fov
+    tissue = np.zeros((height, width), bool)  # visible pixels of the field, not in (a rim around) an overlay box
+    tissue[y0:y1, x0:x1] = gray_med[y0:y1, x0:x1] > black + 8
+    for overlay in truth.overlays:
+        bx0, by0, bx1, by1 = overlay.box
+        tissue[max(0, by0 - 3):by1 + 3, max(0, bx0 - 3):bx1 + 3] = False
+    in_window = np.zeros((height, width), bool)
+    in_window[rows, cols] = True
+    removed = np.zeros((height, width), bool)
+    removed[rows, cols] = cleaning.main_removed()
+    tissue &= in_window
+    n = int(tissue.sum())
+    boxes = np.zeros((height, width), bool)
+    for bx0, by0, bx1, by1 in truth.tissue:
+        boxes[by0:by1, bx0:bx1] = True
+    boxes &= in_window
+    share = float((removed & tissue).sum()) / n if n else 0.0
+    box_share = float((removed & boxes).sum()) / boxes.sum() if boxes.any() else 0.0
+    return n, share, box_share
+
+
 def score_clip(
     detection: object,
     truth: ClipTruth,
@@ -215,83 +293,32 @@ def score_clip(
     """
     width, height = truth.size
     window: Window = detection.window  # type: ignore[attr-defined]
-    rows, cols = window.slices()
-    field = getattr(detection, "fov_mask", None)
-    outside = np.zeros((window.h, window.w), bool) if field is None else ~field
-    dropped = set(getattr(detection, "dropped_frames", ())) | set(getattr(detection, "unusable_frames", ()))
+    cleaning = _Cleaning.of(detection)
     frame_count = int(getattr(detection, "frame_count", truth.frames))
-
     # The panel the window went for: the true field, or another panel the truth accepts as well.
     fov, iou = max(((f, window_iou(window, window_rule(box_window(f), truth.probe, width, height)))
                     for f in (truth.fov, *truth.alt_fovs)), key=lambda pair: pair[1])
     indices = sorted(samples)
-    still = [samples[i] for i in indices if not truth.is_bad(i)] or [samples[i] for i in indices]
-    med = median_frame(still)
+    med = median_frame([samples[i] for i in indices if not truth.is_bad(i)] or [samples[i] for i in indices])
     gray_med = cv2.cvtColor(med, cv2.COLOR_RGB2GRAY)
     black = float(np.percentile(gray_med, 2))
-    top_ok = holds_top(window, fov, visible=gray_med > black + 12)
-
-    def removed(index: int) -> np.ndarray:
-        if index in dropped:
-            return np.ones((window.h, window.w), bool)
-        return grown(detection.mask_for(index)) | outside  # type: ignore[attr-defined]
-
-    image_area = np.zeros((height, width), bool)
-    for bx0, by0, bx1, by1 in (truth.fov, *truth.alt_fovs):
-        image_area[by0:by1, bx0:bx1] = True
-    hit = total = 0
-    kept = [i for i in indices if i not in dropped and not truth.is_bad(i)]
-    for overlay in truth.overlays:
-        if overlay.frames is None:
-            marks = mark_pixels(med, overlay, black, image_area)[rows, cols]
-            n = int(marks.sum())
-            if n:
-                for index in kept:  # a static mark: every kept frame's mask must remove it
-                    total += n
-                    hit += int((marks & removed(index)).sum())
-        else:
-            for a, b in overlay.frames:
-                for index in (i for i in indices if a <= i <= b):
-                    marks = mark_pixels(samples[index], overlay, black, image_area)[rows, cols]
-                    total += int(marks.sum())
-                    hit += int((marks & removed(index)).sum())
-
-    # Tissue: visible pixels of the true field that are not in (a rim around) an overlay box.
-    x0, y0, x1, y1 = fov
-    tissue = np.zeros((height, width), bool)
-    tissue[y0:y1, x0:x1] = gray_med[y0:y1, x0:x1] > black + 8
-    for overlay in truth.overlays:
-        bx0, by0, bx1, by1 = overlay.box
-        tissue[max(0, by0 - 3):by1 + 3, max(0, bx0 - 3):bx1 + 3] = False
-    in_window = np.zeros((height, width), bool)
-    in_window[rows, cols] = True
-    main_removed = np.zeros((height, width), bool)
-    main_removed[rows, cols] = grown(detection.main_mask) | outside  # type: ignore[attr-defined]
-    tissue_in = tissue & in_window
-    tissue_n = int(tissue_in.sum())
-    tissue_masked = float((main_removed & tissue_in).sum()) / tissue_n if tissue_n else 0.0
-    box_n = box_hit = 0
-    for bx0, by0, bx1, by1 in truth.tissue:
-        region = np.zeros((height, width), bool)
-        region[by0:by1, bx0:bx1] = True
-        region &= in_window
-        box_n += int(region.sum())
-        box_hit += int((region & main_removed).sum())
-
+    hit, total = _overlay_hits(truth, cleaning, samples, med, black, window)
+    tissue_n, tissue_masked, tissue_box_masked = _tissue_masked(truth, fov, cleaning, gray_med, black, window)
     bad = [i for i in range(frame_count) if truth.is_bad(i)]
     good = frame_count - len(bad)
+    good_dropped = sum(1 for i in range(frame_count) if i in cleaning.dropped and not truth.is_bad(i))
     return ClipScore(
         clip=truth.clip,
-        top_ok=top_ok,
+        top_ok=holds_top(window, fov, visible=gray_med > black + 12),
         iou=iou,
         probe_ok=getattr(detection, "probe", None) == truth.probe,
         overlay_pixels=total,
         overlay_recall=hit / total if total else 1.0,
         tissue_pixels=tissue_n,
         tissue_masked=tissue_masked,
-        tissue_box_masked=box_hit / box_n if box_n else 0.0,
+        tissue_box_masked=tissue_box_masked,
         bad_frames=len(bad),
-        bad_missed=sum(1 for i in bad if i not in dropped),
+        bad_missed=sum(1 for i in bad if i not in cleaning.dropped),
         good_frames=good,
-        good_dropped=sum(1 for i in range(frame_count) if i in dropped and not truth.is_bad(i)) / good if good else 0.0,
+        good_dropped=good_dropped / good if good else 0.0,
     )
