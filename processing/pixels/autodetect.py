@@ -54,12 +54,11 @@ import cv2
 import numpy as np
 
 from processing.errors import ClipError, CovidxError, check_choice
+from processing.vocabulary import POINTER_POLICIES, PROBES
 from processing.windows import Window
 
 log = logging.getLogger(__name__)
 
-PROBES = ("convex", "linear")
-POINTER_POLICIES = ("mask", "drop")
 
 # Tuning constants (grey levels are 0-255). Why each value, in a line:
 _DARK = 40  # median grey above this outside the field of view is a mark (video black is < 20 even after coding)
