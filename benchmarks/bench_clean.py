@@ -1,0 +1,238 @@
+"""``covidx-us clean`` against the upstream way, side by side in one run, and where clean's time goes (issue 18).
+
+Usage: python benchmarks/bench_clean.py [--videos DIR] [--clips NAME ...] [--rounds N] [--method telea|ns]
+                                        [--work DIR] [--profile-only] [--skip-profile]
+
+1. Comparison. Per clip (default: two GrepMed clips of ``../shared/realdata/videos``, 1080x1080 and 626x626), crop
+   ``0,0,S,S`` (S = the shorter side) and a real release overlay mask (GrepMed video 34's, the release mask whose
+   5x5-dilated cover is closest to the release's mean of 1.2%) scaled to the crop and written as PNG into ``--work``.
+   Three commands run as child processes, one call per clip, round-robin (each round rotates which goes first):
+   - upstream: ``../shared/tools/upstream_style.py`` (whole clip in memory, XVID, JPEG round trips, DIVX);
+   - clean --no-videos: ``covidx-us clean CLIP --crop 0,0,S,S --mask MASK --inpaint telea --no-videos``;
+   - clean: the same with the cropped and clean lossless videos (and the copy of the original).
+   Wall time, CPU time (user + system of the child) and peak RSS (the child's ru_maxrss, from wait4) per call;
+   per round the sums over the clips and the ratio upstream wall / clean wall. The load average is printed first.
+2. Profile (``--skip-profile`` to leave out): each stage of ``clean`` timed on its own on one thread over every
+   frame of real clips of several sizes: decode (PyAV, no conversion), colour conversion (to RGB), crop (copy),
+   inpaint (Telea and NS, the mask's regions), PNG (processing.pixels.png), x264 (the lossless writer), file writes
+   (the PNG bytes to disk), and start-up (``python -m processing.cli clean --help`` against ``python -c pass``).
+Skipped with a message when the clips are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared"
+DEFAULT_VIDEOS = SHARED / "realdata" / "videos"
+UPSTREAM = SHARED / "tools" / "upstream_style.py"
+RELEASE_MASK = SHARED / "reference" / "covidx_us" / "data" / "mask" / "34_grepmed_pneumonia_prc_convex_frame0_mask.jpg"
+DEFAULT_CLIPS = ("grepmed__Cov-grep-7505.mp4", "grepmed__Cov-grep-7431.mp4")
+PROFILE_CLIPS = ("grepmed__Cov-grep-7505.mp4", "grepmed__Cov-grep-7431.mp4", "grepmed__Cov-grep-7500.mp4",
+                 "pocusatlas__Pneu-Atlas-pneumonia2.gif", "grepmed__Cov-grepmed2.mp4")
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"nproc {os.cpu_count()}, {model}, Python {platform.python_version()}, OpenCV {cv2.__version__}"
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def release_like_mask(size: int, out: Path) -> float:
+    """Write the release mask scaled to ``size`` x ``size`` as PNG (white = overlay); its cover after the 5x5
+    dilation clean applies."""
+    from processing.pixels.masks import dilate, read_mask
+
+    raw = read_mask(RELEASE_MASK).astype(np.uint8) * 255
+    scaled = cv2.resize(raw, (size, size), interpolation=cv2.INTER_NEAREST)
+    cv2.imwrite(str(out), scaled)
+    return float(dilate(scaled > 127).mean())
+
+
+def run_child(argv: list[str], env: dict) -> dict:
+    """Run ``argv``; its wall time, CPU seconds (user + system) and peak RSS in MB (wait4: this child alone)."""
+    clock = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = b"", b""
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - clock
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "user_s": usage.ru_utime,
+            "maxrss_mb": usage.ru_maxrss / 1024, "stdout": out.decode(errors="replace")}
+
+
+def compare(clips: list[Path], rounds: int, method: str, work: Path) -> dict:
+    from processing.pixels.clips import probe_header
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    specs = []
+    for clip in clips:
+        header = probe_header(clip)
+        side = min(header.width, header.height)
+        mask = work / f"{clip.stem}_mask.png"
+        cover = release_like_mask(side, mask)
+        specs.append((clip, side, mask, cover))
+        print(f"clip {clip.name}: {header.width}x{header.height}, crop 0,0,{side},{side}, mask cover "
+              f"{100 * cover:.2f}% after dilation", flush=True)
+
+    def commands(clip: Path, side: int, mask: Path, out: Path) -> dict[str, list[str]]:
+        clean = [sys.executable, "-m", "processing.cli", "clean", str(clip), "--crop", f"0,0,{side},{side}",
+                 "--mask", str(mask), "--inpaint", method, "--out"]
+        return {
+            "upstream": [sys.executable, str(UPSTREAM), str(out / "upstream"), f"{clip}:0,0,{side},{side}:{mask}"],
+            "clean_no_videos": [*clean, str(out / "frames"), "--no-videos"],
+            "clean_videos": [*clean, str(out / "videos")],
+        }
+
+    kinds = ("upstream", "clean_no_videos", "clean_videos")
+    results = []
+    for round_no in range(rounds):
+        totals = {k: {"wall_s": 0.0, "cpu_s": 0.0, "maxrss_mb": 0.0} for k in kinds}
+        order = kinds[round_no % 3:] + kinds[:round_no % 3]
+        for clip, side, mask, _cover in specs:
+            with tempfile.TemporaryDirectory(dir=work) as tmp:
+                argv = commands(clip, side, mask, Path(tmp))
+                for kind in order:
+                    r = run_child(argv[kind], env)
+                    totals[kind]["wall_s"] += r["wall_s"]
+                    totals[kind]["cpu_s"] += r["cpu_s"]
+                    totals[kind]["maxrss_mb"] = max(totals[kind]["maxrss_mb"], r["maxrss_mb"])
+                    print(f"  round {round_no + 1} {clip.name} {kind}: wall {r['wall_s']:.2f} s, "
+                          f"cpu {r['cpu_s']:.2f} s, peak RSS {r['maxrss_mb']:.0f} MB", flush=True)
+        summary = {k: {m: round(v, 2) for m, v in t.items()} for k, t in totals.items()}
+        for kind in kinds[1:]:
+            summary[f"{kind}_vs_upstream"] = round(totals["upstream"]["wall_s"] / totals[kind]["wall_s"], 2)
+        summary["load_after"] = load()
+        print(f"round {round_no + 1}: {json.dumps(summary)}", flush=True)
+        results.append(summary)
+    return {"rounds": results}
+
+
+# ---- 2. per-stage profile
+
+
+def profile_clip(path: Path, work: Path) -> dict:
+    """Each stage alone, on this thread, over every frame of ``path`` (crop 0,0,S,S, the release-like mask)."""
+    import av
+
+    from processing.pixels.clips import VideoWriter, probe_header
+    from processing.pixels.inpaint import inpaint, margin, regions
+    from processing.pixels.masks import dilate
+    from processing.pixels.png import encode_png
+
+    header = probe_header(path)
+    side = min(header.width, header.height)
+    mask_file = work / f"profile_{path.stem}_mask.png"
+    release_like_mask(side, mask_file)
+    mask = dilate(cv2.imread(str(mask_file), cv2.IMREAD_GRAYSCALE) > 127)
+    boxes = regions(mask, margin())
+    t = dict.fromkeys(("decode", "rgb", "crop", "inpaint_telea", "inpaint_ns", "png", "x264", "write"), 0.0)
+    frames = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        decoded = []
+        clock = time.perf_counter()
+        for frame in container.decode(stream):
+            decoded.append(frame)
+        t["decode"] = time.perf_counter() - clock
+    writer = VideoWriter(work / "profile.mp4", side, side, header.fps)
+    for index, frame in enumerate(decoded):
+        c0 = time.perf_counter()
+        rgb = frame.to_ndarray(format="rgb24", threads=1)
+        c1 = time.perf_counter()
+        image = np.ascontiguousarray(rgb[:side, :side])
+        c2 = time.perf_counter()
+        inpaint(image, mask, "telea", boxes=boxes)
+        c3 = time.perf_counter()
+        clean = inpaint(image, mask, "ns", boxes=boxes)
+        c4 = time.perf_counter()
+        data = encode_png(clean)
+        c5 = time.perf_counter()
+        writer.write(clean, index / header.fps)
+        c6 = time.perf_counter()
+        (work / "profile.png").write_bytes(data)
+        c7 = time.perf_counter()
+        for key, a, b in (("rgb", c0, c1), ("crop", c1, c2), ("inpaint_telea", c2, c3), ("inpaint_ns", c3, c4),
+                          ("png", c4, c5), ("x264", c5, c6), ("write", c6, c7)):
+            t[key] += b - a
+        frames += 1
+    c0 = time.perf_counter()
+    writer.close()
+    t["x264"] += time.perf_counter() - c0
+    row = {"clip": path.name, "size": f"{header.width}x{header.height}", "crop": side, "frames": frames}
+    row.update({k: round(1000 * v / frames, 2) for k, v in t.items()})  # ms per frame
+    return row
+
+
+def startup() -> dict:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    best = {}
+    for name, argv in (("python", [sys.executable, "-c", "pass"]),
+                       ("clean_help", [sys.executable, "-m", "processing.cli", "clean", "--help"])):
+        runs = [run_child(argv, env) for _ in range(3)]
+        best[name] = {"wall_s": round(min(r["wall_s"] for r in runs), 3),
+                      "cpu_s": round(min(r["cpu_s"] for r in runs), 3)}
+    return best
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
+    parser.add_argument("--clips", nargs="+", default=list(DEFAULT_CLIPS))
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--method", default="telea", choices=("telea", "ns"))
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--skip-profile", action="store_true")
+    parser.add_argument("--profile-only", action="store_true")
+    args = parser.parse_args()
+    clips = [args.videos / name for name in args.clips]
+    missing = [c for c in clips if not c.is_file()] + [p for p in (UPSTREAM, RELEASE_MASK) if not p.is_file()]
+    if missing:
+        print(f"skipped: {', '.join(map(str, missing))} not found")
+        return 0
+    print(f"machine: {machine()}; load average {load()}", flush=True)
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        work = Path(tmp)
+        if not args.profile_only:
+            compare(clips, args.rounds, args.method, work)
+        if not args.skip_profile:
+            print(f"start-up: {json.dumps(startup())}", flush=True)
+            for name in PROFILE_CLIPS:
+                if (args.videos / name).is_file():
+                    print(f"profile (ms per frame): {json.dumps(profile_clip(args.videos / name, work))}", flush=True)
+    print(f"load average at the end {load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
