@@ -123,3 +123,46 @@ def test_pointer_policy_drop_leaves_pointer_frames_out_and_mask_is_the_default(t
     with pytest.raises(SystemExit):
         main(["clean", str(clip), "--out", str(tmp_path / "x"), "--pointer-policy", "erase"])
     assert "invalid choice: 'erase'" in capsys.readouterr().err
+
+
+def test_clips_of_small_frames_are_cleaned_two_at_a_time_and_reported_in_the_given_order(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    import threading
+
+    from processing.cli import clean
+
+    clips = [write_clip(tmp_path / f"{name}.mp4", textured_frames(5, seed=i)) for i, name in enumerate("zyx")]
+    together = threading.Barrier(2, timeout=20)  # broken (and the clip failed) unless two clips are being cleaned
+    real = clean.process_clip
+
+    def meeting(path, plan, out, options):
+        if plan.clip_id in ("z", "y"):
+            together.wait()
+        return real(path, plan, out, options)
+
+    monkeypatch.setattr(clean, "process_clip", meeting)
+    assert main(["clean", *map(str, clips), "--out", str(tmp_path / "out"), "--no-videos"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "frames written" in line]
+    assert [Path(line.split(":")[0]).stem for line in lines] == ["z", "y", "x"]
+
+
+def test_a_clip_of_large_frames_is_cleaned_alone_on_the_main_thread(tmp_path: Path, capsys, monkeypatch) -> None:
+    import threading
+
+    from processing.cli import clean
+
+    small = write_clip(tmp_path / "small.mp4", textured_frames(3))
+    large = write_clip(tmp_path / "large.mp4", textured_frames(3, width=416, height=400, seed=2))
+    threads: dict[str, threading.Thread] = {}
+    real = clean.process_clip
+
+    def where(path, plan, out, options):
+        threads[plan.clip_id] = threading.current_thread()
+        return real(path, plan, out, options)
+
+    monkeypatch.setattr(clean, "process_clip", where)
+    assert main(["clean", str(small), str(large), str(small.with_name("small2.mp4")), "--out", str(tmp_path / "o"),
+                 "--no-videos", "--max-frames", "1"]) == 1  # small2.mp4 does not exist: one line, the others done
+    captured = capsys.readouterr()
+    assert threads["large"] is threading.main_thread() and threads["small"] is not threading.main_thread()
+    assert "small2.mp4: FAILED" in captured.err and captured.out.index("small.mp4") < captured.out.index("large.mp4")

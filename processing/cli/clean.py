@@ -19,6 +19,8 @@ import importlib
 import os
 import sys
 import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +29,14 @@ from PIL import Image
 
 from processing.errors import ClipError, CovidxError, finite_float, os_error_message
 from processing.fileutil import atomic_write, path_problem, sweep_leftovers, temp_prefix, untemp
+from processing.pixels.clips import probe_header
 from processing.pixels.frames import parse_ranges
 from processing.pixels.pipeline import IMAGE_FORMATS, ClipPlan, ProcessingOptions, process_clip
 from processing.windows import Window
 
 PROBES = ("convex", "linear", "unknown")
+CLIPS_AT_ONCE = 2  # clips of small frames cleaned at the same time
+SMALL_FRAME_PIXELS = 400 * 400  # source frames up to this size count as small
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -161,6 +166,41 @@ def prepare_output(out: Path) -> None:
                      *(data / "video" / kind for kind in ("original", "cropped", "clean"))])
 
 
+def _clean_one(path: Path, args: argparse.Namespace, options: ProcessingOptions) -> tuple[list[str], str | None]:
+    """Clean one clip: the lines to print about it and, when it failed, the one error line (nothing raised)."""
+    try:
+        if problem := path_problem(path, "file"):
+            raise ClipError(problem)
+        plan, detection = plan_and_detection(path, args)
+        record = process_clip(path, plan, args.out, options)
+    except CovidxError as exc:
+        return [], f"{path}: FAILED: {exc}"
+    except OSError as exc:  # e.g. the disk is full: this clip is lost, the next one may still fit
+        return [], f"{path}: FAILED: {os_error_message(untemp(exc), args.out)}"
+    lines = [f"{path}: {record.frames_kept} frames written ({record.frames_read} read, "
+             f"{record.frames_deleted} deleted, {record.frames_masked} inpainted), "
+             f"crop {record.crop_size[0]}x{record.crop_size[1]}"]
+    if detection is not None:  # e.g. "sim: window 12,8,120,96 probe convex, masked 3.1%, 2 frame masks, ..."
+        lines.append(f"  detected: {detection.summary()}")
+    if record.frames:
+        lines.append(f"  frames: {record.frames[0].path.parent}/{plan.clip_id}_prc_{plan.probe}_clean_frame<N>"
+                     f"{record.frames[0].path.suffix}")
+    for label, out in (("original", record.original_video), ("cropped", record.cropped_video),
+                       ("clean", record.clean_video)):
+        if out is not None:
+            lines.append(f"  {label}: {out}")
+    return lines, None
+
+
+def _small(path: Path) -> bool:
+    """A clip whose frames are small enough to share the cores with another clip (an unreadable one is not)."""
+    try:
+        header = probe_header(path)
+    except (CovidxError, OSError):
+        return False
+    return 0 < header.width * header.height <= SMALL_FRAME_PIXELS
+
+
 def run(args: argparse.Namespace) -> int:
     options = ProcessingOptions(
         max_frames=args.max_frames,
@@ -177,32 +217,38 @@ def run(args: argparse.Namespace) -> int:
             raise CovidxError(f"--mask-dir {problem}")
     prepare_output(Path(args.out))
     failed = 0
-    for path in clips:
+
+    def report(result: tuple[list[str], str | None]) -> None:
+        nonlocal failed
+        lines, error = result
+        if error is not None:
+            failed += 1
+            print(error, file=sys.stderr)
+        for line in lines:
+            print(line)
+
+    # One clip keeps both cores busy when its frames are large (decode, inpainting, PNG and x264 overlap), and runs
+    # here, on the main thread (Ctrl-C stops it at once). Small frames leave cores idle between the per-frame steps,
+    # so consecutive clips of small frames run CLIPS_AT_ONCE at a time on threads. Results are printed in the order
+    # the clips were given, whatever order they finish in.
+    with ThreadPoolExecutor(max_workers=CLIPS_AT_ONCE, thread_name_prefix="covidx-clip") as clip_pool:
+        pending: deque[Future] = deque()
         try:
-            if problem := path_problem(path, "file"):
-                raise ClipError(problem)
-            plan, detection = plan_and_detection(path, args)
-            record = process_clip(path, plan, args.out, options)
-        except CovidxError as exc:
-            failed += 1
-            print(f"{path}: FAILED: {exc}", file=sys.stderr)
-            continue
-        except OSError as exc:  # e.g. the disk is full: this clip is lost, the next one may still fit
-            failed += 1
-            print(f"{path}: FAILED: {os_error_message(untemp(exc), args.out)}", file=sys.stderr)
-            continue
-        print(f"{path}: {record.frames_kept} frames written ({record.frames_read} read, "
-              f"{record.frames_deleted} deleted, {record.frames_masked} inpainted), "
-              f"crop {record.crop_size[0]}x{record.crop_size[1]}")
-        if detection is not None:  # e.g. "sim: window 12,8,120,96 probe convex, masked 3.1%, 2 frame masks, ..."
-            print(f"  detected: {detection.summary()}")
-        if record.frames:
-            print(f"  frames: {record.frames[0].path.parent}/{plan.clip_id}_prc_{plan.probe}_clean_frame<N>"
-                  f"{record.frames[0].path.suffix}")
-        for label, out in (("original", record.original_video), ("cropped", record.cropped_video),
-                           ("clean", record.clean_video)):
-            if out is not None:
-                print(f"  {label}: {out}")
+            for path in clips:
+                if len(clips) > 1 and _small(path):
+                    while len(pending) >= CLIPS_AT_ONCE:
+                        report(pending.popleft().result())
+                    pending.append(clip_pool.submit(_clean_one, path, args, options))
+                    continue
+                while pending:
+                    report(pending.popleft().result())
+                report(_clean_one(path, args, options))
+            while pending:
+                report(pending.popleft().result())
+        except BaseException:
+            for future in pending:
+                future.cancel()  # clips not started yet; a started (small) one finishes, its writes are atomic
+            raise
     if failed:
         others = "; the others were written" if failed < len(clips) else ""
         print(f"{failed} of {len(clips)} clips failed{others}", file=sys.stderr)
