@@ -403,7 +403,7 @@ class VideoWriter:
         self.frames = 0
 
     def write(self, image: np.ndarray, timestamp: float) -> None:
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame = _frame_of(image)
         pts = max(round(timestamp / _TIME_BASE), self._last_pts + 1)  # strictly increasing, as muxers require
         frame.pts, frame.time_base = pts, _TIME_BASE
         self._last_pts = pts
@@ -424,6 +424,19 @@ class VideoWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _frame_of(image: np.ndarray) -> av.VideoFrame:
+    """An RGB VideoFrame over ``image``'s own memory when its rows are contiguous (a crop of a decoded frame is): no
+    3-byte-per-pixel buffer allocated and copied per frame (with x264, 2.2 of 9.8 ms CPU per 1080x1080 frame, most
+    of it page faults on the fresh buffer). x264 copies the picture while it encodes, so the array may be reused
+    after :meth:`VideoWriter.write` returns. Other layouts are copied, as before."""
+    if image.dtype == np.uint8 and image.ndim == 3 and image.strides[1:] == (3, 1):
+        try:
+            return av.VideoFrame.from_numpy_buffer(image, format="rgb24")
+        except (AttributeError, ValueError):  # a PyAV without it, or without row strides
+            pass
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
 
 
 def write_video(path: Path, frames: Sequence[np.ndarray], timestamps: Sequence[float], fps: float) -> None:
