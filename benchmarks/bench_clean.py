@@ -10,10 +10,14 @@ Usage: python benchmarks/bench_clean.py [--videos DIR] [--clips NAME ...] [--rou
    - upstream: ``../shared/tools/upstream_style.py`` (whole clip in memory, XVID, JPEG round trips, DIVX);
    - clean --no-videos: ``covidx-us clean CLIP --crop 0,0,S,S --mask MASK --inpaint telea --no-videos``;
    - clean: the same with the cropped and clean lossless videos (and the copy of the original).
-   Wall time, CPU time (user + system of the child) and peak RSS (the child's ru_maxrss, from wait4) per call;
+   Wall time, CPU time (user + system of the child) and peak RSS (the child's own VmHWM) per call;
    per round the sums over the clips and the ratio upstream wall / clean wall. The load average is printed first.
-2. Profile (``--skip-profile`` to leave out): each stage of ``clean`` timed on its own on one thread over every
-   frame of real clips of several sizes: decode (PyAV, no conversion), colour conversion (to RGB), crop (copy),
+   Peak memory (``--long-frames``, 0 to skip): ``clean`` with videos on the first clip and on its frames looped
+   to 1,500 frames (``--long-frames``), the child's peak RSS each.
+   Small clips: one ``clean --no-videos`` call over every real clip of at most 400x400 frames, cleaned two at a time
+   (the default) and one at a time, alternating.
+2. Profile (``--skip-profile`` to leave out): each stage of ``clean`` timed on its own on one thread (CPU time) over
+   every frame of real clips of several sizes: decode (PyAV, no conversion), colour conversion (to RGB), crop (copy),
    inpaint (Telea and NS, the mask's regions), PNG (processing.pixels.png), x264 (the lossless writer), file writes
    (the PNG bytes to disk), and start-up (``python -m processing.cli clean --help`` against ``python -c pass``).
 Skipped with a message when the clips are absent.
@@ -25,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -75,21 +80,46 @@ def release_like_mask(size: int, out: Path) -> float:
     return float(dilate(drawn > 127).mean())
 
 
+# Runs a Python script (``PATH args``) or module (``-m NAME args``) and prints its own peak RSS (VmHWM) last on
+# stderr: ru_maxrss from wait4 is not the child's own on Linux (it carries the parent's RSS over fork + exec).
+_PEAK_WRAPPER = """
+import runpy, sys
+code = 0
+try:
+    if sys.argv[1] == "-m":
+        sys.argv = sys.argv[2:]
+        runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = sys.argv[1:]
+        runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+finally:
+    hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
+    print(f"VmHWM {hwm}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
 def run_child(argv: list[str], env: dict) -> dict:
-    """Run ``argv``; its wall time, CPU seconds (user + system) and peak RSS in MB (wait4: this child alone)."""
+    """Run ``argv`` (``[python, SCRIPT|-m MODULE|-c CODE, ...]``); its wall time, CPU seconds (user + system, from
+    wait4: this child alone) and, for a script or module, its own peak RSS in MB."""
+    wrapped = argv[1] != "-c"
+    if wrapped:
+        argv = [argv[0], "-c", _PEAK_WRAPPER, *argv[1:]]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     clock = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = b"", b""
-    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(argv, env=env, capture_output=True, check=False)
     wall = time.perf_counter() - clock
-    out, err = proc.stdout.read(), proc.stderr.read()
-    proc.stdout.close()
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out, err = proc.stdout, proc.stderr
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "user_s": usage.ru_utime,
-            "maxrss_mb": usage.ru_maxrss / 1024, "stdout": out.decode(errors="replace")}
+    peak = None
+    if wrapped:
+        peak = int(err.decode().strip().splitlines()[-1].split()[1]) / 1024
+    return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+            "peak_mb": peak, "stdout": out.decode(errors="replace")}
 
 
 def compare(clips: list[Path], rounds: int, method: str, work: Path) -> dict:
@@ -118,7 +148,7 @@ def compare(clips: list[Path], rounds: int, method: str, work: Path) -> dict:
     kinds = ("upstream", "clean_no_videos", "clean_videos")
     results = []
     for round_no in range(rounds):
-        totals = {k: {"wall_s": 0.0, "cpu_s": 0.0, "maxrss_mb": 0.0} for k in kinds}
+        totals = {k: {"wall_s": 0.0, "cpu_s": 0.0, "peak_mb": 0.0} for k in kinds}
         order = kinds[round_no % 3:] + kinds[:round_no % 3]
         for clip, side, mask, _cover in specs:
             with tempfile.TemporaryDirectory(dir=work) as tmp:
@@ -127,12 +157,13 @@ def compare(clips: list[Path], rounds: int, method: str, work: Path) -> dict:
                     r = run_child(argv[kind], env)
                     totals[kind]["wall_s"] += r["wall_s"]
                     totals[kind]["cpu_s"] += r["cpu_s"]
-                    totals[kind]["maxrss_mb"] = max(totals[kind]["maxrss_mb"], r["maxrss_mb"])
+                    totals[kind]["peak_mb"] = max(totals[kind]["peak_mb"], r["peak_mb"])
                     print(f"  round {round_no + 1} {clip.name} {kind}: wall {r['wall_s']:.2f} s, "
-                          f"cpu {r['cpu_s']:.2f} s, peak RSS {r['maxrss_mb']:.0f} MB", flush=True)
+                          f"cpu {r['cpu_s']:.2f} s, peak RSS {r['peak_mb']:.0f} MB", flush=True)
         summary = {k: {m: round(v, 2) for m, v in t.items()} for k, t in totals.items()}
         for kind in kinds[1:]:
             summary[f"{kind}_vs_upstream"] = round(totals["upstream"]["wall_s"] / totals[kind]["wall_s"], 2)
+            summary[f"{kind}_vs_upstream_cpu"] = round(totals["upstream"]["cpu_s"] / totals[kind]["cpu_s"], 2)
         summary["load_after"] = load()
         print(f"round {round_no + 1}: {json.dumps(summary)}", flush=True)
         results.append(summary)
@@ -143,7 +174,8 @@ def compare(clips: list[Path], rounds: int, method: str, work: Path) -> dict:
 
 
 def profile_clip(path: Path, work: Path) -> dict:
-    """Each stage alone, on this thread, over every frame of ``path`` (crop 0,0,S,S, the release-like mask)."""
+    """CPU milliseconds per frame of each stage alone, on this thread (decode: FFmpeg's threads too), over every
+    frame of ``path``, crop 0,0,S,S and the release-like mask, as ``clean`` runs them."""
     import av
 
     from processing.pixels.clips import VideoWriter, probe_header
@@ -158,41 +190,42 @@ def profile_clip(path: Path, work: Path) -> dict:
     mask = dilate(cv2.imread(str(mask_file), cv2.IMREAD_GRAYSCALE) > 127)
     boxes = regions(mask, margin())
     t = dict.fromkeys(("decode", "rgb", "crop", "inpaint_telea", "inpaint_ns", "png", "x264", "write"), 0.0)
-    frames = 0
+    cpu = time.process_time
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        decoded = []
-        clock = time.perf_counter()
-        for frame in container.decode(stream):
-            decoded.append(frame)
-        t["decode"] = time.perf_counter() - clock
+        stream.thread_type = "AUTO"  # as processing.pixels.clips decodes
+        clock = cpu()
+        decoded = list(container.decode(stream))
+        t["decode"] = cpu() - clock
+    frames = len(decoded)
     writer = VideoWriter(work / "profile.mp4", side, side, header.fps)
     for index, frame in enumerate(decoded):
-        c0 = time.perf_counter()
+        c0 = cpu()
         rgb = frame.to_ndarray(format="rgb24", threads=1)
-        c1 = time.perf_counter()
+        c1 = cpu()
         image = np.ascontiguousarray(rgb[:side, :side])
-        c2 = time.perf_counter()
+        c2 = cpu()
         inpaint(image, mask, "telea", boxes=boxes)
-        c3 = time.perf_counter()
+        c3 = cpu()
         clean = inpaint(image, mask, "ns", boxes=boxes)
-        c4 = time.perf_counter()
+        c4 = cpu()
         data = encode_png(clean)
-        c5 = time.perf_counter()
+        c5 = cpu()
         writer.write(clean, index / header.fps)
-        c6 = time.perf_counter()
-        (work / "profile.png").write_bytes(data)
-        c7 = time.perf_counter()
+        c6 = cpu()
+        (work / f"profile_{index}.png").write_bytes(data)  # a new file per frame, as clean writes them
+        c7 = cpu()
         for key, a, b in (("rgb", c0, c1), ("crop", c1, c2), ("inpaint_telea", c2, c3), ("inpaint_ns", c3, c4),
                           ("png", c4, c5), ("x264", c5, c6), ("write", c6, c7)):
             t[key] += b - a
-        frames += 1
-    c0 = time.perf_counter()
+    c0 = cpu()
     writer.close()
-    t["x264"] += time.perf_counter() - c0
-    row = {"clip": path.name, "size": f"{header.width}x{header.height}", "crop": side, "frames": frames}
-    row.update({k: round(1000 * v / frames, 2) for k, v in t.items()})  # ms per frame
+    t["x264"] += cpu() - c0
+    for index in range(frames):
+        (work / f"profile_{index}.png").unlink()
+    row = {"clip": path.name, "size": f"{header.width}x{header.height}", "crop": side, "frames": frames,
+           "mask_px": int(mask.sum())}
+    row.update({k: round(1000 * v / frames, 2) for k, v in t.items()})
     return row
 
 
@@ -207,6 +240,71 @@ def startup() -> dict:
     return best
 
 
+def small_clips_together(videos: Path, work: Path, rounds: int) -> dict:
+    """One ``clean --no-videos`` call over every real clip whose frames are at most 400x400 (processing.cli.clean's
+    SMALL_FRAME_PIXELS), crop 0,0,S,S with S the smallest side among them and the release-like mask: clips cleaned
+    two at a time (the default) against one at a time (CLIPS_AT_ONCE = 1), alternating."""
+    from processing.cli.clean import SMALL_FRAME_PIXELS
+    from processing.pixels.clips import probe_header
+
+    clips = []
+    for path in sorted(videos.iterdir()):
+        try:
+            header = probe_header(path)
+        except Exception:  # noqa: BLE001 - not a clip
+            continue
+        if 0 < header.width * header.height <= SMALL_FRAME_PIXELS:
+            clips.append((path, min(header.width, header.height)))
+    side = min(s for _p, s in clips)
+    mask = work / "small_mask.png"
+    release_like_mask(side, mask)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    argv = ["clean", *(str(p) for p, _s in clips), "--crop", f"0,0,{side},{side}", "--mask", str(mask),
+            "--inpaint", "telea", "--no-videos"]
+    result: dict = {"clips": len(clips), "crop": side}
+    for round_no in range(rounds):
+        for at_once in (2, 1) if round_no % 2 == 0 else (1, 2):
+            code = (f"import sys; import processing.cli.clean as c; c.CLIPS_AT_ONCE = {at_once}; "
+                    f"from processing.cli import main; sys.exit(main({[*argv, '--out', str(work / f'small{at_once}')]!r}))")
+            r = run_child([sys.executable, "-c", code], env)
+            result.setdefault(f"{at_once}_at_once_wall_s", []).append(round(r["wall_s"], 2))
+            result.setdefault(f"{at_once}_at_once_cpu_s", []).append(round(r["cpu_s"], 2))
+    result["frames"] = sum(1 for _ in (work / "small2" / "data" / "image" / "clean").iterdir())
+    return result
+
+
+def long_clip_memory(source: Path, frames: int, work: Path) -> dict:
+    """Peak RSS of ``clean`` (with videos) on a long clip: ``source``'s frames looped to ``frames`` frames (H.264,
+    yuv420p, as a site serves clips), against the same call on ``source`` itself."""
+    import av
+
+    from processing.pixels.clips import iter_frames, probe_header
+
+    header = probe_header(source)
+    long_clip = work / f"long_{frames}.mp4"
+    images = [f.image for f in iter_frames(source)]
+    with av.open(str(long_clip), "w") as out:
+        stream = out.add_stream("libx264", rate=round(header.fps))
+        stream.width, stream.height, stream.pix_fmt = header.width, header.height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(images[index % len(images)], format="rgb24")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    side = min(header.width, header.height)
+    mask = work / "long_mask.png"
+    release_like_mask(side, mask)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = {}
+    for name, clip in (("source", source), ("long", long_clip)):
+        r = run_child([sys.executable, "-m", "processing.cli", "clean", str(clip), "--crop", f"0,0,{side},{side}",
+                       "--mask", str(mask), "--inpaint", "telea", "--out", str(work / f"mem_{name}")], env)
+        result[name] = {"frames": len(images) if name == "source" else frames, "wall_s": round(r["wall_s"], 2),
+                        "peak_mb": round(r["peak_mb"], 1)}
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
@@ -215,6 +313,7 @@ def main() -> int:
     parser.add_argument("--method", default="telea", choices=("telea", "ns"))
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     parser.add_argument("--skip-profile", action="store_true")
+    parser.add_argument("--long-frames", type=int, default=1500, help="frames of the long clip (0: skip)")
     parser.add_argument("--profile-only", action="store_true")
     args = parser.parse_args()
     clips = [args.videos / name for name in args.clips]
@@ -227,6 +326,11 @@ def main() -> int:
         work = Path(tmp)
         if not args.profile_only:
             compare(clips, args.rounds, args.method, work)
+        if not args.profile_only:
+            print(f"small clips, one call: {json.dumps(small_clips_together(args.videos, work, args.rounds))}",
+                  flush=True)
+        if args.long_frames and not args.profile_only:
+            print(f"peak memory: {json.dumps(long_clip_memory(clips[0], args.long_frames, work))}", flush=True)
         if not args.skip_profile:
             print(f"start-up: {json.dumps(startup())}", flush=True)
             for name in PROFILE_CLIPS:
