@@ -1,7 +1,8 @@
 """``covidx-us clean`` against the upstream way, side by side in one run, and where clean's time goes (issue 18).
 
 Usage: python benchmarks/bench_clean.py [--videos DIR] [--clips NAME ...] [--rounds N] [--method telea|ns]
-                                        [--work DIR] [--profile-only] [--skip-profile]
+                                        [--work DIR] [--before TREE] [--long-frames N] [--profile-only]
+                                        [--skip-profile]
 
 1. Comparison. Per clip (default: two GrepMed clips of ``../shared/realdata/videos``, 1080x1080 and 626x626), crop
    ``0,0,S,S`` (S = the shorter side) and a real release overlay mask (GrepMed video 34's, the release mask whose
@@ -12,10 +13,11 @@ Usage: python benchmarks/bench_clean.py [--videos DIR] [--clips NAME ...] [--rou
    - clean: the same with the cropped and clean lossless videos (and the copy of the original).
    Wall time, CPU time (user + system of the child) and peak RSS (the child's own VmHWM) per call;
    per round the sums over the clips and the ratio upstream wall / clean wall. The load average is printed first.
+   ``--before TREE`` adds both clean variants run from another checkout (PYTHONPATH=TREE), in the same rounds.
    Peak memory (``--long-frames``, 0 to skip): ``clean`` with videos on the first clip and on its frames looped
    to 1,500 frames (``--long-frames``), the child's peak RSS each.
    Small clips: one ``clean --no-videos`` call over every real clip of at most 400x400 frames, cleaned two at a time
-   (the default) and one at a time, alternating.
+   in worker processes (the default) and one after the other in the calling process, alternating.
 2. Profile (``--skip-profile`` to leave out): each stage of ``clean`` timed on its own on one thread (CPU time) over
    every frame of real clips of several sizes: decode (PyAV, no conversion), colour conversion (to RGB), crop (copy),
    inpaint (Telea and NS, the mask's regions), PNG (processing.pixels.png), x264 (the lossless writer), file writes
@@ -109,7 +111,8 @@ def run_child(argv: list[str], env: dict) -> dict:
         argv = [argv[0], "-c", _PEAK_WRAPPER, *argv[1:]]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     clock = time.perf_counter()
-    proc = subprocess.run(argv, env=env, capture_output=True, check=False)
+    # cwd: a folder without a processing/ package (``-c`` puts the cwd first on sys.path, before PYTHONPATH)
+    proc = subprocess.run(argv, env=env, capture_output=True, check=False, cwd=tempfile.gettempdir())
     wall = time.perf_counter() - clock
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     out, err = proc.stdout, proc.stderr
@@ -122,10 +125,11 @@ def run_child(argv: list[str], env: dict) -> dict:
             "peak_mb": peak, "stdout": out.decode(errors="replace")}
 
 
-def compare(clips: list[Path], rounds: int, method: str, work: Path) -> dict:
+def compare(clips: list[Path], rounds: int, method: str, work: Path, before: Path | None = None) -> dict:
     from processing.pixels.clips import probe_header
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env_before = dict(os.environ, PYTHONPATH=str(before)) if before is not None else None
     specs = []
     for clip in clips:
         header = probe_header(clip)
@@ -143,18 +147,22 @@ def compare(clips: list[Path], rounds: int, method: str, work: Path) -> dict:
             "upstream": [sys.executable, str(UPSTREAM), str(out / "upstream"), f"{clip}:0,0,{side},{side}:{mask}"],
             "clean_no_videos": [*clean, str(out / "frames"), "--no-videos"],
             "clean_videos": [*clean, str(out / "videos")],
+            "before_no_videos": [*clean, str(out / "before_frames"), "--no-videos"],
+            "before_videos": [*clean, str(out / "before_videos")],
         }
 
-    kinds = ("upstream", "clean_no_videos", "clean_videos")
+    kinds: tuple[str, ...] = ("upstream", "clean_no_videos", "clean_videos")
+    if before is not None:
+        kinds += ("before_no_videos", "before_videos")
     results = []
     for round_no in range(rounds):
         totals = {k: {"wall_s": 0.0, "cpu_s": 0.0, "peak_mb": 0.0} for k in kinds}
-        order = kinds[round_no % 3:] + kinds[:round_no % 3]
+        order = kinds[round_no % len(kinds):] + kinds[:round_no % len(kinds)]
         for clip, side, mask, _cover in specs:
             with tempfile.TemporaryDirectory(dir=work) as tmp:
                 argv = commands(clip, side, mask, Path(tmp))
                 for kind in order:
-                    r = run_child(argv[kind], env)
+                    r = run_child(argv[kind], env_before if kind.startswith("before") else env)
                     totals[kind]["wall_s"] += r["wall_s"]
                     totals[kind]["cpu_s"] += r["cpu_s"]
                     totals[kind]["peak_mb"] = max(totals[kind]["peak_mb"], r["peak_mb"])
@@ -243,7 +251,8 @@ def startup() -> dict:
 def small_clips_together(videos: Path, work: Path, rounds: int) -> dict:
     """One ``clean --no-videos`` call over every real clip whose frames are at most 400x400 (processing.cli.clean's
     SMALL_FRAME_PIXELS), crop 0,0,S,S with S the smallest side among them and the release-like mask: clips cleaned
-    two at a time (the default) against one at a time (CLIPS_AT_ONCE = 1), alternating."""
+    two at a time in worker processes (the default) against one after the other in the calling process
+    (SMALL_FRAME_PIXELS = 0), alternating."""
     from processing.cli.clean import SMALL_FRAME_PIXELS
     from processing.pixels.clips import probe_header
 
@@ -264,7 +273,8 @@ def small_clips_together(videos: Path, work: Path, rounds: int) -> dict:
     result: dict = {"clips": len(clips), "crop": side}
     for round_no in range(rounds):
         for at_once in (2, 1) if round_no % 2 == 0 else (1, 2):
-            code = (f"import sys; import processing.cli.clean as c; c.CLIPS_AT_ONCE = {at_once}; "
+            limit = "" if at_once == 2 else "c.SMALL_FRAME_PIXELS = 0; "  # 1: every clip in the calling process
+            code = (f"import sys; import processing.cli.clean as c; {limit}"
                     f"from processing.cli import main; sys.exit(main({[*argv, '--out', str(work / f'small{at_once}')]!r}))")
             r = run_child([sys.executable, "-c", code], env)
             result.setdefault(f"{at_once}_at_once_wall_s", []).append(round(r["wall_s"], 2))
@@ -312,6 +322,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--method", default="telea", choices=("telea", "ns"))
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    parser.add_argument("--before", type=Path, metavar="TREE",
+                        help="also run clean from another checkout of covidx-us (e.g. the commit before a change)")
     parser.add_argument("--skip-profile", action="store_true")
     parser.add_argument("--long-frames", type=int, default=1500, help="frames of the long clip (0: skip)")
     parser.add_argument("--profile-only", action="store_true")
@@ -325,7 +337,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
         if not args.profile_only:
-            compare(clips, args.rounds, args.method, work)
+            compare(clips, args.rounds, args.method, work, args.before)
         if not args.profile_only:
             print(f"small clips, one call: {json.dumps(small_clips_together(args.videos, work, args.rounds))}",
                   flush=True)

@@ -125,44 +125,62 @@ def test_pointer_policy_drop_leaves_pointer_frames_out_and_mask_is_the_default(t
     assert "invalid choice: 'erase'" in capsys.readouterr().err
 
 
-def test_clips_of_small_frames_are_cleaned_two_at_a_time_and_reported_in_the_given_order(
-        tmp_path: Path, capsys, monkeypatch) -> None:
-    import threading
-
+def _spy_on_the_clip_pool(monkeypatch) -> list[str]:
+    """The clip ids handed to clean's worker processes (the workers themselves are real)."""
     from processing.cli import clean
 
+    sent: list[str] = []
+    real = clean._clip_pool
+
+    def spy():
+        pool = real()
+        submit = pool.submit
+
+        def recording(fn, path, *args):
+            sent.append(Path(path).stem)
+            return submit(fn, path, *args)
+
+        pool.submit = recording
+        return pool
+
+    monkeypatch.setattr(clean, "_clip_pool", spy)
+    return sent
+
+
+def test_clips_of_small_frames_are_cleaned_in_worker_processes_and_reported_in_the_given_order(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    sent = _spy_on_the_clip_pool(monkeypatch)
     clips = [write_clip(tmp_path / f"{name}.mp4", textured_frames(5, seed=i)) for i, name in enumerate("zyx")]
-    together = threading.Barrier(2, timeout=20)  # broken (and the clip failed) unless two clips are being cleaned
-    real = clean.process_clip
-
-    def meeting(path, plan, out, options):
-        if plan.clip_id in ("z", "y"):
-            together.wait()
-        return real(path, plan, out, options)
-
-    monkeypatch.setattr(clean, "process_clip", meeting)
-    assert main(["clean", *map(str, clips), "--out", str(tmp_path / "out"), "--no-videos"]) == 0
+    out = tmp_path / "out"
+    assert main(["clean", *map(str, clips), "--out", str(out), "--no-videos", "--crop", "2,2,41,33",
+                 "--mask", str(mask_file(tmp_path / "m.png"))]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "frames written" in line]
     assert [Path(line.split(":")[0]).stem for line in lines] == ["z", "y", "x"]
+    assert all("5 frames written (5 read, 0 deleted, 5 inpainted)" in line for line in lines)
+    assert sent == ["z", "y", "x"]
+    frames = sorted(p.name for p in (out / "data" / "image" / "clean").iterdir())
+    assert frames == sorted(f"{c}_prc_unknown_clean_frame{n}.png" for c in "zyx" for n in range(5))
 
 
-def test_a_clip_of_large_frames_is_cleaned_alone_on_the_main_thread(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_a_clip_of_large_frames_is_cleaned_alone_in_this_process(tmp_path: Path, capsys, monkeypatch) -> None:
     import threading
 
     from processing.cli import clean
 
+    sent = _spy_on_the_clip_pool(monkeypatch)
     small = write_clip(tmp_path / "small.mp4", textured_frames(3))
     large = write_clip(tmp_path / "large.mp4", textured_frames(3, width=416, height=400, seed=2))
-    threads: dict[str, threading.Thread] = {}
+    here: list[str] = []
     real = clean.process_clip
 
     def where(path, plan, out, options):
-        threads[plan.clip_id] = threading.current_thread()
+        assert threading.current_thread() is threading.main_thread()
+        here.append(plan.clip_id)
         return real(path, plan, out, options)
 
     monkeypatch.setattr(clean, "process_clip", where)
-    assert main(["clean", str(small), str(large), str(small.with_name("small2.mp4")), "--out", str(tmp_path / "o"),
-                 "--no-videos", "--max-frames", "1"]) == 1  # small2.mp4 does not exist: one line, the others done
+    assert main(["clean", str(small), str(large), str(small.with_name("gone.mp4")), "--out", str(tmp_path / "o"),
+                 "--no-videos", "--max-frames", "1"]) == 1  # gone.mp4 does not exist: one line, the others done
     captured = capsys.readouterr()
-    assert threads["large"] is threading.main_thread() and threads["small"] is not threading.main_thread()
-    assert "small2.mp4: FAILED" in captured.err and captured.out.index("small.mp4") < captured.out.index("large.mp4")
+    assert here == ["small", "large"] and sent == []  # a small clip between large or bad ones has no partner
+    assert "gone.mp4: FAILED" in captured.err and captured.out.index("small.mp4") < captured.out.index("large.mp4")

@@ -15,12 +15,15 @@ the pointer is inpainted and the frame kept) or ``drop`` (the frame is left out,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import multiprocessing
 import os
 import sys
 import tempfile
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,7 @@ from processing.pixels.pipeline import IMAGE_FORMATS, ClipPlan, ProcessingOption
 from processing.windows import Window
 
 PROBES = ("convex", "linear", "unknown")
-CLIPS_AT_ONCE = 2  # clips of small frames cleaned at the same time
+CLIPS_AT_ONCE = 2  # clips of small frames cleaned at the same time, in worker processes
 SMALL_FRAME_PIXELS = 400 * 400  # source frames up to this size count as small
 
 
@@ -201,6 +204,23 @@ def _small(path: Path) -> bool:
     return 0 < header.width * header.height <= SMALL_FRAME_PIXELS
 
 
+def _outcome(future: Future) -> tuple[list[str], str | None]:
+    """What :func:`_clean_one` returned in a worker, or one line naming the clip when the worker died (killed, out of
+    memory): whatever it had finished is in place, the clip's own outputs were never moved in."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return [], f"{future.clip}: FAILED: the worker process cleaning it died; a rerun redoes it"  # type: ignore[attr-defined]
+
+
+def _clip_pool() -> ProcessPoolExecutor:
+    """CLIPS_AT_ONCE spawned workers (no copied locks of this process's threads) that exit if this process dies."""
+    from processing.build.processed import init_worker
+
+    return ProcessPoolExecutor(max_workers=CLIPS_AT_ONCE, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=init_worker, initargs=(os.getpid(),))
+
+
 def run(args: argparse.Namespace) -> int:
     options = ProcessingOptions(
         max_frames=args.max_frames,
@@ -227,27 +247,34 @@ def run(args: argparse.Namespace) -> int:
         for line in lines:
             print(line)
 
-    # One clip keeps both cores busy when its frames are large (decode, inpainting, PNG and x264 overlap), and runs
-    # here, on the main thread (Ctrl-C stops it at once). Small frames leave cores idle between the per-frame steps,
-    # so consecutive clips of small frames run CLIPS_AT_ONCE at a time on threads. Results are printed in the order
-    # the clips were given, whatever order they finish in.
-    with ThreadPoolExecutor(max_workers=CLIPS_AT_ONCE, thread_name_prefix="covidx-clip") as clip_pool:
+    # A clip of large frames keeps both cores busy on its own (decode, inpainting, PNG and x264 overlap on threads)
+    # and runs here (Ctrl-C stops it at once). Small frames leave the per-frame Python work holding one core, and
+    # threads cannot share it (the GIL), so a run of consecutive clips of small frames goes to CLIPS_AT_ONCE worker
+    # processes. Results are printed in the order the clips were given, whatever order they finish in.
+    small = [len(clips) > 1 and _small(path) for path in clips]
+    with contextlib.ExitStack() as stack:
+        pool: ProcessPoolExecutor | None = None
         pending: deque[Future] = deque()
         try:
-            for path in clips:
-                if len(clips) > 1 and _small(path):
-                    while len(pending) >= CLIPS_AT_ONCE:
-                        report(pending.popleft().result())
-                    pending.append(clip_pool.submit(_clean_one, path, args, options))
+            for index, path in enumerate(clips):
+                beside_small = (index > 0 and small[index - 1]) or (index + 1 < len(clips) and small[index + 1])
+                if small[index] and beside_small:  # one of a run of small clips
+                    if pool is None:
+                        pool = stack.enter_context(_clip_pool())
+                    future = pool.submit(_clean_one, path, args, options)
+                    future.clip = path  # type: ignore[attr-defined]  # named if its worker dies
+                    pending.append(future)
+                    while pending and pending[0].done():
+                        report(_outcome(pending.popleft()))
                     continue
                 while pending:
-                    report(pending.popleft().result())
+                    report(_outcome(pending.popleft()))
                 report(_clean_one(path, args, options))
             while pending:
-                report(pending.popleft().result())
+                report(_outcome(pending.popleft()))
         except BaseException:
             for future in pending:
-                future.cancel()  # clips not started yet; a started (small) one finishes, its writes are atomic
+                future.cancel()  # clips not started yet; a started one finishes (its writes are atomic)
             raise
     if failed:
         others = "; the others were written" if failed < len(clips) else ""
