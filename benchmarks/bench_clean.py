@@ -16,8 +16,6 @@ Usage: python benchmarks/bench_clean.py [--videos DIR] [--clips NAME ...] [--rou
    ``--before TREE`` adds both clean variants run from another checkout (PYTHONPATH=TREE), in the same rounds.
    Peak memory (``--long-frames``, 0 to skip): ``clean`` with videos on the first clip and on its frames looped
    to 1,500 frames (``--long-frames``), the child's peak RSS each.
-   Small clips: one ``clean --no-videos`` call over every real clip of at most 400x400 frames, cleaned two at a time
-   in worker processes (the default) and one after the other in the calling process, alternating.
 2. Profile (``--skip-profile`` to leave out): each stage of ``clean`` timed on its own on one thread (CPU time) over
    every frame of real clips of several sizes: decode (PyAV, no conversion), colour conversion (to RGB), crop (copy),
    inpaint (Telea and NS, the mask's regions), PNG (processing.pixels.png), x264 (the lossless writer), file writes
@@ -248,41 +246,6 @@ def startup() -> dict:
     return best
 
 
-def small_clips_together(videos: Path, work: Path, rounds: int) -> dict:
-    """One ``clean --no-videos`` call over every real clip whose frames are at most 400x400 (processing.cli.clean's
-    SMALL_FRAME_PIXELS), crop 0,0,S,S with S the smallest side among them and the release-like mask: clips cleaned
-    two at a time in worker processes (the default) against one after the other in the calling process
-    (SMALL_FRAME_PIXELS = 0), alternating."""
-    from processing.cli.clean import SMALL_FRAME_PIXELS
-    from processing.pixels.clips import probe_header
-
-    clips = []
-    for path in sorted(videos.iterdir()):
-        try:
-            header = probe_header(path)
-        except Exception:  # noqa: BLE001 - not a clip
-            continue
-        if 0 < header.width * header.height <= SMALL_FRAME_PIXELS:
-            clips.append((path, min(header.width, header.height)))
-    side = min(s for _p, s in clips)
-    mask = work / "small_mask.png"
-    release_like_mask(side, mask)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    argv = ["clean", *(str(p) for p, _s in clips), "--crop", f"0,0,{side},{side}", "--mask", str(mask),
-            "--inpaint", "telea", "--no-videos"]
-    result: dict = {"clips": len(clips), "crop": side}
-    for round_no in range(rounds):
-        for at_once in (2, 1) if round_no % 2 == 0 else (1, 2):
-            limit = "" if at_once == 2 else "c.SMALL_FRAME_PIXELS = 0; "  # 1: every clip in the calling process
-            code = (f"import sys; import processing.cli.clean as c; {limit}"
-                    f"from processing.cli import main; sys.exit(main({[*argv, '--out', str(work / f'small{at_once}')]!r}))")
-            r = run_child([sys.executable, "-c", code], env)
-            result.setdefault(f"{at_once}_at_once_wall_s", []).append(round(r["wall_s"], 2))
-            result.setdefault(f"{at_once}_at_once_cpu_s", []).append(round(r["cpu_s"], 2))
-    result["frames"] = sum(1 for _ in (work / "small2" / "data" / "image" / "clean").iterdir())
-    return result
-
-
 def long_clip_memory(source: Path, frames: int, work: Path) -> dict:
     """Peak RSS of ``clean`` (with videos) on a long clip: ``source``'s frames looped to ``frames`` frames (H.264,
     yuv420p, as a site serves clips), against the same call on ``source`` itself."""
@@ -338,9 +301,6 @@ def main() -> int:
         work = Path(tmp)
         if not args.profile_only:
             compare(clips, args.rounds, args.method, work, args.before)
-        if not args.profile_only:
-            print(f"small clips, one call: {json.dumps(small_clips_together(args.videos, work, args.rounds))}",
-                  flush=True)
         if args.long_frames and not args.profile_only:
             print(f"peak memory: {json.dumps(long_clip_memory(clips[0], args.long_frames, work))}", flush=True)
         if not args.skip_profile:

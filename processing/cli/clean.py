@@ -15,15 +15,10 @@ the pointer is inpainted and the frame kept) or ``drop`` (the frame is left out,
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import multiprocessing
 import os
 import sys
 import tempfile
-from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +27,11 @@ from PIL import Image
 
 from processing.errors import ClipError, CovidxError, finite_float, os_error_message
 from processing.fileutil import atomic_write, path_problem, sweep_leftovers, temp_prefix, untemp
-from processing.pixels.clips import probe_header
 from processing.pixels.frames import parse_ranges
 from processing.pixels.pipeline import IMAGE_FORMATS, ClipPlan, ProcessingOptions, process_clip
 from processing.windows import Window
 
 PROBES = ("convex", "linear", "unknown")
-CLIPS_AT_ONCE = 2  # clips of small frames cleaned at the same time, in worker processes
-SMALL_FRAME_PIXELS = 400 * 400  # source frames up to this size count as small
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -169,58 +161,6 @@ def prepare_output(out: Path) -> None:
                      *(data / "video" / kind for kind in ("original", "cropped", "clean"))])
 
 
-def _clean_one(path: Path, args: argparse.Namespace, options: ProcessingOptions) -> tuple[list[str], str | None]:
-    """Clean one clip: the lines to print about it and, when it failed, the one error line (nothing raised)."""
-    try:
-        if problem := path_problem(path, "file"):
-            raise ClipError(problem)
-        plan, detection = plan_and_detection(path, args)
-        record = process_clip(path, plan, args.out, options)
-    except CovidxError as exc:
-        return [], f"{path}: FAILED: {exc}"
-    except OSError as exc:  # e.g. the disk is full: this clip is lost, the next one may still fit
-        return [], f"{path}: FAILED: {os_error_message(untemp(exc), args.out)}"
-    lines = [f"{path}: {record.frames_kept} frames written ({record.frames_read} read, "
-             f"{record.frames_deleted} deleted, {record.frames_masked} inpainted), "
-             f"crop {record.crop_size[0]}x{record.crop_size[1]}"]
-    if detection is not None:  # e.g. "sim: window 12,8,120,96 probe convex, masked 3.1%, 2 frame masks, ..."
-        lines.append(f"  detected: {detection.summary()}")
-    if record.frames:
-        lines.append(f"  frames: {record.frames[0].path.parent}/{plan.clip_id}_prc_{plan.probe}_clean_frame<N>"
-                     f"{record.frames[0].path.suffix}")
-    for label, out in (("original", record.original_video), ("cropped", record.cropped_video),
-                       ("clean", record.clean_video)):
-        if out is not None:
-            lines.append(f"  {label}: {out}")
-    return lines, None
-
-
-def _small(path: Path) -> bool:
-    """A clip whose frames are small enough to share the cores with another clip (an unreadable one is not)."""
-    try:
-        header = probe_header(path)
-    except (CovidxError, OSError):
-        return False
-    return 0 < header.width * header.height <= SMALL_FRAME_PIXELS
-
-
-def _outcome(future: Future) -> tuple[list[str], str | None]:
-    """What :func:`_clean_one` returned in a worker, or one line naming the clip when the worker died (killed, out of
-    memory): whatever it had finished is in place, the clip's own outputs were never moved in."""
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        return [], f"{future.clip}: FAILED: the worker process cleaning it died; a rerun redoes it"  # type: ignore[attr-defined]
-
-
-def _clip_pool() -> ProcessPoolExecutor:
-    """CLIPS_AT_ONCE spawned workers (no copied locks of this process's threads) that exit if this process dies."""
-    from processing.build.processed import init_worker
-
-    return ProcessPoolExecutor(max_workers=CLIPS_AT_ONCE, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=init_worker, initargs=(os.getpid(),))
-
-
 def run(args: argparse.Namespace) -> int:
     options = ProcessingOptions(
         max_frames=args.max_frames,
@@ -237,45 +177,32 @@ def run(args: argparse.Namespace) -> int:
             raise CovidxError(f"--mask-dir {problem}")
     prepare_output(Path(args.out))
     failed = 0
-
-    def report(result: tuple[list[str], str | None]) -> None:
-        nonlocal failed
-        lines, error = result
-        if error is not None:
-            failed += 1
-            print(error, file=sys.stderr)
-        for line in lines:
-            print(line)
-
-    # A clip of large frames keeps both cores busy on its own (decode, inpainting, PNG and x264 overlap on threads)
-    # and runs here (Ctrl-C stops it at once). Small frames leave the per-frame Python work holding one core, and
-    # threads cannot share it (the GIL), so a run of consecutive clips of small frames goes to CLIPS_AT_ONCE worker
-    # processes. Results are printed in the order the clips were given, whatever order they finish in.
-    small = [len(clips) > 1 and _small(path) for path in clips]
-    with contextlib.ExitStack() as stack:
-        pool: ProcessPoolExecutor | None = None
-        pending: deque[Future] = deque()
+    for path in clips:
         try:
-            for index, path in enumerate(clips):
-                beside_small = (index > 0 and small[index - 1]) or (index + 1 < len(clips) and small[index + 1])
-                if small[index] and beside_small:  # one of a run of small clips
-                    if pool is None:
-                        pool = stack.enter_context(_clip_pool())
-                    future = pool.submit(_clean_one, path, args, options)
-                    future.clip = path  # type: ignore[attr-defined]  # named if its worker dies
-                    pending.append(future)
-                    while pending and pending[0].done():
-                        report(_outcome(pending.popleft()))
-                    continue
-                while pending:
-                    report(_outcome(pending.popleft()))
-                report(_clean_one(path, args, options))
-            while pending:
-                report(_outcome(pending.popleft()))
-        except BaseException:
-            for future in pending:
-                future.cancel()  # clips not started yet; a started one finishes (its writes are atomic)
-            raise
+            if problem := path_problem(path, "file"):
+                raise ClipError(problem)
+            plan, detection = plan_and_detection(path, args)
+            record = process_clip(path, plan, args.out, options)
+        except CovidxError as exc:
+            failed += 1
+            print(f"{path}: FAILED: {exc}", file=sys.stderr)
+            continue
+        except OSError as exc:  # e.g. the disk is full: this clip is lost, the next one may still fit
+            failed += 1
+            print(f"{path}: FAILED: {os_error_message(untemp(exc), args.out)}", file=sys.stderr)
+            continue
+        print(f"{path}: {record.frames_kept} frames written ({record.frames_read} read, "
+              f"{record.frames_deleted} deleted, {record.frames_masked} inpainted), "
+              f"crop {record.crop_size[0]}x{record.crop_size[1]}")
+        if detection is not None:  # e.g. "sim: window 12,8,120,96 probe convex, masked 3.1%, 2 frame masks, ..."
+            print(f"  detected: {detection.summary()}")
+        if record.frames:
+            print(f"  frames: {record.frames[0].path.parent}/{plan.clip_id}_prc_{plan.probe}_clean_frame<N>"
+                  f"{record.frames[0].path.suffix}")
+        for label, out in (("original", record.original_video), ("cropped", record.cropped_video),
+                           ("clean", record.clean_video)):
+            if out is not None:
+                print(f"  {label}: {out}")
     if failed:
         others = "; the others were written" if failed < len(clips) else ""
         print(f"{failed} of {len(clips)} clips failed{others}", file=sys.stderr)
