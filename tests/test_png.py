@@ -63,6 +63,18 @@ def test_the_same_pixels_give_the_same_bytes() -> None:
     assert encode_png(image) == encode_png(image.copy())
 
 
+def test_frames_of_several_sizes_encoded_on_several_threads_each_decode_to_their_own_pixels() -> None:
+    # each thread reuses its own filtered-rows buffer: sizes change and threads interleave
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(9)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(30, 40, 3), (31, 40, 3), (30, 40)] * 8]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        files = list(pool.map(encode_png, images))
+    for data, image in zip(files, images, strict=True):
+        assert np.array_equal(_pillow(data), image)
+
+
 @pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4, 4), np.uint8),
                                  np.zeros((0, 4, 3), np.uint8), np.zeros(5, np.uint8)])
 def test_other_arrays_are_refused_naming_the_shape(bad) -> None:
