@@ -115,7 +115,7 @@ def test_video_writer_is_lossless_keeps_odd_size_and_timestamps(tmp_path: Path) 
 
 
 def test_video_writer_takes_crops_and_a_buffer_reused_after_each_write(tmp_path: Path) -> None:
-    # The writer hands x264 the array's own memory (no copy): a crop's strided rows must come out exact, and a
+    # The writer copies each frame into one reused FFmpeg frame: a crop's strided rows must come out exact, and a
     # caller may overwrite its buffer as soon as write() returns.
     rng = np.random.default_rng(4)
     sources = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(4)]
