@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -41,6 +40,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_build import machine  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 DEFAULT_VIDEOS = SHARED / "realdata" / "videos"
@@ -49,18 +51,6 @@ RELEASE_MASK = SHARED / "reference" / "covidx_us" / "data" / "mask" / "34_grepme
 DEFAULT_CLIPS = ("grepmed__Cov-grep-7505.mp4", "grepmed__Cov-grep-7431.mp4")
 PROFILE_CLIPS = ("grepmed__Cov-grep-7505.mp4", "grepmed__Cov-grep-7431.mp4", "grepmed__Cov-grep-7500.mp4",
                  "pocusatlas__Pneu-Atlas-pneumonia2.gif", "grepmed__Cov-grepmed2.mp4")
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"nproc {os.cpu_count()}, {model}, Python {platform.python_version()}, OpenCV {cv2.__version__}"
 
 
 def load() -> str:
