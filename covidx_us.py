@@ -94,7 +94,7 @@ DATASET_INFOS_PATH = data_path("dataset_infos.json")
 # User mask overrides in the project's masks/ folder (holds only a README unless the user adds masks); searched after
 # the config's mask_dirs and before the release's masks.
 PROJECT_MASK_DIR = data_path("masks")
-PROCESSING_FORMAT = 3  # bump when the processed outputs change for the same parameters (3: PNGs by processing.pixels.png, x264 on one thread)
+PROCESSING_FORMAT = 4  # bump when the processed outputs change for the same parameters (3: PNGs by processing.pixels.png, x264 on one thread; 4: PNGs by ISA-L, Sub filter)
 # Parameters that change neither the examples nor the card's meaning: how fast, and where on this machine.
 LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir", "mask_dirs", "copy_registry")
 # With num_proc unset, clips are processed in this process below this many source pixels (~5 s of work here):

@@ -114,6 +114,23 @@ def test_video_writer_is_lossless_keeps_odd_size_and_timestamps(tmp_path: Path) 
         assert np.array_equal(frame.image, image)
 
 
+def test_video_writer_takes_crops_and_a_buffer_reused_after_each_write(tmp_path: Path) -> None:
+    # The writer copies each frame into one reused FFmpeg frame: a crop's strided rows must come out exact, and a
+    # caller may overwrite its buffer as soon as write() returns.
+    rng = np.random.default_rng(4)
+    sources = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(4)]
+    buffer = np.empty((40, 60, 3), np.uint8)
+    with VideoWriter(tmp_path / "out.mp4", 33, 21, fps=10) as writer:
+        for n, source in enumerate(sources):
+            buffer[:] = source
+            writer.write(buffer[5:26, 7:40], n / 10)  # rows of 60 pixels, 33 used
+            buffer[:] = 0  # what x264 was given is already copied
+    decoded = [f.image for f in iter_frames(tmp_path / "out.mp4")]
+    assert len(decoded) == 4
+    for image, source in zip(decoded, sources, strict=True):
+        assert np.array_equal(image, source[5:26, 7:40])
+
+
 _WRITE_ON_CPUS = """
 import hashlib, os, sys
 import numpy as np

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 from clipfactory import textured_frames, write_clip, write_gif
@@ -264,3 +265,27 @@ def test_progress_stays_quiet_when_turned_off(tmp_path: Path, clip: Path, capsys
     monkeypatch.setenv("COVIDX_US_PROGRESS", "0")
     process_clip(clip, ClipPlan("quietclip", "linear", WINDOW), tmp_path / "out", ProcessingOptions(write_videos=False))
     assert "quietclip" not in capsys.readouterr().err
+
+
+def test_outside_the_field_of_view_clean_frames_are_black_and_inside_they_are_inpainted(tmp_path: Path,
+                                                                                      clip: Path) -> None:
+    field = np.zeros((33, 41), np.uint8)
+    field[:, 4:37] = 255  # the field: columns 4..36 of the crop
+    field[:3, 4:8] = 0  # and a notch in its top-left corner, over the mark
+    Image.fromarray(field).save(tmp_path / "fov.png")
+    plan = ClipPlan("f", "convex", WINDOW, mark_mask(tmp_path / "m.png"), fov_mask=tmp_path / "fov.png")
+    record = process_clip(clip, plan, tmp_path / "out", ProcessingOptions(inpaint="telea"))
+    inside = field > 0
+    grown = dilate(np.asarray(Image.open(tmp_path / "m.png")) > 127) & inside  # masks stop at the field
+    source = [f.image for f in iter_frames(clip)]
+    videos = {kind: [f.image for f in iter_frames(path)] for kind, path in
+              (("clean", record.clean_video), ("cropped", record.cropped_video))}
+    for n, frame in enumerate(record.frames):
+        clean = np.asarray(Image.open(frame.path))
+        expected = crop(source[frame.index], WINDOW).copy()
+        expected[~inside] = 0
+        expected = cv2.inpaint(expected, grown.astype(np.uint8), 3, cv2.INPAINT_TELEA)  # whole frame, independently
+        assert np.array_equal(clean, expected)
+        assert np.array_equal(videos["clean"][n], expected)
+        assert np.array_equal(videos["cropped"][n], crop(source[frame.index], WINDOW))  # the cropped video is not blanked
+    assert not clean[~inside].any() and clean[inside].any()

@@ -36,24 +36,25 @@ def test_random_images_decode_to_the_same_pixels_in_pillow_and_opencv(shape) -> 
     assert Image.open(io.BytesIO(data)).mode == ("RGB" if len(shape) == 3 else "L")
 
 
-def test_up_filter_rows_that_wrap_below_zero_and_a_non_contiguous_view() -> None:
+def test_sub_filter_pixels_that_wrap_below_zero_and_a_non_contiguous_view() -> None:
     image = np.zeros((6, 10, 3), np.uint8)
-    image[::2] = 255  # every Up difference is +-255: wraps modulo 256 both ways
+    image[:, ::2] = 255  # every Sub difference is +-255: wraps modulo 256 both ways
     view = np.arange(6 * 20 * 3, dtype=np.uint32).astype(np.uint8).reshape(6, 20, 3)[:, ::2]  # strided
     for array in (image, view):
         assert np.array_equal(_pillow(encode_png(array)), array)
 
 
-def test_the_stream_holds_up_filtered_rows_and_the_header_the_size() -> None:
-    image = np.arange(4 * 5 * 3, dtype=np.uint8).reshape(4, 5, 3)
+def test_the_stream_holds_sub_filtered_rows_and_the_header_the_size() -> None:
+    image = (np.arange(4 * 5 * 3).reshape(4, 5, 3) * 7 % 256).astype(np.uint8)
     data = encode_png(image)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert data[12:16] == b"IHDR" and int.from_bytes(data[16:20], "big") == 5 and int.from_bytes(data[20:24], "big") == 4
     idat = data.index(b"IDAT")
     raw = zlib.decompress(data[idat + 4: idat + 4 + int.from_bytes(data[idat - 4: idat], "big")])
     rows = np.frombuffer(raw, np.uint8).reshape(4, 16)
-    assert list(rows[:, 0]) == [0, 2, 2, 2]  # None for the first row, Up for the rest
-    assert np.array_equal(rows[1:, 1:], np.full((3, 15), 15, np.uint8))  # each row is the one above + 15
+    assert list(rows[:, 0]) == [1, 1, 1, 1]  # Sub on every row
+    assert np.array_equal(rows[:, 1:4], image[:, 0])  # the first pixel of a row is kept as it is
+    assert np.array_equal(rows[:, 4:], np.full((4, 12), 21, np.uint8))  # each pixel is its left neighbour + 3 * 7
     assert data.endswith(b"IEND\xaeB`\x82")
 
 
@@ -66,6 +67,18 @@ def test_the_same_pixels_give_the_same_bytes_whatever_their_memory_layout() -> N
     assert encode_png(image) == encode_png(strided) == encode_png(np.asfortranarray(image))
 
 
+def test_frames_of_several_sizes_encoded_on_several_threads_each_decode_to_their_own_pixels() -> None:
+    # each thread reuses its own filtered-rows buffer: sizes change and threads interleave
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(9)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(30, 40, 3), (31, 40, 3), (30, 40)] * 8]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        files = list(pool.map(encode_png, images))
+    for data, image in zip(files, images, strict=True):
+        assert np.array_equal(_pillow(data), image)
+
+
 @pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.uint16), np.zeros((4, 4, 4), np.uint8),
                                  np.zeros((0, 4, 3), np.uint8), np.zeros(5, np.uint8)])
 def test_other_arrays_are_refused_naming_the_shape(bad) -> None:
@@ -73,7 +86,8 @@ def test_other_arrays_are_refused_naming_the_shape(bad) -> None:
         encode_png(bad)
 
 
-def test_real_frames_round_trip_and_are_smaller_than_opencv_level_2(realdata: Path) -> None:
+def test_real_frames_round_trip_within_a_quarter_of_opencv_level_2s_size(realdata: Path) -> None:
+    # ISA-L trades size for speed (processing/pixels/png.py): this bounds what the trade costs on real frames
     clip = realdata / "videos" / "grepmed__Cov-grep-7431.mp4"
     ours = theirs = 0
     for frame in iter_frames(clip):
@@ -83,4 +97,4 @@ def test_real_frames_round_trip_and_are_smaller_than_opencv_level_2(realdata: Pa
         assert np.array_equal(_pillow(data), frame.image)
         ours += len(data)
         theirs += len(cv2.imencode(".png", frame.image[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 2])[1])
-    assert 0 < ours < theirs
+    assert 0 < ours < 1.25 * theirs

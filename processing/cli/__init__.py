@@ -40,7 +40,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``command`` alone (its module is the only one imported)."""
     parser = argparse.ArgumentParser(
         prog="covidx-us",
         description="Rebuild the COVIDx-US lung-ultrasound benchmark as a Hugging Face dataset.",
@@ -48,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--version", action=_Version, help="print the version (and git commit of a checkout)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for _name, module_name in COMMANDS:
-        importlib.import_module(module_name).add_parser(sub)
+    for name, module_name in COMMANDS:
+        if command in (None, name):
+            importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
@@ -67,7 +69,10 @@ class _Version(argparse.Action):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Only the named command's module is imported: `clean` needs neither `datasets` nor `requests` (start-up).
+    named = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(named if named in dict(COMMANDS) else None)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

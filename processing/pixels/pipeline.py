@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -211,14 +212,15 @@ def _save_image(image: np.ndarray, path: Path, options: ProcessingOptions) -> No
 
 def _clean_frame(
     image: np.ndarray, mask: np.ndarray | None, boxes: list, save_to: Path | None, options: ProcessingOptions,
-    outside: np.ndarray | None = None,
+    field: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float]:
-    """Blank what lies outside the field of view, inpaint one cropped frame and write its image (on a worker
-    thread): ``(clean, inpaint_s, write_s)``. Outside the field nothing is anatomy: black, not a neighbour's pixels."""
+    """Blank what lies outside the field of view (``field``: uint8, non-zero inside), inpaint one cropped frame and
+    write its image (on a worker thread): ``(clean, inpaint_s, write_s)``. Outside the field nothing is anatomy:
+    black, not a neighbour's pixels."""
     clock = time.perf_counter()
-    if outside is not None:
-        image = image.copy()
-        image[outside] = 0
+    if field is not None:
+        # A fresh array: zeros, then the frame's pixels where the field is (one SIMD pass, not a boolean-index copy)
+        image = cv2.copyTo(image, field)
     clean = inpaint(image, mask, options.inpaint, boxes=boxes) if mask is not None and boxes else image
     now = time.perf_counter()
     if save_to is not None:
@@ -275,7 +277,7 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
         check_window(plan.window, width, height, path)
     crop_size = plan.window.size if plan.window is not None else (width, height)
     masks = MaskSet(path, crop_size, plan.main_mask, plan.frame_masks, plan.tight, fov_mask=plan.fov_mask)
-    outside = masks.outside
+    field = None if masks.outside is None else (~masks.outside).view(np.uint8)  # cv2.copyTo's mask: 1 = keep
     stream: StreamSelector | None = None
     selected: set[int] = set()
     if info is None:
@@ -296,26 +298,19 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
             tempfile.TemporaryDirectory(prefix=temp_prefix(plan.clip_id), dir=outputs["images"])
         ))
         # Decoding and cropping run here; inpainting and image compression (both release the GIL) on WORKERS
-        # threads, at most IMAGE_QUEUE frames ahead, so memory stays bounded; the clean video is encoded on a thread
-        # of its own (x264 runs on one thread, see VideoWriter), which takes the clean frames in source order, at
-        # most IMAGE_QUEUE behind. Both pools are shut down (queued work cancelled, running work finished) before
-        # the video writers close and the staging folder goes.
+        # threads, at most IMAGE_QUEUE frames ahead, so memory stays bounded; each video (cropped, clean) is encoded
+        # on a thread of its own (x264 runs on one thread, see VideoWriter, and releases the GIL), which takes its
+        # frames in source order, at most IMAGE_QUEUE behind: decoding never waits for x264. All pools are shut
+        # down (queued work cancelled, running work finished) before the video writers close and the staging
+        # folder goes.
         pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="covidx-frame")
         stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-        writers: dict[str, VideoWriter] = {}
-        temps: dict[str, Path] = {}
+        writers: dict[str, _Encoder] = {}
         if options.write_videos:
             for kind in ("cropped", "clean") if options.write_cropped else ("clean",):
-                temps[kind] = stack.enter_context(atomic_write(outputs[kind]))
-                writers[kind] = stack.enter_context(VideoWriter(temps[kind], *crop_size, fps))
-        encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="covidx-video")  # one thread: in order
-        stack.callback(encoder.shutdown, wait=True, cancel_futures=True)
-        encoding: deque[Future] = deque()
-
-        def encode(clean: np.ndarray, timestamp: float) -> float:
-            clock = time.perf_counter()
-            writers["clean"].write(clean, timestamp)
-            return time.perf_counter() - clock
+                temp = stack.enter_context(atomic_write(outputs[kind]))
+                writers[kind] = _Encoder(stack.enter_context(VideoWriter(temp, *crop_size, fps)), kind)
+                stack.callback(writers[kind].shutdown)
 
         def finish_one() -> None:
             future, timestamp = in_flight.popleft()
@@ -323,9 +318,7 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
             timings["inpaint"] += inpaint_s
             timings["write"] += write_s
             if "clean" in writers:
-                encoding.append(encoder.submit(encode, clean, timestamp))
-                while len(encoding) >= IMAGE_QUEUE:
-                    timings["encode"] += encoding.popleft().result()  # re-raises a failed encode
+                timings["encode"] += writers["clean"].submit(clean, timestamp)
 
         frames = stack.enter_context(contextlib.closing(iter(reader)))  # closed early when a check fails
         frame_bar = progress.bar(desc=plan.clip_id, total=info.frame_count if info is not None else None)
@@ -348,8 +341,7 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
             clock = time.perf_counter()
             timings["crop"] += clock - now
             if "cropped" in writers:
-                writers["cropped"].write(image, frame.timestamp)
-                timings["encode"] += time.perf_counter() - clock
+                timings["encode"] += writers["cropped"].submit(image, frame.timestamp)
             if keep and (wanted or writers):
                 mask = masks.for_frame(frame.index)
                 if mask is not None and boxes[0] is not mask:  # the main mask is reused: find its regions once
@@ -361,14 +353,14 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
                     save_to = staging / name
                     records.append(FrameRecord(frame.index, frame.timestamp, outputs["images"] / name, masked))
                 in_flight.append((pool.submit(_clean_frame, image, mask if masked else None, boxes[1], save_to,
-                                              options, outside), frame.timestamp))
+                                              options, field), frame.timestamp))
                 while len(in_flight) >= IMAGE_QUEUE:
                     finish_one()
             clock = time.perf_counter()
         while in_flight:
             finish_one()
-        while encoding:
-            timings["encode"] += encoding.popleft().result()
+        for writer in writers.values():
+            timings["encode"] += writer.drain()
         assert reader.info is not None  # the reader raised otherwise
         if info is None:
             info = reader.info  # the probe's result, from this same decode (truncation checks included)
@@ -379,7 +371,7 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
             raise ClipError(f"clip {path}: decoded {frames_read} frames, the probe counted {info.frame_count}")
         clock = time.perf_counter()
         for writer in writers.values():
-            writer.close()  # flush inside the stack so a failing flush still discards the temp files
+            writer.video.close()  # flush inside the stack so a failing flush still discards the temp files
         if options.write_videos:
             with atomic_write(outputs["original"]) as tmp:
                 shutil.copyfile(path, tmp)
@@ -403,6 +395,37 @@ def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOpti
         cropped_video=outputs["cropped"] if "cropped" in writers else None,
         original_video=outputs["original"] if options.write_videos else None,
     )
+
+
+class _Encoder:
+    """One video written on a thread of its own, frames in the order given, at most IMAGE_QUEUE waiting."""
+
+    def __init__(self, video: VideoWriter, kind: str) -> None:
+        self.video = video
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"covidx-{kind}")  # one: in order
+        self._pending: deque[Future] = deque()
+
+    def _write(self, image: np.ndarray, timestamp: float) -> float:
+        clock = time.perf_counter()
+        self.video.write(image, timestamp)
+        return time.perf_counter() - clock
+
+    def submit(self, image: np.ndarray, timestamp: float) -> float:
+        """Queue a frame; the seconds spent encoding the frames that had to finish to make room for it."""
+        self._pending.append(self._thread.submit(self._write, image, timestamp))
+        spent = 0.0
+        while len(self._pending) >= IMAGE_QUEUE:
+            spent += self._pending.popleft().result()  # re-raises a failed encode
+        return spent
+
+    def drain(self) -> float:
+        spent = 0.0
+        while self._pending:
+            spent += self._pending.popleft().result()
+        return spent
+
+    def shutdown(self) -> None:
+        self._thread.shutdown(wait=True, cancel_futures=True)
 
 
 def _replace_images(folder: Path, plan: ClipPlan, staging: Path) -> None:
