@@ -258,133 +258,191 @@ def process_clip(path: Path, plan: ClipPlan, out_root: Path, options: Processing
     return _process(path, plan, out_root, options, None, 0.0)
 
 
-def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOptions, header: ClipHeader | None,
-             probe_s: float) -> ProcessingRecord:
-    """One pass over the decoded frames. ``header`` given: the single-pass way (selection while streaming, the
-    clip's :class:`ClipInfo` from the same decode); None: probe first, then select from the full timestamp list."""
-    timings = dict.fromkeys(STAGES, 0.0)
-    timings["probe"] = probe_s
+class _Laps:
+    """Adds the time since the previous lap to a stage of ``timings``: the per-stage clock of :func:`_process`."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+        self.clock = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] += now - self.clock
+        self.clock = now
+
+    def restart(self) -> None:
+        self.clock = time.perf_counter()
+
+
+@dataclass
+class _Selection:
+    """Which frames of the clip are kept: chosen while streaming (``header`` known) or from the probe's list."""
+
+    plan: ClipPlan
+    width: int
+    height: int
+    fps: float
     info: ClipInfo | None = None
-    if header is None:
+    stream: StreamSelector | None = None
+    selected: frozenset[int] = frozenset()
+
+    @classmethod
+    def of(cls, path: Path, plan: ClipPlan, options: ProcessingOptions, header: ClipHeader | None,
+           timings: dict[str, float]) -> _Selection:
+        if header is not None:
+            return cls(plan, header.width, header.height, header.fps,
+                       stream=StreamSelector(deleted=plan.deleted, sample_hz=options.sample_hz))
         clock = time.perf_counter()
         info = probe_clip(path)
         timings["probe"] = time.perf_counter() - clock
-        width, height, fps = info.width, info.height, info.fps
-    else:
-        width, height, fps = header.width, header.height, header.fps
+        selected = select_frames(info.timestamps, deleted=plan.deleted, sample_hz=options.sample_hz,
+                                 max_frames=options.max_frames)
+        return cls(plan, info.width, info.height, info.fps, info=info, selected=frozenset(selected))
 
+    def wanted(self, frame) -> bool:
+        """Whether ``frame``'s image is written (the stream checks each frame against the header)."""
+        if self.stream is None:
+            return frame.index in self.selected
+        if frame.image.shape[:2] != (self.height, self.width):
+            raise _Mismatch(f"frame {frame.index} is {frame.image.shape[1]}x{frame.image.shape[0]}, "
+                            f"the header says {self.width}x{self.height}")
+        return self.stream.keep(frame.index, frame.timestamp)
+
+    def decoded(self, reader: FrameReader, frames_read: int, path: Path) -> ClipInfo:
+        """The clip's :class:`ClipInfo` after the pass, checked against the header and the frames read."""
+        assert reader.info is not None  # the reader raised otherwise
+        info = self.info
+        if info is None:
+            info = reader.info  # the probe's result, from this same decode (truncation checks included)
+            if (info.width, info.height, info.fps) != (self.width, self.height, self.fps):
+                raise _Mismatch(f"decoded {info.width}x{info.height} at {info.fps} fps, "
+                                f"the header said {self.width}x{self.height} at {self.fps} fps")
+        if frames_read != info.frame_count:
+            raise ClipError(f"clip {path}: decoded {frames_read} frames, the probe counted {info.frame_count}")
+        return info
+
+    def deleted_count(self, info: ClipInfo) -> int:
+        if self.stream is not None:
+            return self.stream.deleted
+        return sum(is_deleted(i, self.plan.deleted) for i in range(info.frame_count))
+
+
+class _Cleaner:
+    """Inpaints and writes kept frames on WORKERS threads (both release the GIL), at most IMAGE_QUEUE frames ahead,
+    and hands the clean frames in source order to the clean video's encoder."""
+
+    def __init__(self, stack: contextlib.ExitStack, masks: MaskSet, options: ProcessingOptions,
+                 clean_video: _Encoder | None, timings: dict[str, float]) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="covidx-frame")
+        stack.callback(self.pool.shutdown, wait=True, cancel_futures=True)
+        self.masks, self.options, self.clean_video, self.timings = masks, options, clean_video, timings
+        self.field = None if masks.outside is None else (~masks.outside).view(np.uint8)  # cv2.copyTo: 1 = keep
+        self.boxes: tuple[np.ndarray | None, list] = (None, [])
+        self.in_flight: deque[tuple[Future, float]] = deque()  # (clean frame, timestamp) in source order
+
+    def submit(self, index: int, image: np.ndarray, timestamp: float, save_to: Path | None) -> bool:
+        """Queue frame ``index`` (cropped ``image``); True when it has a mask to inpaint."""
+        mask = self.masks.for_frame(index)
+        if mask is not None and self.boxes[0] is not mask:  # the main mask is reused: find its regions once
+            self.boxes = (mask, regions(mask, margin()))
+        masked = mask is not None and bool(self.boxes[1])  # no region <=> an empty mask
+        self.in_flight.append((self.pool.submit(_clean_frame, image, mask if masked else None, self.boxes[1],
+                                                save_to, self.options, self.field), timestamp))
+        while len(self.in_flight) >= IMAGE_QUEUE:
+            self._finish_one()
+        return masked
+
+    def _finish_one(self) -> None:
+        future, timestamp = self.in_flight.popleft()
+        clean, inpaint_s, write_s = future.result()  # re-raises a failed inpaint or image write
+        self.timings["inpaint"] += inpaint_s
+        self.timings["write"] += write_s
+        if self.clean_video is not None:
+            self.timings["encode"] += self.clean_video.submit(clean, timestamp)
+
+    def drain(self) -> None:
+        while self.in_flight:
+            self._finish_one()
+
+
+def _open_videos(stack: contextlib.ExitStack, outputs: dict[str, Path], options: ProcessingOptions,
+                 crop_size: tuple[int, int], fps: float) -> dict[str, _Encoder]:
+    """The cropped and clean videos' encoders, each on a thread of its own (x264 on one thread, see VideoWriter,
+    releasing the GIL), written to temporary files that are discarded unless the clip completes."""
+    writers: dict[str, _Encoder] = {}
+    if options.write_videos:
+        for kind in ("cropped", "clean") if options.write_cropped else ("clean",):
+            temp = stack.enter_context(atomic_write(outputs[kind]))
+            writers[kind] = _Encoder(stack.enter_context(VideoWriter(temp, *crop_size, fps)), kind)
+            stack.callback(writers[kind].shutdown)
+    return writers
+
+
+def _process(path: Path, plan: ClipPlan, out_root: Path, options: ProcessingOptions, header: ClipHeader | None,
+             probe_s: float) -> ProcessingRecord:
+    """One pass over the decoded frames: read -> crop -> mask -> inpaint -> write. ``header`` given: the single-pass
+    way (selection while streaming, the clip's :class:`ClipInfo` from the same decode); None: probe first, then
+    select from the full timestamp list."""
+    timings = dict.fromkeys(STAGES, 0.0)
+    timings["probe"] = probe_s
+    selection = _Selection.of(path, plan, options, header, timings)
     if plan.window is not None:
-        check_window(plan.window, width, height, path)
-    crop_size = plan.window.size if plan.window is not None else (width, height)
+        check_window(plan.window, selection.width, selection.height, path)
+    crop_size = plan.window.size if plan.window is not None else (selection.width, selection.height)
     masks = MaskSet(path, crop_size, plan.main_mask, plan.frame_masks, plan.tight, fov_mask=plan.fov_mask)
-    field = None if masks.outside is None else (~masks.outside).view(np.uint8)  # cv2.copyTo's mask: 1 = keep
-    stream: StreamSelector | None = None
-    selected: set[int] = set()
-    if info is None:
-        stream = StreamSelector(deleted=plan.deleted, sample_hz=options.sample_hz)
-    else:
-        selected = set(select_frames(info.timestamps, deleted=plan.deleted, sample_hz=options.sample_hz,
-                                     max_frames=options.max_frames))
     outputs = output_paths(out_root, plan, path)
     outputs["images"].mkdir(parents=True, exist_ok=True)
-
     records: list[FrameRecord] = []
     frames_read = 0
-    boxes: tuple[np.ndarray | None, list] = (None, [])
-    in_flight: deque[tuple[Future, float]] = deque()  # (clean frame, timestamp) in source order
     reader = FrameReader(path)
     with contextlib.ExitStack() as stack:
+        # Decoding and cropping run here; everything else on threads (see _Cleaner, _Encoder). All pools are shut
+        # down (queued work cancelled, running work finished) before the video writers close and the staging
+        # folder goes.
         staging = Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix=temp_prefix(plan.clip_id), dir=outputs["images"])
         ))
-        # Decoding and cropping run here; inpainting and image compression (both release the GIL) on WORKERS
-        # threads, at most IMAGE_QUEUE frames ahead, so memory stays bounded; each video (cropped, clean) is encoded
-        # on a thread of its own (x264 runs on one thread, see VideoWriter, and releases the GIL), which takes its
-        # frames in source order, at most IMAGE_QUEUE behind: decoding never waits for x264. All pools are shut
-        # down (queued work cancelled, running work finished) before the video writers close and the staging
-        # folder goes.
-        pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="covidx-frame")
-        stack.callback(pool.shutdown, wait=True, cancel_futures=True)
-        writers: dict[str, _Encoder] = {}
-        if options.write_videos:
-            for kind in ("cropped", "clean") if options.write_cropped else ("clean",):
-                temp = stack.enter_context(atomic_write(outputs[kind]))
-                writers[kind] = _Encoder(stack.enter_context(VideoWriter(temp, *crop_size, fps)), kind)
-                stack.callback(writers[kind].shutdown)
-
-        def finish_one() -> None:
-            future, timestamp = in_flight.popleft()
-            clean, inpaint_s, write_s = future.result()  # re-raises a failed inpaint or image write
-            timings["inpaint"] += inpaint_s
-            timings["write"] += write_s
-            if "clean" in writers:
-                timings["encode"] += writers["clean"].submit(clean, timestamp)
-
+        writers = _open_videos(stack, outputs, options, crop_size, selection.fps)
+        cleaner = _Cleaner(stack, masks, options, writers.get("clean"), timings)
         frames = stack.enter_context(contextlib.closing(iter(reader)))  # closed early when a check fails
-        frame_bar = progress.bar(desc=plan.clip_id, total=info.frame_count if info is not None else None)
+        frame_bar = progress.bar(desc=plan.clip_id,
+                                 total=selection.info.frame_count if selection.info is not None else None)
         stack.callback(frame_bar.close)
-        clock = time.perf_counter()
+        laps = _Laps(timings)
         for frame in frames:
-            now = time.perf_counter()
-            timings["decode"] += now - clock
+            laps.lap("decode")
             frames_read += 1
             frame_bar.update(1)
             keep = not is_deleted(frame.index, plan.deleted)
-            if stream is not None:
-                if frame.image.shape[:2] != (height, width):
-                    raise _Mismatch(f"frame {frame.index} is {frame.image.shape[1]}x{frame.image.shape[0]}, "
-                                    f"the header says {width}x{height}")
-                wanted = stream.keep(frame.index, frame.timestamp)
-            else:
-                wanted = frame.index in selected
+            wanted = selection.wanted(frame)
             image = crop(frame.image, plan.window)
-            clock = time.perf_counter()
-            timings["crop"] += clock - now
+            laps.lap("crop")
             if "cropped" in writers:
                 timings["encode"] += writers["cropped"].submit(image, frame.timestamp)
             if keep and (wanted or writers):
-                mask = masks.for_frame(frame.index)
-                if mask is not None and boxes[0] is not mask:  # the main mask is reused: find its regions once
-                    boxes = (mask, regions(mask, margin()))
-                masked = mask is not None and bool(boxes[1])  # no region <=> an empty mask
-                save_to = None
+                name = frame_name(plan, frame.index, options.image_format)
+                masked = cleaner.submit(frame.index, image, frame.timestamp, staging / name if wanted else None)
                 if wanted:
-                    name = frame_name(plan, frame.index, options.image_format)
-                    save_to = staging / name
                     records.append(FrameRecord(frame.index, frame.timestamp, outputs["images"] / name, masked))
-                in_flight.append((pool.submit(_clean_frame, image, mask if masked else None, boxes[1], save_to,
-                                              options, field), frame.timestamp))
-                while len(in_flight) >= IMAGE_QUEUE:
-                    finish_one()
-            clock = time.perf_counter()
-        while in_flight:
-            finish_one()
+            laps.restart()
+        cleaner.drain()
         for writer in writers.values():
             timings["encode"] += writer.drain()
-        assert reader.info is not None  # the reader raised otherwise
-        if info is None:
-            info = reader.info  # the probe's result, from this same decode (truncation checks included)
-            if (info.width, info.height, info.fps) != (width, height, fps):
-                raise _Mismatch(f"decoded {info.width}x{info.height} at {info.fps} fps, "
-                                f"the header said {width}x{height} at {fps} fps")
-        if frames_read != info.frame_count:
-            raise ClipError(f"clip {path}: decoded {frames_read} frames, the probe counted {info.frame_count}")
-        clock = time.perf_counter()
+        info = selection.decoded(reader, frames_read, path)
+        laps.restart()
         for writer in writers.values():
             writer.video.close()  # flush inside the stack so a failing flush still discards the temp files
         if options.write_videos:
             with atomic_write(outputs["original"]) as tmp:
                 shutil.copyfile(path, tmp)
         _replace_images(outputs["images"], plan, staging)
-        timings["write"] += time.perf_counter() - clock
-    deleted_count = stream.deleted if stream is not None else sum(
-        is_deleted(i, plan.deleted) for i in range(info.frame_count))
+        laps.lap("write")
     log.info("%s: %d frames read, %d written", plan.clip_id, frames_read, len(records))
     return ProcessingRecord(
         clip_id=plan.clip_id,
         frames_read=frames_read,
         frames_kept=len(records),
-        frames_deleted=deleted_count,
+        frames_deleted=selection.deleted_count(info),
         frames_masked=sum(r.masked for r in records),
         source_size=(info.width, info.height),
         crop_size=crop_size,
