@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from processing.errors import ClipError, CovidxError, finite_float, os_error_message
 from processing.fileutil import atomic_write, path_problem, sweep_leftovers, temp_prefix, untemp
-from processing.vocabulary import IMAGE_FORMATS, INPAINT_METHODS, POINTER_POLICIES
+from processing.vocabulary import IMAGE_FORMATS, INPAINT_METHODS, POINTER_POLICIES, PROBES
 from processing.windows import Window
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from processing.pixels.pipeline import ClipPlan
 
-PROBES = ("convex", "linear", "unknown")
+PROBE_CHOICES = (*PROBES, "unknown")  # "unknown": as detected with --crop auto, else named so in file names
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -59,7 +59,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--inpaint", default="ns", choices=INPAINT_METHODS, help="inpainting method (default ns)")
     parser.add_argument("--image-format", default="png", choices=IMAGE_FORMATS, help="frame format")
     parser.add_argument("--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG quality 1-100")
-    parser.add_argument("--probe", default="unknown", choices=PROBES, help="probe named in output file names")
+    parser.add_argument("--probe", default="unknown", choices=PROBE_CHOICES, help="probe named in output file names")
     parser.add_argument("--no-videos", action="store_true", help="write frames only, no cropped/clean videos")
     parser.set_defaults(func=run)
     return parser

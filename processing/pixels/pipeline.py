@@ -54,6 +54,7 @@ from processing.pixels.frames import StreamSelector, is_deleted, select_frames
 from processing.pixels.inpaint import METHODS, inpaint, margin, regions
 from processing.pixels.masks import MaskSet, find_mask
 from processing.pixels.png import encode_png
+from processing.vocabulary import IMAGE_FORMATS, IMAGE_SUFFIXES
 from processing.windows import Window
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-IMAGE_FORMATS = {"png": ".png", "jpeg": ".jpg"}
 WORKERS = max(2, min(4, os.cpu_count() or 1))  # threads inpainting and compressing frames (both release the GIL)
 IMAGE_QUEUE = 2 * WORKERS + 2  # frames in flight: decoded, not yet in the clean video
 STAGES = ("probe", "decode", "crop", "inpaint", "encode", "write")
@@ -82,7 +82,7 @@ class ProcessingOptions:
 
     def __post_init__(self) -> None:
         check_choice("inpaint", self.inpaint, tuple(METHODS))
-        check_choice("image_format", self.image_format, tuple(IMAGE_FORMATS))
+        check_choice("image_format", self.image_format, IMAGE_FORMATS)
         if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
             raise CovidxError(f"invalid max_frames {self.max_frames!r}: must be a positive integer or None")
         if self.sample_hz is not None and not self.sample_hz > 0:
@@ -200,7 +200,7 @@ def output_paths(out_root: Path, plan: ClipPlan, source: Path) -> dict[str, Path
 
 
 def frame_name(plan: ClipPlan, index: int, image_format: str) -> str:
-    return f"{plan.clip_id}_prc_{plan.probe}_clean_frame{index}{IMAGE_FORMATS[image_format]}"
+    return f"{plan.clip_id}_prc_{plan.probe}_clean_frame{index}{IMAGE_SUFFIXES[image_format]}"
 
 
 def _save_image(image: np.ndarray, path: Path, options: ProcessingOptions) -> None:
@@ -490,7 +490,7 @@ def _replace_images(folder: Path, plan: ClipPlan, staging: Path) -> None:
     """Swap this clip's previous frame images for the staged ones (renames within one folder)."""
     prefix = f"{plan.clip_id}_prc_{plan.probe}_clean_frame"
     for old in folder.glob(f"{prefix}*"):
-        if old.suffix in IMAGE_FORMATS.values() and old.stem[len(prefix):].isdigit():
+        if old.suffix in IMAGE_SUFFIXES.values() and old.stem[len(prefix):].isdigit():
             old.unlink()
     for staged in staging.iterdir():
         staged.replace(folder / staged.name)
