@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from processing.release.catalogue import Catalogue, Video
 
 FORMATS = ("table", "csv", "json")
-COLUMNS = (
+TABLE_COLUMNS = (
     "id", "number", "source", "class", "probe", "label", "filetype", "version_added", "body_region", "patient_id",
     "case_no", "group", "luss", "url", "filename", "licence", "link", "crop_window", "crop_size", "needs_mask",
     "expected_width", "expected_height", "expected_fps", "expected_frame_count", "expected_trusted",
@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def record(video: Video, task: str) -> dict[str, object]:
-    """One video as a flat JSON-ready dict (COLUMNS plus ``clinical`` and ``artifacts``)."""
+    """One video as a flat JSON-ready dict (TABLE_COLUMNS plus ``clinical`` and ``artifacts``)."""
     return {
         "id": video.id, "number": video.number, "source": video.source, "class": video.label, "probe": video.probe,
         "label": video.task_label(task), "filetype": video.filetype, "version_added": video.version_added,
@@ -103,7 +103,7 @@ def render(catalogue: Catalogue, task: str, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(records, indent=1, ensure_ascii=False) + "\n"
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=TABLE_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(records)
     return out.getvalue()

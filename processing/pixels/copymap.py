@@ -18,9 +18,8 @@ import cv2
 import numpy as np
 
 from processing.errors import CovidxError
+from processing.release.copies import TIMINGS  # how a copy's frames map onto the original's
 from processing.windows import Window
-
-TIMINGS = ("frames", "time")
 
 
 @dataclass(frozen=True)
