@@ -482,9 +482,9 @@ def _extend_top(region: np.ndarray, grays: Sequence[np.ndarray], gray_med: np.nd
     """Give back the near field the region lost: dim tissue under the probe, the skin line above an anechoic band.
 
     Right under the probe the image is often dark (subcutaneous fat, an anechoic band) and barely changes, so the
-    live region can start below the skin line. Rows above the region's top, up to 10% of its height, whose pixels
-    across the top of the field are mostly alive (above the background and changing from frame to frame, unlike
-    a static interface line or text), are tissue: the region grows up to the highest of them, unless they run on
+    live region can start below the skin line. Rows above the region's top, up to 10% of its height, with at least
+    30% of their pixels across the top of the field alive (3 levels above the background and changing from frame
+    to frame, unlike a static interface line or text; a sector's faint apex is narrower than its top), are tissue: the region grows up to the highest of them, unless they run on
     to the top of the search (a panel stacked above, not a near field).
     """
     ys, xs = np.nonzero(region)
@@ -496,8 +496,8 @@ def _extend_top(region: np.ndarray, grays: Sequence[np.ndarray], gray_med: np.nd
     columns = np.flatnonzero(band.any(axis=0))  # the width of the field's top: the whole width or the apex
     x0, x1 = int(columns.min()), int(columns.max()) + 1
     std = _temporal_std([g[limit:top, x0:x1] for g in grays])
-    alive = (gray_med[limit:top, x0:x1] > black + 6) & (std > _NEAR_STD)
-    rows = np.flatnonzero(alive.mean(axis=1) >= 0.5)
+    alive = (gray_med[limit:top, x0:x1] > black + 3) & (std > _NEAR_STD)
+    rows = np.flatnonzero(alive.mean(axis=1) >= 0.3)
     # The near field ends at the top of the frame or below background; tissue all the way up is another panel.
     if rows.size == 0 or (limit > 0 and rows.min() == 0):
         return region
