@@ -223,7 +223,7 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
         scores.append(score_clip(detection, truth, sample_frames(path, truth), window_rule=window_for))
     n = len(scores)
     assert n >= 49
-    assert sum(s.top_ok for s in scores) >= n - 4
+    assert sum(s.top_ok for s in scores) >= n - 3
     assert sum(s.iou >= 0.9 for s in scores) >= n - 5
     assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 10
     assert all(s.bad_missed == 0 for s in scores)
