@@ -36,3 +36,26 @@ def realdata() -> Path:
     if not (REALDATA / "MANIFEST.csv").is_file():
         pytest.skip("../shared/realdata is not available")
     return REALDATA
+
+
+# ---- Tests write only under their temporary folders: the checkout gains no file or folder during a run.
+
+_IGNORED = ("__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache", ".import_linter_cache")
+
+
+def _checkout_entries() -> set[str]:
+    return {p.name for p in ROOT.iterdir() if p.name not in _IGNORED and not p.name.endswith(".egg-info")}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config._covidx_entries = _checkout_entries()  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    before = getattr(session.config, "_covidx_entries", None)
+    if before is None or getattr(session.config, "workerinput", None) is not None:
+        return
+    new = sorted(_checkout_entries() - before)
+    if new:
+        print(f"\ntests wrote into the checkout ({ROOT}): {', '.join(new)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

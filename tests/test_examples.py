@@ -60,8 +60,9 @@ def test_generate_examples_keys_are_video_and_frame(tmp_path):
 
 
 def _splits(site, task: str) -> dict[str, str]:
-    builder = CovidxUS(config_name=f"frames-{task}", cache_dir="unused", release_dir=str(site.sim.release_dir),
-                       custom_release=True)
+    # datasets takes a lock in cache_dir even for a builder that never builds: the site's own folder, not the cwd
+    builder = CovidxUS(config_name=f"frames-{task}", cache_dir=str(site.sim.release_dir.parent / "hf"),
+                       release_dir=str(site.sim.release_dir), custom_release=True)
     split_of, videos = builder._videos(site.catalogue)
     return {v.id: split_of[v.id] for v in videos}
 
