@@ -1,4 +1,8 @@
-"""Tiny real clips for the processing tests, written with the real encoders (PyAV / Pillow)."""
+"""Tiny real clips for the tests, written with the real encoders: the one clip writer of the suite.
+
+``write_clip`` writes any fixed-rate clip (mp4, mov, avi, wmv, animated GIF, a lossless mp4) with PyAV; ``write_gif``
+writes a GIF with a duration per frame, which only Pillow can. The frame makers say what the pixels are for.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ import av
 import numpy as np
 from PIL import Image
 
-# (suffix, codec, container format, pixel format): one real encoder per container the reader supports
+# kind (default: the suffix) -> (codec, container format, pixel format, codec options): one real encoder per container
 ENCODERS = {
-    "mp4": ("libx264", "mp4", "yuv420p"),
-    "mov": ("libx264", "mov", "yuv420p"),
-    "avi": ("mjpeg", "avi", "yuvj420p"),
-    "xvid.avi": ("mpeg4", "avi", "yuv420p"),
-    "wmv": ("wmv2", "asf", "yuv420p"),
+    "mp4": ("libx264", "mp4", "yuv420p", {}),
+    "mov": ("libx264", "mov", "yuv420p", {}),
+    "avi": ("mjpeg", "avi", "yuvj420p", {}),
+    "xvid.avi": ("mpeg4", "avi", "yuv420p", {}),
+    "wmv": ("wmv2", "asf", "yuv420p", {}),
+    "gif": ("gif", "gif", "rgb8", {}),
+    "lossless.mp4": ("libx264rgb", "mp4", "rgb24", {"qp": "0"}),  # every pixel decodes back exactly
 }
 
 
@@ -36,14 +42,23 @@ def textured_frames(n: int, width: int = 64, height: int = 48, seed: int = 0) ->
     return frames
 
 
+def noise_frames(n: int, width: int = 64, height: int = 48, seed: int = 0) -> list[np.ndarray]:
+    """One random image moved 2 px right per frame: incompressible, so a clip is large enough to cut or resume, and
+    each seed gives other bytes."""
+    base = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    return [np.roll(base, i * 2, axis=1) for i in range(n)]
+
+
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 10, kind: str | None = None,
                options: dict | None = None) -> Path:
-    """Write ``frames`` (RGB uint8) to ``path`` with the encoder for ``kind`` (default: the suffix)."""
-    codec, fmt, pix_fmt = ENCODERS[kind or path.suffix.lstrip(".")]
+    """Write ``frames`` (RGB uint8) to ``path`` with the encoder for ``kind`` (default: the suffix); ``options`` are
+    the container's (e.g. ``movflags``)."""
+    codec, fmt, pix_fmt, codec_options = ENCODERS[kind or path.suffix.lstrip(".")]
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w", format=fmt, options=options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.options = dict(codec_options)
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode(None))

@@ -1,8 +1,12 @@
 """Shared fixtures (registered in conftest.py via ``pytest_plugins``): the simulated release served on loopback.
 
-``simulated_site(scale, frames)`` writes the demo's simulated release once per session for each size asked, loads
-its catalogue (a custom release) and serves its clips on a started :class:`LoopbackSite`; every site stops at the
-end of the session. Tests that change the site (faults) should make their own.
+``simulated_site(scale, frames, missing=())`` writes the demo's simulated release once per session for each size
+asked, loads its catalogue (a custom release) and serves its clips on a started :class:`LoopbackSite` in each source's
+URL layout; the videos named in ``missing`` answer HTTP 404 there for the whole session (a separate site over the same
+release). Every site stops at the end of the session.
+
+The sites are shared: a test that injects another fault resets it in a ``finally``, and a test that counts requests
+counts those it made (``len(site.hits())`` before and after), never the total.
 """
 
 from __future__ import annotations
@@ -31,16 +35,22 @@ def simulated_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
     from processing.demo.testsite import LoopbackSite
     from processing.release.catalogue import load_catalogue
 
-    made: dict[tuple[float, float], SimulatedSite] = {}
+    releases: dict[tuple[float, float], tuple[Any, Any]] = {}
+    made: dict[tuple[float, float, tuple[str, ...]], SimulatedSite] = {}
 
-    def make(scale: float = 0.5, frames: float = 0.25) -> SimulatedSite:
-        if (scale, frames) not in made:
+    def make(scale: float = 0.5, frames: float = 0.25, missing: tuple[str, ...] = ()) -> SimulatedSite:
+        missing = tuple(sorted(missing))
+        if (scale, frames) not in releases:
             sim = write_simulated_release(tmp_path_factory.mktemp(f"sim-{scale}-{frames}"), scale=scale,
                                           frames=frames)
-            catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
+            releases[scale, frames] = sim, load_catalogue("1.5", sim.release_dir, custom=True)
+        if (scale, frames, missing) not in made:
+            sim, catalogue = releases[scale, frames]
             site = LoopbackSite.from_videos(catalogue.videos, clips=sim.clips).start()
-            made[(scale, frames)] = SimulatedSite(sim, catalogue, site)
-        return made[(scale, frames)]
+            for video_id in missing:
+                site.fault(catalogue[video_id].url, "404")  # a 404 fault answers 404 until it is reset
+            made[scale, frames, missing] = SimulatedSite(sim, catalogue, site)
+        return made[scale, frames, missing]
 
     yield make
     for entry in made.values():

@@ -138,15 +138,10 @@ def test_cli_rejects_an_unknown_config(capsys):
 
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
-    from processing.demo.simrelease import write_simulated_release
-    from processing.demo.testsite import LoopbackSite
-
-    root = tmp_path_factory.mktemp("sim")
-    sim = write_simulated_release(root / "sim", scale=0.5)
-    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
-    with LoopbackSite.from_videos(catalogue.videos, clips=sim.clips) as site:
-        yield sim, catalogue, site
+def simulated(simulated_site):
+    """The simulated release at half size and full length, served by a loopback site (tests/site_fixtures.py)."""
+    served = simulated_site(0.5, 1.0)
+    return served.sim, served.catalogue, served.site
 
 
 def _build_args(sim, site, tmp: Path, *extra: str) -> list[str]:
@@ -229,28 +224,25 @@ def test_card_records_a_custom_release_and_the_parameters(built):
 
 
 @pytest.mark.slow
-def test_missing_videos_stop_the_build_before_the_export_unless_allowed(simulated, tmp_path, capsys):
-    sim, catalogue, site = simulated
+def test_missing_videos_stop_the_build_before_the_export_unless_allowed(simulated_site, tmp_path, capsys):
+    served = simulated_site(0.5, 1.0, missing=("7_litfl_pneumonia",))
+    sim, catalogue, site = served.sim, served.catalogue, served.site
     gone = catalogue["7_litfl_pneumonia"]
-    route = site.fault(gone.url, "404")
-    try:
-        out = tmp_path / "covidx_us"
-        out.mkdir()
-        (out / "README.md").write_text("previous export\n")
-        args = _build_args(sim, site, tmp_path, "--config", "videos-binary", "--source", "litfl")
-        assert cli.main(args) == 2
-        err = capsys.readouterr().err
-        assert "7_litfl_pneumonia" in err and "--allow-missing" in err
-        assert sorted(p.name for p in out.iterdir()) == ["README.md"]  # the earlier export is untouched
-        assert (out / "README.md").read_text() == "previous export\n"
-        assert cli.main([*args, "--allow-missing"]) == 0
-        card = (out / "README.md").read_text()
-        assert "Missing videos left out (1): 7_litfl_pneumonia" in card
-        loaded = datasets.load_dataset(str(out), "videos-binary", cache_dir=str(tmp_path / "hf"))
-        ids = {vid for part in loaded.values() for vid in part["video_id"]}
-        assert ids == {v.id for v in catalogue.filter(sources=["litfl"]).videos} - {gone.id}
-    finally:
-        route.fault = None  # the site is shared by the module's tests
+    out = tmp_path / "covidx_us"
+    out.mkdir()
+    (out / "README.md").write_text("previous export\n")
+    args = _build_args(sim, site, tmp_path, "--config", "videos-binary", "--source", "litfl")
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "7_litfl_pneumonia" in err and "--allow-missing" in err
+    assert sorted(p.name for p in out.iterdir()) == ["README.md"]  # the earlier export is untouched
+    assert (out / "README.md").read_text() == "previous export\n"
+    assert cli.main([*args, "--allow-missing"]) == 0
+    card = (out / "README.md").read_text()
+    assert "Missing videos left out (1): 7_litfl_pneumonia" in card
+    loaded = datasets.load_dataset(str(out), "videos-binary", cache_dir=str(tmp_path / "hf"))
+    ids = {vid for part in loaded.values() for vid in part["video_id"]}
+    assert ids == {v.id for v in catalogue.filter(sources=["litfl"]).videos} - {gone.id}
 
 
 def test_a_default_build_with_other_split_sizes_fails_and_says_what_differs(tmp_path):
@@ -393,16 +385,10 @@ def _export_files(out: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(simulated_site):
     """A small simulated release (frames quartered, sizes halved) served by a loopback site."""
-    from processing.demo.simrelease import write_simulated_release
-    from processing.demo.testsite import LoopbackSite
-
-    root = tmp_path_factory.mktemp("tiny")
-    sim = write_simulated_release(root / "sim", scale=0.5, frames=0.25)
-    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
-    with LoopbackSite.from_videos(catalogue.videos, clips=sim.clips) as site:
-        yield sim, catalogue, site
+    served = simulated_site(0.5, 0.25)
+    return served.sim, served.catalogue, served.site
 
 
 def _params(sim, site, work: Path, **extra):
@@ -583,18 +569,14 @@ def test_a_build_killed_at_any_point_resumes_to_the_same_export(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_build_record_describes_every_video_beside_the_export(tiny, tmp_path):
+def test_build_record_describes_every_video_beside_the_export(simulated_site, tmp_path):
     from processing.cli.build import build
 
-    sim, catalogue, site = tiny
+    served = simulated_site(0.5, 0.25, missing=("7_litfl_pneumonia",))
+    sim, catalogue, site = served.sim, served.catalogue, served.site
     gone = catalogue["7_litfl_pneumonia"]
-    route = site.fault(gone.url, "404")
-    try:
-        out, summaries = build(("frames-4class", "videos-3class"),
-                               _params(sim, site, tmp_path / "cache", allow_missing=True, max_frames=3),
-                               tmp_path / "out")
-    finally:
-        route.fault = None
+    out, summaries = build(("frames-4class", "videos-3class"),
+                           _params(sim, site, tmp_path / "cache", allow_missing=True, max_frames=3), tmp_path / "out")
     record = json.loads((out / "build_record.json").read_text())
     assert not list((tmp_path / "cache" / "processed").rglob("cropped/*"))  # no example needs the cropped video
     assert record["format"] == 1 and record["configs"] == ["frames-4class", "videos-3class"]

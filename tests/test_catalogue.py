@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from releasefactory import MINIMAL, write_minimal
 
 from processing.errors import CovidxError, InvalidChoiceError, ReleaseError
 from processing.release import files as release
@@ -479,29 +480,6 @@ def test_custom_copy_of_upstream_that_keeps_the_withdrawn_video_says_how_to_fix_
     root = copy_release(reference_release, tmp_path / "r")
     with pytest.raises(ReleaseError, match=r"no row for video 22_butterfly_covid \(22_butterfly_covid was withdrawn"):
         load_catalogue("1.5", root, custom=True)
-
-
-MINIMAL = {
-    "utils/video_metadata.csv": "id,filename,filetype,source,url,probe,class,version\n"
-    "1_grepmed_covid,a.mp4,mp4,GrepMed,https://img.grepmed.com/uploads/1/a-original.mp4,Convex,COVID,1.0\n"
-    "2_litfl_other,b.mp4,mp4,litfl,https://litfl.com/wp-content/uploads/2020/01/b.mp4,linear,other,1.2\n"
-    ",,,,,,,\n",
-    "utils/video_cropping_metadata.csv": "filename,del_upper,width_rate,x1_w_y1_h\n"
-    "1_grepmed_covid.mp4,4,0.1,\n2_litfl_other.mp4,,,\"(2, 20, 0, 40)\"\n",
-    "utils/mask_metadata.csv": "filename,need_mask_after_crop,mask_main_filename\n"
-    "1_grepmed_covid.mp4,yes,1_grepmed_covid_prc_convex_frame0_mask.jpg\n2_litfl_other.mp4,no,\n",
-    "utils/video_files_properties.csv": "filename,framerate,width,height,frame_count\n"
-    "1_grepmed_covid.mp4,25.0,64.0,48.0,10.0\n2_litfl_other.mp4,10,32,40,5\n",
-}
-
-
-def write_minimal(root: Path, **overrides: str) -> Path:
-    for rel, text in {**MINIMAL, **overrides}.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text, encoding="latin-1")
-    (root / "data/mask").mkdir(parents=True, exist_ok=True)
-    (root / "data/mask/1_grepmed_covid_prc_convex_frame0_mask.jpg").write_bytes(b"\xff\xd8")
-    return root
 
 
 def test_minimal_custom_release_needs_only_the_required_columns(tmp_path):

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 
 import pytest
+from releasefactory import write_minimal
 
 from processing.cli import main
 from processing.cli.catalogue import render
@@ -115,7 +116,6 @@ def test_release_error_exits_2_without_traceback(tmp_path, capsys):
 
 
 def test_custom_release_is_marked_not_official(tmp_path, capsys):
-    from test_catalogue import write_minimal  # the two-video release in the upstream format
 
     write_minimal(tmp_path)
     code, out, _ = run_cli(capsys, "--release-dir", str(tmp_path))

@@ -78,20 +78,18 @@ def test_crop_and_mask_auto_use_the_detector(tmp_path: Path, capsys) -> None:
     assert list((out / "data" / "mask").glob("sim_prc_*_main_mask.png"))
 
 
-def _pointer_clip(tmp_path: Path):
+def _pointer_clip(tmp_path: Path, simulated_site):
     """A simulated clip whose moving pointer crosses the lung in some frames."""
     autodetect = pytest.importorskip("processing.pixels.autodetect")
-    from processing.demo.simrelease import write_simulated_release
-
-    sim = write_simulated_release(tmp_path / "sim", scale=0.5, frames=0.25)
-    source = sim.clips["1_butterfly_covid"]  # the release drops frames of this clip for its pointer
+    source = simulated_site(0.5, 0.25).sim.clips["1_butterfly_covid"]  # the release drops its pointer frames
     clip = tmp_path / f"pointer{source.suffix}"
     clip.write_bytes(source.read_bytes())
     return clip, autodetect
 
 
-def test_auto_prints_the_detected_window_probe_and_frame_counts_per_clip(tmp_path: Path, capsys) -> None:
-    clip, autodetect = _pointer_clip(tmp_path)
+def test_auto_prints_the_detected_window_probe_and_frame_counts_per_clip(tmp_path: Path, capsys,
+                                                                        simulated_site) -> None:
+    clip, autodetect = _pointer_clip(tmp_path, simulated_site)
     expected = autodetect.detect_clip(clip, clip_id="pointer", pointer_policy="mask")
     assert expected.frame_masks  # the clip does have pointer frames to count
     code = main(["clean", str(clip), "--out", str(tmp_path / "out"), "--crop", "auto", "--mask", "auto",
@@ -104,8 +102,9 @@ def test_auto_prints_the_detected_window_probe_and_frame_counts_per_clip(tmp_pat
     assert f"{len(expected.frame_masks)} frame masks, 0 dropped (of {expected.frame_count} frames)" in lines[0]
 
 
-def test_pointer_policy_drop_is_the_default_and_mask_keeps_pointer_frames(tmp_path: Path, capsys) -> None:
-    clip, autodetect = _pointer_clip(tmp_path)
+def test_pointer_policy_drop_is_the_default_and_mask_keeps_pointer_frames(tmp_path: Path, capsys,
+                                                                          simulated_site) -> None:
+    clip, autodetect = _pointer_clip(tmp_path, simulated_site)
     dropping = autodetect.detect_clip(clip, clip_id="pointer", pointer_policy="drop")
     assert dropping.dropped_frames
     common = ["--crop", "auto", "--mask", "auto", "--no-videos"]

@@ -12,12 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
-from download_support import make_video, write_mp4
+from clipfactory import noise_frames, write_clip
+from releasefactory import make_video
 
 from processing.demo.testsite import LoopbackSite
 from processing.errors import CovidxError
@@ -26,6 +25,8 @@ from processing.release.catalogue import MaskPlan
 from processing.release.copies import COLUMNS, load_copies, raw_url
 from processing.sources.download import DownloadOptions, copies_would_recover, download_videos
 from processing.windows import Window
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DEAD = "http://covidx-dead-host.invalid/"  # a mirror whose host does not resolve
 REPO, COMMIT = "someone/pocus-copies", "0123456789abcdef0123456789abcdef01234567"
@@ -102,19 +103,6 @@ def test_copy_map_moves_windows_masks_and_frames_into_a_trimmed_resampled_copy()
         copy.window(Window(0, 0, 5, 5))
 
 
-def _write_copy(path: Path, frames: list[np.ndarray], fps: int) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264rgb", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "rgb24"
-        stream.options = {"qp": "0"}
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 def test_a_trimmed_and_resampled_copy_gets_the_release_frame_masks_on_the_right_frames(tmp_path):
     """Original: 96x72, 40 frames at 10 fps, release crop (12, 0, 72, 72), frame-specific masks on original frames
     10-13 (a pointer), deleted frames 20-22. The copy (never the original) is POCOVID-like: crop (12, 0, 72) scaled
@@ -128,7 +116,7 @@ def test_a_trimmed_and_resampled_copy_gets_the_release_frame_masks_on_the_right_
         originals[n][20:30, 42:52] = 255
     copy_frames = [cv2.resize(originals[6 + 2 * k][0:72, 12:84], (36, 36), interpolation=cv2.INTER_AREA)
                    for k in range(17)]
-    source = _write_copy(tmp_path / "copy.mp4", copy_frames, fps=5)
+    source = write_clip(tmp_path / "copy.mp4", copy_frames, fps=5, kind="lossless.mp4")
     mask_dir = tmp_path / "mask"
     mask_dir.mkdir()
     video = make_video("5_butterfly_covid", "https://butterflynetwork.getbynder.com/transfer/x", width=96, height=72,
@@ -189,9 +177,9 @@ def dead_originals(tmp_path):
     of two on a loopback imitation of the raw-file host, the second's first copy with the wrong bytes."""
     videos = [make_video(f"{n}_grepmed_covid", f"https://img.grepmed.com/uploads/{n}/clip-original.mp4")
               for n in (1, 2, 3)]
-    good1 = write_mp4(tmp_path / "c1.mp4", seed=1)
-    good2 = write_mp4(tmp_path / "c2.mp4", seed=2)
-    tampered = write_mp4(tmp_path / "c2-tampered.mp4", seed=3)
+    good1 = write_clip(tmp_path / "c1.mp4", noise_frames(10, seed=1))
+    good2 = write_clip(tmp_path / "c2.mp4", noise_frames(10, seed=2))
+    tampered = write_clip(tmp_path / "c2-tampered.mp4", noise_frames(10, seed=3))
     rows = [_row(videos[0].id, good1, "one.mp4"), _row(videos[1].id, good2, "two a.mp4"),
             _row(videos[1].id, good2, "two b.mp4")]
     registry = _registry(tmp_path / "copies.csv", rows)
@@ -239,7 +227,7 @@ def test_copies_on_recover_every_reachable_copy_and_refuse_wrong_bytes(dead_orig
 
 
 def test_no_original_refuses_a_mirror_redirect_to_an_original_host(tmp_path):
-    clip = write_mp4(tmp_path / "clip.mp4")
+    clip = write_clip(tmp_path / "clip.mp4", noise_frames(10))
     video = make_video("4_grepmed_covid", "https://img.grepmed.com/uploads/4/clip-original.mp4")
     with LoopbackSite() as site:
         site.fault(video.url, "redirect", times=99, location=video.url)
@@ -251,7 +239,7 @@ def test_no_original_refuses_a_mirror_redirect_to_an_original_host(tmp_path):
 
 
 def test_the_manifest_records_the_url_that_served_the_bytes(tmp_path):
-    clip = write_mp4(tmp_path / "clip.mp4")
+    clip = write_clip(tmp_path / "clip.mp4", noise_frames(10))
     video = make_video("4_grepmed_covid", "https://img.grepmed.com/uploads/4/clip-original.mp4")
     moved = "https://img.grepmed.com/uploads/4/moved-original.mp4"
     with LoopbackSite() as site:
@@ -290,7 +278,7 @@ def test_sources_offline_makes_no_request(reference_release, tmp_path, monkeypat
 def test_sources_online_asks_one_byte_and_sees_a_mirror(tmp_path, capsys):
     from processing.sources.availability import check_availability
 
-    clip = write_mp4(tmp_path / "clip.mp4")
+    clip = write_clip(tmp_path / "clip.mp4", noise_frames(10))
     alive = make_video("1_grepmed_covid", "https://img.grepmed.com/uploads/1/a-original.mp4")
     dead = make_video("2_grepmed_covid", "https://img.grepmed.com/uploads/2/b-original.mp4")
     with LoopbackSite() as site:
@@ -307,20 +295,18 @@ def test_sources_online_asks_one_byte_and_sees_a_mirror(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------- a build with copies
 
 @pytest.mark.slow
-def test_a_build_with_copies_marks_them_in_examples_card_and_record(tmp_path, monkeypatch):
+def test_a_build_with_copies_marks_them_in_examples_card_and_record(tmp_path, monkeypatch, simulated_site):
     """Simulated release, every original dead (only copies are served): one copy with a known place in the original
     (cropped square + trimmed: the release plan is mapped) and one without (identical file: automatic crop and
     masks). Without copies the build stops and names what --copies would bring."""
     import datasets
 
     from processing.cli.build import build
-    from processing.demo.simrelease import write_simulated_release
     from processing.errors import DownloadError
     from processing.pixels.clips import iter_frames, probe_clip
-    from processing.release.catalogue import load_catalogue
 
-    sim = write_simulated_release(tmp_path / "sim", scale=0.5, frames=0.25)
-    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
+    served = simulated_site(0.5, 0.25)  # the release and its clips; this test serves only the copies, on its own site
+    sim, catalogue = served.sim, served.catalogue
     by_source = {}
     for video in catalogue.videos:
         if video.filetype == "mp4" and video.masks.frame_masks == () and video.source not in by_source:
@@ -331,7 +317,7 @@ def test_a_build_with_copies_marks_them_in_examples_card_and_record(tmp_path, mo
     window = mapped_video.crop_rule.window(info.width, info.height)
     side = min(window.w, window.h) // 2 * 2
     frames = [f.image[window.y:window.y + side, window.x:window.x + side] for f in iter_frames(sim.clips[mapped_video.id])]
-    copy1 = _write_copy(tmp_path / "mapped.mp4", frames[2:], fps=round(info.fps))
+    copy1 = write_clip(tmp_path / "mapped.mp4", frames[2:], fps=round(info.fps), kind="lossless.mp4")
     copy2 = sim.clips[auto_video.id]
     info2 = probe_clip(copy2)
     row1 = _row(mapped_video.id, copy1, "mapped.mp4", side, side, len(frames) - 2)

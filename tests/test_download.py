@@ -9,7 +9,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from download_support import make_video, write_gif, write_mp4
+from clipfactory import noise_frames, write_clip
+from releasefactory import make_video
 
 from processing import sources
 from processing.demo.testsite import LoopbackSite, make_zip
@@ -30,7 +31,7 @@ GREPMED = "https://img.grepmed.com/uploads/7579/blines-lung-pulmonary-viral-pocu
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
-    return write_mp4(tmp_path_factory.mktemp("clips") / "clip.mp4", frames=30)
+    return write_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", noise_frames(30))
 
 
 @pytest.fixture
@@ -256,7 +257,7 @@ def test_interrupted_body_resumes_within_one_run_when_retries_allow(tmp_path, si
 def _padded_mp4s(folder: Path, seeds: tuple[int, int]) -> tuple[bytes, bytes]:
     """Two different real mp4s of exactly the same length (each padded with a trailing ``free`` box), so that a
     resume splicing one onto the other cannot be caught by the length alone."""
-    clips = [write_mp4(folder / f"seed{seed}.mp4", frames=30, seed=seed).read_bytes() for seed in seeds]
+    clips = [write_clip(folder / f"seed{seed}.mp4", noise_frames(30, seed=seed)).read_bytes() for seed in seeds]
     size = max(len(c) for c in clips) + 16
     return tuple(c + (size - len(c)).to_bytes(4, "big") + b"free" + bytes(size - len(c) - 8) for c in clips)
 
@@ -477,7 +478,7 @@ def test_butterfly_archive_with_an_unsafe_member_ends_missing(tmp_path, clip):
 
 
 def test_gif_keeps_its_extension(tmp_path):
-    gif = write_gif(tmp_path / "a.gif")
+    gif = write_clip(tmp_path / "a.gif", noise_frames(10, seed=1))
     url = "https://clarius.com/wp-content/uploads/2020/03/1-blines.gif"
     video = make_video("218_clarius_covid", url, filetype="gif")
     with LoopbackSite.from_videos([video], {video.id: gif}) as site:
@@ -488,45 +489,42 @@ def test_gif_keeps_its_extension(tmp_path):
 # ---- the command line, on the simulated release served by the loopback site
 
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
-    from processing.demo.simrelease import write_simulated_release
-
-    return write_simulated_release(tmp_path_factory.mktemp("sim"), scale=0.25, frames=0.2)
+def simulated(simulated_site):
+    """The simulated release on a loopback mirror where 4_grepmed_covid answers 404 (tests/site_fixtures.py)."""
+    return simulated_site(0.5, 0.25, missing=("4_grepmed_covid",))
 
 
 def test_download_command_fetches_the_simulated_release_from_the_loopback_mirror(tmp_path, simulated, capsys):
     from processing.cli import main
-    from processing.release.catalogue import load_catalogue
 
-    catalogue = load_catalogue("1.5", simulated.release_dir, custom=True)
-    served = {vid: path for vid, path in simulated.clips.items() if vid != "4_grepmed_covid"}
-    args = ["download", "--release-dir", str(simulated.release_dir), "--custom-release", "--no-original",
+    sim, catalogue, site = simulated.sim, simulated.catalogue, simulated.site
+    served = {vid: path for vid, path in sim.clips.items() if vid != "4_grepmed_covid"}
+    args = ["download", "--release-dir", str(sim.release_dir), "--custom-release", "--no-original",
             "--cache-dir", str(tmp_path / "cache"), "--delay", "0", "--retries", "0", "--timeout", "5"]
-    with LoopbackSite.from_videos(catalogue.videos, served) as site:
-        assert main([*args, "--mirror", site.prefix]) == 1
-        out = capsys.readouterr()
-        lines = {line.split()[0]: line for line in out.out.splitlines()[1:-1]}
-        assert set(lines) == {v.id for v in catalogue.videos}
-        assert lines["4_grepmed_covid"].split()[1] == "missing" and "HTTP 404" in lines["4_grepmed_covid"]
-        assert all(lines[vid].split()[1] == "mirror" for vid in served), out.out
-        assert out.out.splitlines()[-1] == f"0 ok, {len(served)} mirror, 0 manual, 0 copy, 1 missing of 16 videos"
-        assert "1 video(s) missing" in out.err
+    assert main([*args, "--mirror", site.prefix]) == 1
+    out = capsys.readouterr()
+    lines = {line.split()[0]: line for line in out.out.splitlines()[1:-1]}
+    assert set(lines) == {v.id for v in catalogue.videos}
+    assert lines["4_grepmed_covid"].split()[1] == "missing" and "HTTP 404" in lines["4_grepmed_covid"]
+    assert all(lines[vid].split()[1] == "mirror" for vid in served), out.out
+    assert out.out.splitlines()[-1] == f"0 ok, {len(served)} mirror, 0 manual, 0 copy, 1 missing of 16 videos"
+    assert "1 video(s) missing" in out.err
 
-        manual = tmp_path / "manual"
-        manual.mkdir()
-        (manual / "4_grepmed_covid.mp4").write_bytes(simulated.clips["4_grepmed_covid"].read_bytes())
-        assert main([*args, "--mirror", site.prefix, "--data-dir", str(manual)]) == 0
-        rerun = capsys.readouterr().out
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    (manual / "4_grepmed_covid.mp4").write_bytes(sim.clips["4_grepmed_covid"].read_bytes())
+    assert main([*args, "--mirror", site.prefix, "--data-dir", str(manual)]) == 0
+    rerun = capsys.readouterr().out
     assert rerun.splitlines()[-1] == f"0 ok, {len(served)} mirror, 1 manual, 0 copy, 0 missing of 16 videos"
     manifest = json.loads((tmp_path / "cache" / "downloads" / "manifest.json").read_text())
     assert {vid: entry["sha256"] for vid, entry in manifest["files"].items()} == {
-        vid: sha(path) for vid, path in simulated.clips.items()}
+        vid: sha(path) for vid, path in sim.clips.items()}
 
 
 def test_download_command_allow_missing_and_sources_filter(tmp_path, simulated, capsys):
     from processing.cli import main
 
-    code = main(["download", "--release-dir", str(simulated.release_dir), "--custom-release", "--no-original",
+    code = main(["download", "--release-dir", str(simulated.sim.release_dir), "--custom-release", "--no-original",
                  "--sources", "uf", "--cache-dir", str(tmp_path / "cache"), "--allow-missing"])
     lines = capsys.readouterr().out.splitlines()
     assert code == 0

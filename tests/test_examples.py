@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -59,24 +60,23 @@ def test_generate_examples_keys_are_video_and_frame(tmp_path):
     assert Image.open(io.BytesIO(example["image"]["bytes"])).size == (16, 16)
 
 
-def _splits(site, task: str) -> dict[str, str]:
-    # datasets takes a lock in cache_dir even for a builder that never builds: the site's own folder, not the cwd
-    builder = CovidxUS(config_name=f"frames-{task}", cache_dir=str(site.sim.release_dir.parent / "hf"),
-                       release_dir=str(site.sim.release_dir), custom_release=True)
+def _splits(site, task: str, cache_dir: Path) -> dict[str, str]:
+    builder = CovidxUS(config_name=f"frames-{task}", cache_dir=str(cache_dir), release_dir=str(site.sim.release_dir),
+                       custom_release=True)
     split_of, videos = builder._videos(site.catalogue)
     return {v.id: split_of[v.id] for v in videos}
 
 
 @pytest.mark.parametrize("task", sorted(SIMULATED_SPLITS))
-def test_simulated_release_splits_have_the_expected_sizes_and_no_shared_patient(simulated_site, task):
+def test_simulated_release_splits_have_the_expected_sizes_and_no_shared_patient(simulated_site, task, tmp_path):
     site = simulated_site(0.5, 0.25)
-    split_of = _splits(site, task)
+    split_of = _splits(site, task, tmp_path / "hf")
     assert dict(Counter(split_of.values())) == SIMULATED_SPLITS[task]
     group_splits: dict[str, set[str]] = {}
     for video in site.catalogue.filter(task=task).videos:
         group_splits.setdefault(video.group, set()).add(split_of[video.id])
     assert all(len(splits) == 1 for splits in group_splits.values()), group_splits
-    assert _splits(site, task) == split_of  # a reload assigns the same splits
+    assert _splits(site, task, tmp_path / "hf") == split_of  # a reload assigns the same splits
 
 
 def test_every_source_has_one_engine_and_one_vocabulary_entry():

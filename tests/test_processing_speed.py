@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from clipfactory import flat_frames, write_clip
+from clipfactory import flat_frames, textured_frames, write_clip
 from PIL import Image
 
 from processing.pixels.clips import forget_probes, iter_frames, probe_clip, write_video
@@ -64,8 +64,6 @@ def test_memory_does_not_grow_with_the_clip_length(tmp_path: Path) -> None:
     clip ten times longer stays that of the short one, far below what holding the clip would take."""
     import gc
     import tracemalloc
-
-    from clipfactory import textured_frames
 
     width, height = 320, 240
     mask = np.zeros((height, width), np.uint8)

@@ -14,7 +14,7 @@ import pytest
 from clipfactory import textured_frames, write_clip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_catalogue import MINIMAL, write_minimal
+from releasefactory import MINIMAL, write_minimal
 
 from processing.cli import main
 

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from clipfactory import textured_frames, write_clip
-from test_catalogue import MINIMAL, write_minimal
+from clipfactory import noise_frames, textured_frames, write_clip
+from releasefactory import MINIMAL, make_video, write_minimal
 
 from processing.cli import main
 from processing.errors import ReleaseError
@@ -285,37 +285,31 @@ def test_a_host_that_does_not_resolve_is_asked_once_not_retried(monkeypatch, tmp
         downloader.close()
 
 
-def test_a_build_looks_for_a_missing_video_once_across_its_configs(tmp_path):
+def test_a_build_looks_for_a_missing_video_once_across_its_configs(tmp_path, simulated_site):
     from processing.cli.build import build
-    from processing.demo.simrelease import write_simulated_release
-    from processing.demo.testsite import LoopbackSite
 
-    sim = write_simulated_release(tmp_path / "sim", scale=0.5, frames=0.25)
-    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
-    gone = catalogue["7_litfl_pneumonia"]
-    with LoopbackSite.from_videos(catalogue.videos, clips=sim.clips) as site:
-        site.fault(gone.url, "404", times=1000)
-        params = {"release_dir": str(sim.release_dir), "custom_release": True, "mirrors": (site.prefix,),
-                  "use_original": False, "download_delay": 0, "sources": ["litfl"], "max_frames": 1,
-                  "num_proc": 1, "allow_missing": True}
-        build(("frames-4class",), {**params, "work_dir": str(tmp_path / "one")}, tmp_path / "out-one")
-        once = len(site.hits(gone.url))
-        assert once >= 1
-        build(("frames-binary", "frames-4class", "videos-4class"), {**params, "work_dir": str(tmp_path / "three")},
-              tmp_path / "out-three")
-        assert len(site.hits(gone.url)) == 2 * once  # one look for three configs, as for one
+    served = simulated_site(0.5, 0.25, missing=("7_litfl_pneumonia",))
+    sim, site, gone = served.sim, served.site, served.catalogue["7_litfl_pneumonia"]
+    params = {"release_dir": str(sim.release_dir), "custom_release": True, "mirrors": (site.prefix,),
+              "use_original": False, "download_delay": 0, "sources": ["litfl"], "max_frames": 1,
+              "num_proc": 1, "allow_missing": True}
+    before = len(site.hits(gone.url))  # the site is shared: count this test's requests only
+    build(("frames-4class",), {**params, "work_dir": str(tmp_path / "one")}, tmp_path / "out-one")
+    once = len(site.hits(gone.url)) - before
+    assert once >= 1
+    build(("frames-binary", "frames-4class", "videos-4class"), {**params, "work_dir": str(tmp_path / "three")},
+          tmp_path / "out-three")
+    assert len(site.hits(gone.url)) - before == 2 * once  # one look for three configs, as for one
     card = (tmp_path / "out-three" / "README.md").read_text()
     assert "7_litfl_pneumonia" in card
 
 
 def test_a_full_disk_while_downloading_stops_the_run_instead_of_calling_the_video_missing(tmp_path, small_disk):
-    from download_support import make_video, write_mp4
-
     from processing.demo.testsite import LoopbackSite
     from processing.sources.download import DownloadOptions, download_videos
 
     url = "https://img.grepmed.com/uploads/7579/blines-lung-pulmonary-viral-pocus-original.mp4"
-    clip = write_mp4(tmp_path / "clip.mp4", width=320, height=240, frames=40)
+    clip = write_clip(tmp_path / "clip.mp4", noise_frames(40, 320, 240))
     assert clip.stat().st_size > 80_000  # twice the disk
     disk = small_disk("cache", "40k")
     with LoopbackSite() as site:
@@ -388,41 +382,34 @@ def test_push_to_an_endpoint_that_never_answers_gives_up_after_the_timeout(onlin
 
 
 @pytest.mark.slow
-def test_a_build_on_a_full_disk_is_one_line_and_a_rerun_with_space_resumes(tmp_path, small_disk):
-    from processing.demo.simrelease import write_simulated_release
-    from processing.demo.testsite import LoopbackSite
-
-    sim = write_simulated_release(tmp_path / "sim", scale=0.5, frames=0.25)
-    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
+def test_a_build_on_a_full_disk_is_one_line_and_a_rerun_with_space_resumes(tmp_path, small_disk, simulated_site):
+    served = simulated_site(0.5, 0.25)
+    sim, site = served.sim, served.site
     disk = small_disk("disk", "600k")  # room for the downloads (~200 kB), not for the processed clips
     out = tmp_path / "covidx_us"
     out.mkdir()
     (out / "README.md").write_text("previous export\n")
-    with LoopbackSite.from_videos(catalogue.videos, clips=sim.clips) as site:
-        args = ("build", "--config", "frames-4class", "--release-dir", str(sim.release_dir), "--custom-release",
-                "--mirror", site.prefix, "--no-original", "--delay", "0", "--num-proc", "1",
-                "--cache-dir", "cache", "--output", str(out))  # a relative cache folder works as well
-        full = _run_cli(*args, cwd=disk)
-        assert full.returncode == 2, full.stderr[-2000:]
-        line = _one_error_line(full.stderr)
-        assert "No space left on device (free some space and run again)" in line
-        assert "a rerun resumes" in line and "kept in cache" in line
-        assert (out / "README.md").read_text() == "previous export\n"  # the earlier export is untouched
-        kept = list((disk / "cache" / "downloads").glob("*_*_*.*"))
-        assert kept  # what was downloaded before the disk filled up stays
-        subprocess.run(["mount", "-o", "remount,size=400m", str(disk)], check=True)
-        again = _run_cli(*args, cwd=disk)
-        assert again.returncode == 0, again.stderr[-2000:]
+    args = ("build", "--config", "frames-4class", "--release-dir", str(sim.release_dir), "--custom-release",
+            "--mirror", site.prefix, "--no-original", "--delay", "0", "--num-proc", "1",
+            "--cache-dir", "cache", "--output", str(out))  # a relative cache folder works as well
+    full = _run_cli(*args, cwd=disk)
+    assert full.returncode == 2, full.stderr[-2000:]
+    line = _one_error_line(full.stderr)
+    assert "No space left on device (free some space and run again)" in line
+    assert "a rerun resumes" in line and "kept in cache" in line
+    assert (out / "README.md").read_text() == "previous export\n"  # the earlier export is untouched
+    kept = list((disk / "cache" / "downloads").glob("*_*_*.*"))
+    assert kept  # what was downloaded before the disk filled up stays
+    subprocess.run(["mount", "-o", "remount,size=400m", str(disk)], check=True)
+    again = _run_cli(*args, cwd=disk)
+    assert again.returncode == 0, again.stderr[-2000:]
     assert (out / "frames-4class").is_dir() and not _leftovers(disk)
 
 
 @pytest.mark.slow
-def test_a_full_disk_under_the_export_keeps_the_previous_export(tmp_path, small_disk):
-    from processing.demo.simrelease import write_simulated_release
-    from processing.demo.testsite import LoopbackSite
-
-    sim = write_simulated_release(tmp_path / "sim", scale=0.5, frames=0.25)
-    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
+def test_a_full_disk_under_the_export_keeps_the_previous_export(tmp_path, small_disk, simulated_site):
+    served = simulated_site(0.5, 0.25)
+    sim, site = served.sim, served.site
 
     def previous(folder: Path) -> None:
         (folder / "covidx_us").mkdir()
@@ -430,11 +417,10 @@ def test_a_full_disk_under_the_export_keeps_the_previous_export(tmp_path, small_
         (folder / "filler").write_bytes(os.urandom(850_000))  # leaves too little for the new export (~400 kB)
 
     disk = small_disk("disk", "1m", prepare=previous)
-    with LoopbackSite.from_videos(catalogue.videos, clips=sim.clips) as site:
-        done = _run_cli("build", "--config", "frames-4class", "--release-dir", str(sim.release_dir),
-                        "--custom-release", "--mirror", site.prefix, "--no-original", "--delay", "0",
-                        "--num-proc", "1", "--cache-dir", str(tmp_path / "cache"), "--output",
-                        str(disk / "covidx_us"))
+    done = _run_cli("build", "--config", "frames-4class", "--release-dir", str(sim.release_dir),
+                    "--custom-release", "--mirror", site.prefix, "--no-original", "--delay", "0",
+                    "--num-proc", "1", "--cache-dir", str(tmp_path / "cache"), "--output",
+                    str(disk / "covidx_us"))
     assert done.returncode == 2, done.stderr[-2000:]
     line = _one_error_line(done.stderr)
     assert "No space left on device" in line and "a rerun resumes" in line

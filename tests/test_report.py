@@ -23,11 +23,9 @@ from PIL import Image
 
 from processing import cli
 from processing.build.splits import assign_splits
-from processing.demo.simrelease import write_simulated_release
 from processing.errors import CovidxError
 from processing.pixels.clips import probe_clip
 from processing.pixels.pipeline import ProcessingOptions, plan_for_video, process_clip
-from processing.release.catalogue import load_catalogue
 from processing.report.page import (
     FORMAT_VERSION,
     ReportError,
@@ -52,10 +50,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def make_build(root: Path) -> tuple[Path, dict]:
+def make_build(root: Path, sim, catalogue) -> tuple[Path, dict]:
     """A processed build of the simulated release and its build record (format 1), as `covidx-us build` writes it."""
-    sim = write_simulated_release(root / "sim", scale=0.5, frames=0.5)
-    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
     options = ProcessingOptions(max_frames=6, write_videos=False)
     mask_dir = sim.release_dir / "data" / "mask"
     splits = {}
@@ -108,8 +104,9 @@ def make_build(root: Path) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return make_build(tmp_path_factory.mktemp("report-build"))
+def build(tmp_path_factory, simulated_site):
+    served = simulated_site(0.5, 0.5)
+    return make_build(tmp_path_factory.mktemp("report-build"), served.sim, served.catalogue)
 
 
 @pytest.fixture(scope="module")
@@ -388,21 +385,16 @@ def test_report_renders_in_headless_chromium_without_broken_images_or_requests(r
 
 
 @pytest.fixture(scope="module")
-def real_build(tmp_path_factory):
+def real_build(tmp_path_factory, simulated_site):
     """`covidx-us build` of the simulated release from a loopback mirror, one video answering 404."""
-    from processing.demo.testsite import LoopbackSite
-
+    served = simulated_site(0.5, 0.5, missing=(GONE,))
     root = tmp_path_factory.mktemp("report-real-build")
-    sim = write_simulated_release(root / "sim", scale=0.5, frames=0.5)
-    catalogue = load_catalogue("1.5", sim.release_dir, custom=True)
-    with LoopbackSite.from_videos(catalogue.videos, clips=sim.clips) as site:
-        site.fault(catalogue[GONE].url, "404", times=1000)
-        output = root / "covidx_us"
-        args = ["build", "--release-dir", str(sim.release_dir), "--custom-release", "--mirror", site.prefix,
-                "--no-original", "--delay", "0", "--cache-dir", str(root / "cache"), "--output", str(output),
-                "--config", "frames-4class,frames-3class", "--max-frames", "4", "--allow-missing"]
-        assert cli.main(args) == 0
-    return output, catalogue
+    output = root / "covidx_us"
+    args = ["build", "--release-dir", str(served.sim.release_dir), "--custom-release", "--mirror", served.mirror,
+            "--no-original", "--delay", "0", "--cache-dir", str(root / "cache"), "--output", str(output),
+            "--config", "frames-4class,frames-3class", "--max-frames", "4", "--allow-missing"]
+    assert cli.main(args) == 0
+    return output, served.catalogue
 
 
 @pytest.mark.slow

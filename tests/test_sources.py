@@ -9,7 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from download_support import make_video, write_gif, write_mp4
+from clipfactory import noise_frames, write_clip
+from releasefactory import make_video
 
 from processing.demo.testsite import LoopbackSite, grepmed_page, litfl_page, video_page
 from processing.errors import InvalidChoiceError
@@ -34,8 +35,9 @@ PRESIGNED = ("https://cloud-ca.s3.amazonaws.com/I/28715/ci/0b7c.mp4?X-Amz-Algori
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("clips")
-    return {"mp4": write_mp4(folder / "a.mp4"), "mp4b": write_mp4(folder / "b.mp4", seed=5),
-            "gif": write_gif(folder / "a.gif")}
+    return {"mp4": write_clip(folder / "a.mp4", noise_frames(10)),
+            "mp4b": write_clip(folder / "b.mp4", noise_frames(10, seed=5)),
+            "gif": write_clip(folder / "a.gif", noise_frames(10, seed=1))}
 
 
 def sha(path: Path) -> str:

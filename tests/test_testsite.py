@@ -9,7 +9,8 @@ import zipfile
 
 import pytest
 import requests
-from download_support import make_video, write_gif, write_mp4
+from clipfactory import noise_frames, write_clip
+from releasefactory import make_video
 
 from processing.demo.testsite import FAULTS, LoopbackSite, make_zip
 
@@ -18,7 +19,7 @@ GREPMED = "https://img.grepmed.com/uploads/7579/blines-lung-pulmonary-viral-pocu
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    return write_mp4(tmp_path_factory.mktemp("clips") / "a.mp4")
+    return write_clip(tmp_path_factory.mktemp("clips") / "a.mp4", noise_frames(10))
 
 
 def test_serves_original_urls_under_host_and_path(clip):
@@ -95,7 +96,7 @@ def test_unknown_fault_lists_the_valid_ones():
 
 
 def test_from_videos_lays_out_each_source(tmp_path, clip):
-    gif = write_gif(tmp_path / "a.gif")
+    gif = write_clip(tmp_path / "a.gif", noise_frames(10, seed=1))
     transfer = "https://butterflynetwork.getbynder.com/transfer/" + "ab" * 32
     atlas = ("https://images.squarespace-cdn.com/content/v1/58118909e3df282037abfad7/1584912023813-2HJSCJP8CYARB"
              "IFWY2TV/ke17ZwdGBToddI8pDm48kOyc/image-asset.gif")
