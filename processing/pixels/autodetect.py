@@ -11,10 +11,13 @@ pixels, so a new source (or a user's own clip) needs no hand work:
    most live speckle (the left/top panel wins among those within 10% of it) is filled to its convex hull. A clip that never changes (a still) falls back to speckle texture. The region is
    accepted only if it is big enough and looks like ultrasound (mostly mid-grey levels, not the two levels of text);
    otherwise :class:`~processing.errors.ClipError` names the clip: ``no ultrasound field of view found``.
-   The region's shape gives the probe: a region that fills its bounding box is a ``linear`` rectangle, a fan that
-   narrows towards the skin line is a ``convex`` sector. The crop window follows the paper: a rectangle around a
-   linear field (its bounding box), a square around a sector (side = the sector's larger extent, centred on it and
-   shifted to stay inside the frame; clipped to the frame's smaller side when the frame is too small).
+   Sectors whose fans touch below their tops are split at the saddle between their apices; static interface
+   lines along the region's edges are trimmed and the near field (dim tissue, a skin line above an anechoic band)
+   is given back. The region's top edge gives the probe: one that arcs down towards its sides is a ``convex``
+   sector (also when the clip is already cropped to a square around it), a flat one ``linear``. The crop window
+   (:func:`window_for`) is anchored at the top of the field: the bounding box of a linear field; a square of the
+   sector's larger extent, giving up depth (never the top) when the frame is too small; a field wider than the
+   frame is tall gets its full width.
 2. **Overlays** (:func:`detect_overlays`), in the crop window's coordinates (True = overlay to inpaint):
    - static marks outside the field of view but inside the window (ruler ticks and digits, text, logos): pixels that
      are not black in the median frame (or faint and static), and the live speckle of a neighbouring panel beside
@@ -35,8 +38,9 @@ pixels, so a new source (or a user's own clip) needs no hand work:
    ``max_sample_frames`` evenly spaced frames are kept (the stride doubles whenever the buffer fills), and for every
    frame only the coordinates of its coloured pixels are kept, so memory is bounded whatever the clip length.
 
-Returns :class:`Detection` (window, probe, main mask, frame masks, dropped frames, ``summary()``), which the clean
-CLI and the builder turn into a ``ClipPlan``.
+Returns :class:`Detection` (window, probe, main mask, frame masks, dropped frames, the field of view in the window
+-- outside it clean frames are black --, cut and blank frames, ``summary()``), which the clean CLI and the builder turn
+into a ``ClipPlan``.
 
 What this module must not do: read or write files other than decoding the clip it is given (no mask files, no
 images; callers write them), touch the network, or know about the catalogue or ``datasets``. It never guesses a
@@ -163,8 +167,8 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
-def _chroma(image: np.ndarray) -> np.ndarray:
-    """max(R, G, B) - min(R, G, B): 0 for grey, large for saturated colour."""
+def chroma_of(image: np.ndarray) -> np.ndarray:
+    """max(R, G, B) - min(R, G, B): 0 for grey, large for saturated colour (also the scorer's, evaluate.py)."""
     r, g, b = cv2.split(image)  # OpenCV's per-pixel max/min are ~30x faster than numpy's reduction over axis 2
     return cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))
 
@@ -323,15 +327,13 @@ def _saddle(part: np.ndarray) -> np.ndarray:
     first = np.convolve(first, np.ones(5) / 5, mode="same")
     area = np.cumsum(part.sum(axis=0))
     total = float(area[-1])
-    best, where = 0.0, -1
-    for x in range(1, width - 1):
-        if min(area[x], total - area[x]) < _PANEL_SHARE * total:
-            continue
-        left, right = first[:x].min(), first[x + 1:].min()
-        depth = first[x] - max(left, right)
-        if depth > best:
-            best, where = depth, x
-    if where >= 0 and best >= _SADDLE * height:
+    left = np.minimum.accumulate(first)  # left[x]: the highest top at or left of column x
+    right = np.minimum.accumulate(first[::-1])[::-1]  # right[x]: at or right of it
+    x = np.arange(1, width - 1)
+    depth = first[x] - np.maximum(left[x - 1], right[x + 1])
+    depth[np.minimum(area[x], total - area[x]) < _PANEL_SHARE * total] = 0.0  # a side too small to be a panel
+    if depth.size and depth.max() > 0 and depth.max() >= _SADDLE * height:
+        where = int(x[np.argmax(depth)])  # the first column of the deepest saddle
         cut[max(0, where - 1):where + 2] = True
     return cut
 
@@ -484,8 +486,9 @@ def _extend_top(region: np.ndarray, grays: Sequence[np.ndarray], gray_med: np.nd
     Right under the probe the image is often dark (subcutaneous fat, an anechoic band) and barely changes, so the
     live region can start below the skin line. Rows above the region's top, up to 10% of its height, with at least
     30% of their pixels across the top of the field alive (3 levels above the background and changing from frame
-    to frame, unlike a static interface line or text; a sector's faint apex is narrower than its top), are tissue: the region grows up to the highest of them, unless they run on
-    to the top of the search (a panel stacked above, not a near field).
+    to frame, unlike a static interface line or text; a sector's faint apex is narrower than its top), are tissue:
+    the region grows up to the highest of them, unless they run on to the top of the search (a panel stacked above,
+    not a near field).
     """
     ys, xs = np.nonzero(region)
     top, height = int(ys.min()), int(ys.max()) - int(ys.min()) + 1
@@ -512,7 +515,7 @@ def detect_fov(frames: Sequence[np.ndarray], *, clip_id: str = "clip") -> FieldO
     Raises :class:`ClipError` naming ``clip_id`` when no field of view is found (blank, text only, a photograph).
     """
     _check_frames(frames, clip_id)
-    return _fov_from([_gray(f) for f in frames], [_chroma(f) for f in frames], clip_id)
+    return _fov_from([_gray(f) for f in frames], [chroma_of(f) for f in frames], clip_id)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -756,7 +759,7 @@ def detect_overlays(
     rows, cols = window.slices()
     crops = [f[rows, cols] for f in frames]
     grays = [_gray(c) for c in crops]
-    chromas = [_chroma(c) for c in crops]
+    chromas = [chroma_of(c) for c in crops]
     region_win = region[rows, cols]
     level = _tint_threshold(_median(chromas), _median(grays), region_win)
     main, static_colour = _static_marks(grays, chromas, region_win, level)
@@ -889,7 +892,7 @@ class _Scan:
         elif image.shape != self.shape:
             raise ClipError(f"{clip_id}: frame {index} has shape {image.shape}, frame 0 had {self.shape}")
         self.count += 1
-        gray, chroma = _gray(image), _chroma(image)
+        gray, chroma = _gray(image), chroma_of(image)
         self.thumbs.append(cv2.resize(gray, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA))
         self.thumb_indices.append(index)
         self.sampler.offer(index, gray, chroma)
@@ -915,6 +918,7 @@ def _pointer_blobs(scan: _Scan, fov: FieldOfView, main: np.ndarray, static_colou
     static_full[rows, cols] = cv2.dilate(static_colour.astype(np.uint8), _kernel(5)) > 0
     inside_window = np.zeros((height, width), bool)
     inside_window[rows, cols] = True
+    inside_flat, static_flat = inside_window.ravel(), static_full.ravel()
     sample_chroma = {i: chroma for i, (_gray_s, chroma) in samples.items()}
     still = _still_bright([g[rows, cols] for g, _c in samples.values()], main)
     whites: dict[int, np.ndarray] = {}
@@ -928,8 +932,8 @@ def _pointer_blobs(scan: _Scan, fov: FieldOfView, main: np.ndarray, static_colou
     for index in sorted(set(scan.coloured_at) | set(whites)):
         if index in skip:
             continue
-        blob = _coloured_blob(index, scan.coloured_at, inside_window.ravel(), static_full.ravel(), level, min_area,
-                              sample_chroma, (rows, cols), (height, width), static_colour)
+        blob = _coloured_blob(index, scan.coloured_at, inside_flat, static_flat, level, min_area, sample_chroma,
+                              (rows, cols), (height, width), static_colour)
         if index in whites:
             blob = whites[index] if blob is None else blob | whites[index]
         if blob is not None:

@@ -5,8 +5,8 @@ well), every burned-in overlay (a box, a kind, whether it is drawn over the imag
 are not usable (cuts, blank frames) and boxes of real tissue near the field's edges. Boxes are ``[x0, y0, x1, y1]`` in
 source pixels, ``x1``/``y1`` exclusive; frame ranges are inclusive, 0-based in decode order.
 
-What a clean frame removes: the pixels of its mask as the pipeline grows it (5x5, then inpainted), and, when the detection blanks what lies outside the
-field of view, every pixel of the window outside the detected field (filled black). A dropped frame removes
+What a clean frame removes: the pixels of its mask as the pipeline grows it (5x5, then inpainted), and, when the
+detection blanks what lies outside the field of view, every pixel of the window outside the detected field (black). A dropped frame removes
 everything. The scores (per clip, :class:`ClipScore`):
 
 - ``top_ok``: the window holds the top band of the field (the skin line and pleura), all of its width;
@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from processing.errors import CovidxError
-from processing.pixels.autodetect import window_iou
+from processing.pixels.autodetect import chroma_of, window_iou
 from processing.pixels.masks import dilate
 from processing.windows import Window
 
@@ -159,10 +159,6 @@ def _tophat(gray: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15)))
 
 
-def _chroma(image: np.ndarray) -> np.ndarray:
-    return (image.max(axis=2).astype(np.int16) - image.min(axis=2).astype(np.int16)).astype(np.uint8)
-
-
 def mark_pixels(image: np.ndarray, overlay: Overlay, black: float, image_area: np.ndarray | None = None) -> np.ndarray:
     """The pixels of ``overlay`` (bool, frame shape) in ``image`` (RGB): what stands out inside its box.
 
@@ -181,7 +177,7 @@ def mark_pixels(image: np.ndarray, overlay: Overlay, black: float, image_area: n
     ax0, ay0, ax1, ay1 = max(0, x0 - m), max(0, y0 - m), min(width, x1 + m), min(height, y1 + m)
     hat = _tophat(gray[ay0:ay1, ax0:ax1])[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0]
     sub = gray[y0:y1, x0:x1]
-    mark = (hat > _TOPHAT) | (_chroma(image[y0:y1, x0:x1]) > _COLOUR)
+    mark = (hat > _TOPHAT) | (chroma_of(np.ascontiguousarray(image[y0:y1, x0:x1])) > _COLOUR)
     if not overlay.inside_fov:
         off = sub > black + _OFF_IMAGE
         if image_area is not None:
