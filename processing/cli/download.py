@@ -20,13 +20,9 @@ if TYPE_CHECKING:
     from processing.sources.download import DownloadResult
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "download",
-        help="download and verify the clips of a release",
-        description="Download every clip of a release view from its source (then the mirrors, then --data-dir), "
-                    "verify it, and cache it with its sha256 in <cache-dir>/downloads/manifest.json.",
-    )
+def add_locator_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which release, which of its sources, and where its clips may be found: the arguments ``download`` and
+    ``sources`` share."""
     parser.add_argument("--release", default=VERSIONS[-1], choices=VERSIONS, help="release version (default %(default)s)")
     parser.add_argument("--release-dir", type=Path, help="local folder laid out like the upstream repository "
                         "(default: fetch the pinned upstream files into the cache)")
@@ -43,6 +39,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--no-original", action="store_true",
                         help="skip the original hosts: use only the mirrors and --data-dir (a mirror's redirect "
                              "to another host is refused)")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "download",
+        help="download and verify the clips of a release",
+        description="Download every clip of a release view from its source (then the mirrors, then --data-dir), "
+                    "verify it, and cache it with its sha256 in <cache-dir>/downloads/manifest.json.",
+    )
+    add_locator_arguments(parser)
     parser.add_argument("--copies", action="store_true",
                         help="last, try the registered public copies (metadata/copies.csv; sha256-verified; not "
                              "the original files, and recorded as such)")

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from processing.cli.download import add_locator_arguments
 from processing.errors import finite_float
-from processing.vocabulary import SOURCES, VERSIONS
 
 if TYPE_CHECKING:
     from processing.sources.availability import Availability
@@ -29,15 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "copy known, and what a build would use, with totals per source and class with and without "
                     "--copies. --offline makes no request.",
     )
-    parser.add_argument("--release", default=VERSIONS[-1], choices=VERSIONS, help="release version (default %(default)s)")
-    parser.add_argument("--release-dir", type=Path, help="local folder laid out like the upstream repository")
-    parser.add_argument("--custom-release", action="store_true", help="accept a release that is not the pinned one")
-    parser.add_argument("--sources", "--source", nargs="+", action="extend", choices=SOURCES, metavar="SOURCE",
-                        dest="sources", help="only these sources")
-    parser.add_argument("--mirror", action="append", default=[], metavar="PREFIX", help="mirror prefix (repeatable)")
-    parser.add_argument("--data-dir", type=Path, help="folder of files you fetched yourself")
-    parser.add_argument("--cache-dir", type=Path, help="cache folder (default $COVIDX_US_CACHE or ~/.cache/covidx-us)")
-    parser.add_argument("--no-original", action="store_true", help="do not ask the original hosts")
+    add_locator_arguments(parser)
     parser.add_argument("--offline", action="store_true",
                         help="no request at all: answer from the cache manifest, --data-dir and the registry")
     parser.add_argument("--timeout", type=finite_float, default=5.0, help="seconds per request (default %(default)s)")
