@@ -237,22 +237,23 @@ def _hex(seed: int, *parts: object, length: int = 64) -> str:
     return hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).hexdigest()[:length]
 
 
+# Each source's media URL layout, ``{part}`` being a simulated entry's url_part (Butterfly: one transfer page).
+_URL_LAYOUTS = {
+    "grepmed": "https://img.grepmed.com/uploads/{part}-original.mp4",
+    "litfl": "https://litfl.com/wp-content/uploads/{part}",
+    "pocusatlas": f"https://images.squarespace-cdn.com/content/v1/{POCUS_ATLAS_SITE}/{{part}}/image-asset.gif",
+    "core": "https://d25ixnv6uinqzi.cloudfront.net/{part}",
+    "uf": "https://anest.ufl.edu/files/{part}",
+    "paper": "https://static-content.springer.com/esm/art%3A10.1186%2Fcc{part}",
+}
+
+
 def _url(entry: _Entry, seed: int) -> str:
     if entry.source == "butterfly":  # one Bynder transfer page for the whole archive
         return f"https://butterflynetwork.getbynder.com/transfer/{_hex(seed, 'butterfly')}"
-    if entry.source == "grepmed":
-        return f"https://img.grepmed.com/uploads/{entry.url_part}-original.mp4"
-    if entry.source == "litfl":
-        return f"https://litfl.com/wp-content/uploads/{entry.url_part}"
-    if entry.source == "pocusatlas":
-        return f"https://images.squarespace-cdn.com/content/v1/{POCUS_ATLAS_SITE}/{entry.url_part}/image-asset.gif"
-    if entry.source == "core":
-        return f"https://d25ixnv6uinqzi.cloudfront.net/{entry.url_part}"
-    if entry.source == "uf":
-        return f"https://anest.ufl.edu/files/{entry.url_part}"
-    if entry.source == "paper":
-        return f"https://static-content.springer.com/esm/art%3A10.1186%2Fcc{entry.url_part}"
-    raise CovidxError(f"simulated release: no URL layout for source {entry.source!r}")
+    if entry.source not in _URL_LAYOUTS:
+        raise CovidxError(f"simulated release: no URL layout for source {entry.source!r}")
+    return _URL_LAYOUTS[entry.source].format(part=entry.url_part)
 
 
 def _even(value: float) -> int:
