@@ -62,7 +62,8 @@ def sample_frames(path: Path, truth, count: int = SAMPLES) -> dict[int, np.ndarr
 
 
 def evidence(path: Path, detection, truth, samples: dict[int, np.ndarray], out: Path) -> None:
-    index = sorted(i for i in samples if not truth.is_bad(i))[len(samples) // 2 - 1 if len(samples) > 1 else 0]
+    usable = sorted(i for i in samples if not truth.is_bad(i)) or sorted(samples)
+    index = usable[len(usable) // 2]  # the middle usable frame
     frame = samples[index]
     left = frame.copy()
     x0, y0, x1, y1 = truth.fov
@@ -92,7 +93,9 @@ def evidence(path: Path, detection, truth, samples: dict[int, np.ndarray], out: 
     cv2.imwrite(str(out / f"{path.stem}.png"), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
-def run_truth(realdata: Path, out: Path, only: list[str]) -> list[tuple[ClipScore | None, str, float]]:
+def run_truth(realdata: Path, out: Path, only: list[str],
+              probes: dict[str, str]) -> list[tuple[ClipScore | None, str, float]]:
+    """Score every clip of the truth (``probes`` gets each detected probe, by file name)."""
     truths = load_truth(TRUTH)
     rows = []
     for name, truth in truths.items():
@@ -106,6 +109,7 @@ def run_truth(realdata: Path, out: Path, only: list[str]) -> list[tuple[ClipScor
             rows.append((None, f"{name}: FAILED {exc}", time.perf_counter() - clock))
             continue
         seconds = time.perf_counter() - clock
+        probes[name] = detection.probe
         samples = sample_frames(path, truth)
         score = score_clip(detection, truth, samples, window_rule=window_for)
         evidence(path, detection, truth, samples, out)
@@ -141,8 +145,9 @@ def report(rows: list[tuple[ClipScore | None, str, float]]) -> list[dict]:
     return out
 
 
-def probe_on_manifest(realdata: Path) -> None:
-    """The probe on every clip whose MANIFEST row names one (POCOVID copies, labelled tweets)."""
+def probe_on_manifest(realdata: Path, probes: dict[str, str]) -> None:
+    """The probe on every clip whose MANIFEST row names one (POCOVID copies, labelled tweets); clips already
+    detected (``probes``, by file name) are not detected again."""
     right = total = 0
     wrong = []
     with open(realdata / "MANIFEST.csv", newline="", encoding="utf-8") as f:
@@ -151,7 +156,7 @@ def probe_on_manifest(realdata: Path) -> None:
                 continue
             path = realdata / row["file"]
             try:
-                probe = detect_clip(path).probe
+                probe = probes[path.name] if path.name in probes else detect_clip(path).probe
             except CovidxError as exc:
                 probe = f"error ({exc})"
             total += 1
@@ -173,11 +178,12 @@ def main() -> int:
     if not (args.realdata / "MANIFEST.csv").is_file():
         print(f"no real clips at {args.realdata}", file=sys.stderr)
         return 2
-    rows = report(run_truth(args.realdata, args.evidence, args.only))
+    probes: dict[str, str] = {}
+    rows = report(run_truth(args.realdata, args.evidence, args.only, probes))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     if not args.no_manifest and not args.only:
-        probe_on_manifest(args.realdata)
+        probe_on_manifest(args.realdata, probes)
     print(f"\nevidence images: {args.evidence}")
     return 0
 
