@@ -311,7 +311,7 @@ def _plan(job: ClipJob, info: Any) -> tuple[ClipPlan, dict[str, Any]]:
             frames[index] = frames[index] | own if index in frames else own
         deleted += frame_ranges(detection.dropped_frames)
     if detection.unusable_frames:  # cuts and blank frames are never training data, whichever masks are used
-        deleted += frame_ranges(tuple(detection.unusable_frames))
+        deleted += frame_ranges(detection.unusable_frames)
     # The release's tight flag holds for its own masks; detected masks already include their rims but are grown
     # 5x5 as every release mask is.
     tight = bool(release.tight) if (release is not None and mask_mode == "release") else False
