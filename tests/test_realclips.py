@@ -107,6 +107,24 @@ def test_sectors_touching_below_their_tops_are_split_between_their_apices(realda
     assert best >= 0.9
 
 
+def test_a_panel_ends_at_its_depth_ruler_where_the_next_panel_touches_it(realdata):
+    # 1418762440221790210: three sector panels side by side; the middle one's ruler (x ~409) meets its right
+    # neighbour's flank below the ruler. The field stops at the ruler; the window is the middle panel's.
+    name = "twitter_taotepocus__1418762440221790210.mp4"
+    truth, detection = _truth(name), _detect(realdata, name)
+    assert window_iou(detection.window, window_for(box_window(truth.fov), "convex", *truth.size)) >= 0.95
+    right_edge = detection.window.x + int(np.flatnonzero(detection.fov_mask.any(axis=0))[-1])
+    assert right_edge <= 416  # the ruler's columns (+ the 1% slack), not the neighbour's flank (to x ~450)
+
+
+def test_a_ruler_over_a_single_sectors_flank_does_not_cut_the_field(realdata):
+    # 1669437834753712128: one big sector, its ruler drawn over its right flank with field beyond it
+    name = "twitter_taotepocus__1669437834753712128.mp4"
+    truth, detection = _truth(name), _detect(realdata, name)
+    assert window_iou(detection.window, window_for(box_window(truth.fov), "convex", *truth.size)) >= 0.95
+    assert detection.fov_mask[:, -30:].any()
+
+
 def test_a_still_image_beside_the_sector_is_not_part_of_the_field(realdata):
     # 1432487654680055810: a gallbladder sector (x 36-355) beside a CT image (x ~360-465): the window keeps the sector
     name = "twitter_taotepocus__1432487654680055810.mp4"
@@ -205,6 +223,15 @@ def test_sectors_cropped_to_a_square_stay_convex_and_linear_fields_stay_linear(r
     assert [n for n in linear if _detect(realdata, n).probe != "linear"] == []
 
 
+def test_a_flat_topped_field_that_widens_with_depth_is_convex(realdata):
+    # Butterfly's trapezoid display (flat probe face, flanks diverging with depth), on lung and on other presets:
+    # a sector format, as the release labels every Butterfly video
+    names = ["twitter_taotepocus__1390908611967193088.mp4", "twitter_taotepocus__1426301294831149068.mp4",
+             "twitter_taotepocus__1412524263630946310.mp4", "twitter_taotepocus__1441827356000333824.mp4",
+             "twitter_taotepocus__1460700066201669638.mp4"]
+    assert [n for n in names if _detect(realdata, n).probe != "convex"] == []
+
+
 # ------------------------------------------------------------------------- every clip of the truth, as measured
 
 
@@ -224,9 +251,9 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
     n = len(scores)
     assert n >= 49
     assert sum(s.top_ok for s in scores) >= n - 3
-    assert sum(s.iou >= 0.9 for s in scores) >= n - 5
+    assert sum(s.iou >= 0.9 for s in scores) >= n - 2
     assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 10
     assert all(s.bad_missed == 0 for s in scores)
     assert all(s.good_dropped <= 0.02 for s in scores)
     assert sum(s.tissue_masked <= 0.005 for s in scores) >= n - 3
-    assert sum(s.probe_ok for s in scores) >= n - 5
+    assert sum(s.probe_ok for s in scores) >= n - 2

@@ -434,6 +434,7 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     part = _best_component(labels, live)
     if part is None or part.sum() < _MIN_FOV_SHARE * width * height:
         raise ClipError(f"{clip_id}: no ultrasound field of view found (nothing grey that changes like speckle)")
+    part = _cut_at_rulers(part, (labels > 0) & ~part, gray_med, grays)
     region = _extend_top(_trim_static_edges(_hull(part), grays), grays, gray_med, black)
     inside = gray_med[region]
     midgrey = float(((inside > black + 4) & (inside < 235)).mean())
@@ -601,13 +602,12 @@ def _regular_ticks(column: np.ndarray, longest: int, least: int = _RULER_TICKS) 
     return int((np.abs(gaps - step) <= max(2.0, 0.15 * step)).sum())
 
 
-def _ruler_marks(gray_med: np.ndarray, spread: np.ndarray) -> np.ndarray:
-    """Depth rulers (vertical), in the window, also where they are drawn over the edge of the image.
+def _ruler_ticks(gray_med: np.ndarray, spread: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """``(steady, rulers)``: bright steady thin strokes (bool), and each vertical depth ruler among them as
+    ``(first column, end column, first row, end row)`` of its ticks.
 
     A ruler is a column of short, bright, steady tick marks at a regular spacing (speckle is neither steady nor
-    regular); its tick labels (digits) sit beside it. Everything bright and steady in a band around the ruler's
-    columns, over the rows its ticks span, is a mark. A bright echo of still tissue is steady too, but not a column
-    of regularly spaced short runs.
+    regular; a bright echo of still tissue is steady too, but not a column of regularly spaced short runs).
     """
     height, width = gray_med.shape
     # Ticks and digits are thin strokes: they stand out of a small opening (bright tissue is broad and does not).
@@ -616,22 +616,63 @@ def _ruler_marks(gray_med: np.ndarray, spread: np.ndarray) -> np.ndarray:
     longest = max(3, int(round(0.015 * height)))
     score = np.array([_regular_ticks(steady[:, x], longest) for x in range(width)])
     columns = np.flatnonzero(score >= _RULER_TICKS)
-    marks = np.zeros((height, width), bool)
-    if columns.size == 0:
-        return marks
-    reach = max(4, int(round(0.05 * min(height, width))))
+    rulers = []
     # contiguous clusters of ruler columns (a ruler's line and tick ends are a few pixels wide)
-    clusters = np.split(columns, np.flatnonzero(np.diff(columns) > 3) + 1)
-    for cluster in clusters:
+    for cluster in np.split(columns, np.flatnonzero(np.diff(columns) > 3) + 1) if columns.size else ():
         a, b = int(cluster[0]), int(cluster[-1]) + 1
         rows = np.flatnonzero(steady[:, a:b].any(axis=1))
-        r0, r1 = max(0, rows[0] - reach // 2), min(height, rows[-1] + 1 + reach // 2)
+        rulers.append((a, b, int(rows[0]), int(rows[-1]) + 1))
+    return steady, rulers
+
+
+def _ruler_marks(gray_med: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """Depth rulers (vertical), in the window, also where they are drawn over the edge of the image: everything
+    bright and steady in a band around a ruler's columns (its ticks, and the digits beside them), over the rows its
+    ticks span, is a mark."""
+    height, width = gray_med.shape
+    steady, rulers = _ruler_ticks(gray_med, spread)
+    marks = np.zeros((height, width), bool)
+    reach = max(4, int(round(0.05 * min(height, width))))
+    for a, b, top, end in rulers:
+        r0, r1 = max(0, top - reach // 2), min(height, end + reach // 2)
         c0, c1 = max(0, a - reach), min(width, b + reach)
         band = np.zeros((height, width), bool)
         band[r0:r1, c0:c1] = True
         seeds = band & steady
         marks |= _grow(seeds, band & (gray_med > _DARK), steps=2)
     return marks
+
+
+def _cut_at_rulers(part: np.ndarray, others: np.ndarray, gray_med: np.ndarray, grays: Sequence[np.ndarray]) -> np.ndarray:
+    """A panel ends at its depth ruler. A piece of the candidate region beyond a ruler that runs down half of the
+    region's rows, on the side with less of it, that touches another candidate panel (``others``, bool) is the
+    flank of that panel, met below the ruler: it is taken off. The ruler's own columns stay (devices draw it over
+    the edge of the image), and so does field beyond a ruler with no panel next to it (a ruler drawn over a
+    sector's flank). A ruler is a few pixels wide; a wide block of regular stripes is not one.
+    Real clip 1418762440221790210: three sector panels side by side; the middle one took in its right
+    neighbour's flank under its ruler."""
+    if len(grays) < 2 or not others.any():
+        return part
+    height, width = part.shape
+    stack = np.stack(grays)
+    _, rulers = _ruler_ticks(gray_med, stack.max(axis=0).astype(np.int16) - stack.min(axis=0))
+    ys = np.flatnonzero(part.any(axis=1))
+    y0, y1 = int(ys[0]), int(ys[-1]) + 1
+    near = _kernel(9)  # across the seam a split leaves between two pieces of one candidate (3 columns)
+    for a, b, top, end in rulers:
+        if b - a > max(8, 0.02 * width) or min(end, y1) - max(top, y0) < 0.5 * (y1 - y0):
+            continue
+        left, right = int(part[:, :a].sum()), int(part[:, b:].sum())
+        if min(left, right) == 0:
+            continue
+        beyond = part.copy()
+        if left >= right:
+            beyond[:, :b] = False
+        else:
+            beyond[:, a:] = False
+        if (cv2.dilate(beyond.astype(np.uint8), near).astype(bool) & others).any():
+            part = part & ~beyond
+    return part
 
 
 def _faint_ruler_marks(
