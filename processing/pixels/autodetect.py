@@ -436,6 +436,9 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
         raise ClipError(f"{clip_id}: no ultrasound field of view found (nothing grey that changes like speckle)")
     part = _cut_at_rulers(part, (labels > 0) & ~part, gray_med, grays)
     region = _extend_top(_trim_static_edges(_hull(part), grays), grays, gray_med, black)
+    # The near field given back can end in the interface line drawn on the image's first row (coding noise from
+    # the tissue under it makes it look alive): take it off again.
+    region = _trim_static_edges(region, grays)
     inside = gray_med[region]
     midgrey = float(((inside > black + 4) & (inside < 235)).mean())
     if midgrey < _MIN_MIDGREY:
