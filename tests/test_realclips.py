@@ -210,6 +210,24 @@ def test_clips_without_overlays_lose_no_tissue(realdata, name):
     assert score.top_ok and score.iou >= 0.95
 
 
+@pytest.mark.parametrize("name", [
+    "twitter_taotepocus__1412524263630946310.mp4",
+    "twitter_taotepocus__1460700066201669638.mp4",
+])
+def test_the_top_corners_of_a_flat_topped_field_are_not_blanked(realdata, name):
+    # Butterfly trapezoids: the opening that takes ruler ticks off the candidate region rounded the corners of the
+    # flat top, and the blank outside the field took the first rows of tissue there (0.58% and 1.11% of the tissue)
+    truth = _truth(name)
+    detection = _detect(realdata, name)
+    frames = {f.index: f.image for f in iter_frames(_clip(realdata, name)) if f.index % 8 == 0}
+    assert score_clip(detection, truth, frames, window_rule=window_for).tissue_masked <= 0.005
+    fov = detection.fov_mask
+    top = int(np.flatnonzero(fov.any(axis=1))[0])
+    width_at = [int(fov[top + k].sum()) for k in (5, 10)]
+    # 5 rows down, the field is as wide as the flat top (it widens from there): no rounded corner cut out
+    assert width_at[0] >= fov[top:top + 3].sum(axis=1).max() - 2
+
+
 # --------------------------------------------------------------------------------------------------- 5. the probe
 
 
@@ -255,5 +273,5 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
     assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 10
     assert all(s.bad_missed == 0 for s in scores)
     assert all(s.good_dropped <= 0.02 for s in scores)
-    assert sum(s.tissue_masked <= 0.005 for s in scores) >= n - 3
+    assert sum(s.tissue_masked <= 0.005 for s in scores) >= n - 1
     assert sum(s.probe_ok for s in scores) >= n - 2

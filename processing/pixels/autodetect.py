@@ -248,9 +248,11 @@ def _roughness(gray: np.ndarray, box: int) -> np.ndarray:
 
 def _candidates(
     grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """``(labels, live, gray_med, black)``: candidate regions (grey, not black or alive, cleaned of thin marks),
-    the per-pixel evidence of ultrasound (speckle that changes, or is rough in a still) and the background level."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
+    """``(labels, live, gray_med, black, image)``: candidate regions (grey, not black or alive, cleaned of thin
+    marks), the per-pixel evidence of ultrasound (speckle that changes, or is rough in a still), the background
+    level, and the image pixels before the cleaning (bool; the opening that takes thin marks off also rounds the
+    field's corners)."""
     height, width = grays[0].shape
     scale = min(height, width)
     box = _odd(scale / 40)
@@ -272,13 +274,14 @@ def _candidates(
         live = (_roughness(gray_med, box) > 6.0) & (cv2.blur(gray_med, (box, box)) > black + 12)
         candidate = live & grey
         evidence = candidate
+    image = candidate
     # Opening removes thin marks (ruler ticks, digits, text) that touch the image; closing fills speckle gaps.
     candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, _kernel(_odd(scale / 60)))
     # A small closing: side-by-side panels a few pixels apart must stay apart; the convex hull fills the rest.
     candidate = cv2.morphologyEx(candidate, cv2.MORPH_CLOSE, _kernel(_odd(scale / 100)))
     _, labels = cv2.connectedComponents(candidate, connectivity=8)
     labels = _split_panels(labels, evidence, min_size=_MIN_FOV_SHARE * height * width)
-    return labels, live & grey, gray_med, black
+    return labels, live & grey, gray_med, black, image
 
 
 def _valleys(profile: np.ndarray) -> np.ndarray:
@@ -430,7 +433,7 @@ def window_for(bbox: Window, probe: str, width: int, height: int) -> Window:
 
 def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_id: str) -> FieldOfView:
     height, width = grays[0].shape
-    labels, live, gray_med, black = _candidates(grays, chromas)
+    labels, live, gray_med, black, image = _candidates(grays, chromas)
     part = _best_component(labels, live)
     if part is None or part.sum() < _MIN_FOV_SHARE * width * height:
         raise ClipError(f"{clip_id}: no ultrasound field of view found (nothing grey that changes like speckle)")
@@ -439,6 +442,7 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     # The near field given back can end in the interface line drawn on the image's first row (coding noise from
     # the tissue under it makes it look alive): take it off again.
     region = _trim_static_edges(region, grays)
+    region = _restore_corners(region, image, _odd(min(width, height) / 60))
     inside = gray_med[region]
     midgrey = float(((inside > black + 4) & (inside < 235)).mean())
     if midgrey < _MIN_MIDGREY:
@@ -450,6 +454,22 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     bbox = Window(x, y, w, h)
     probe = _probe_of(region, bbox)
     return FieldOfView(probe=probe, window=window_for(bbox, probe, width, height), bbox=bbox, region=region)
+
+
+def _restore_corners(region: np.ndarray, image: np.ndarray, size: int) -> np.ndarray:
+    """Give back the corners of the field that the opening of :func:`_candidates` rounded off (``size``: its
+    kernel) at the top of the field: image pixels (``image``) within ``size`` of the region, inside the top fifth of
+    the region's bounding box but below its first ``_LINE`` rows (an interface line drawn across the panel's top
+    runs on past the image's corners). The box does not grow, so the window does not move, and a neighbouring panel is not
+    taken in; lower down, what the opening took off beside the field is mostly ruler ticks drawn over its edge,
+    which the blank outside the field removes.
+    Real clips 1412524263630946310, 1460700066201669638 (flat-topped trapezoids) and LITFL H1N1 case 2 (a sector's
+    near-field corner): the blank outside the field took the first rows of tissue at the top corners."""
+    x, y, w, h = cv2.boundingRect(region.astype(np.uint8))
+    grown = cv2.dilate(region.astype(np.uint8), _kernel(size)) > 0
+    inside = np.zeros_like(region)
+    inside[y + _LINE:y + max(size, h // 5), x:x + w] = True  # not the rows of an interface line on its top
+    return _hull(region | (grown & image & inside))
 
 
 def _trim_static_edges(region: np.ndarray, grays: Sequence[np.ndarray]) -> np.ndarray:
