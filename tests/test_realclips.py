@@ -43,6 +43,12 @@ def _truth(name: str):
     return load_truth(TRUTH)[name]
 
 
+def _score(realdata: Path, name: str):
+    """The clip's detection scored against its truth, on every 8th frame."""
+    frames = {f.index: f.image for f in iter_frames(_clip(realdata, name)) if f.index % 8 == 0}
+    return score_clip(_detect(realdata, name), _truth(name), frames, window_rule=window_for)
+
+
 # ------------------------------------------------------------------------------------------------ the truth file
 
 
@@ -202,10 +208,7 @@ def test_colour_doppler_on_every_frame_is_masked_frame_by_frame_not_dropped(real
     "paper__Cov_convex_volpecelli_sonographic_v1.mov",
 ])
 def test_clips_without_overlays_lose_no_tissue(realdata, name):
-    truth = _truth(name)
-    detection = _detect(realdata, name)
-    frames = {f.index: f.image for f in iter_frames(_clip(realdata, name)) if f.index % 8 == 0}
-    score = score_clip(detection, truth, frames, window_rule=window_for)
+    score = _score(realdata, name)
     assert score.tissue_masked <= 0.005
     assert score.top_ok and score.iou >= 0.95
 
@@ -217,11 +220,8 @@ def test_clips_without_overlays_lose_no_tissue(realdata, name):
 def test_the_top_corners_of_a_flat_topped_field_are_not_blanked(realdata, name):
     # Butterfly trapezoids: the opening that takes ruler ticks off the candidate region rounded the corners of the
     # flat top, and the blank outside the field took the first rows of tissue there (0.58% and 1.11% of the tissue)
-    truth = _truth(name)
-    detection = _detect(realdata, name)
-    frames = {f.index: f.image for f in iter_frames(_clip(realdata, name)) if f.index % 8 == 0}
-    assert score_clip(detection, truth, frames, window_rule=window_for).tissue_masked <= 0.005
-    fov = detection.fov_mask
+    assert _score(realdata, name).tissue_masked <= 0.005
+    fov = _detect(realdata, name).fov_mask
     top = int(np.flatnonzero(fov.any(axis=1))[0])
     width_at = [int(fov[top + k].sum()) for k in (5, 10)]
     # 5 rows down, the field is as wide as the flat top (it widens from there): no rounded corner cut out
