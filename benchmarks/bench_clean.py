@@ -18,7 +18,7 @@ Usage: python benchmarks/bench_clean.py [--videos DIR] [--clips NAME ...] [--rou
    to 1,500 frames (``--long-frames``), the child's peak RSS each.
 2. Profile (``--skip-profile`` to leave out): each stage of ``clean`` timed on its own on one thread (CPU time) over
    every frame of real clips of several sizes: decode (PyAV, no conversion), colour conversion (to RGB), crop (copy),
-   inpaint (Telea and NS, the mask's regions), PNG (processing.pixels.png), x264 (the lossless writer), file writes
+   inpaint (Telea and NS, the mask's regions), PNG (processing.pixels.png), video (the lossless writer), file writes
    (the PNG bytes to disk), and start-up (``python -m processing.cli clean --help`` against ``python -c pass``).
 Skipped with a message when the clips are absent.
 """
@@ -174,7 +174,7 @@ def profile_clip(path: Path, work: Path) -> dict:
     frame of ``path``, crop 0,0,S,S and the release-like mask, as ``clean`` runs them."""
     import av
 
-    from processing.pixels.clips import VideoWriter, probe_header
+    from processing.pixels.clips import VIDEO_SUFFIX, VideoWriter, probe_header
     from processing.pixels.inpaint import inpaint, margin, regions
     from processing.pixels.masks import dilate
     from processing.pixels.png import encode_png
@@ -185,7 +185,7 @@ def profile_clip(path: Path, work: Path) -> dict:
     release_like_mask(side, mask_file)
     mask = dilate(cv2.imread(str(mask_file), cv2.IMREAD_GRAYSCALE) > 127)
     boxes = regions(mask, margin())
-    t = dict.fromkeys(("decode", "rgb", "crop", "inpaint_telea", "inpaint_ns", "png", "x264", "write"), 0.0)
+    t = dict.fromkeys(("decode", "rgb", "crop", "inpaint_telea", "inpaint_ns", "png", "video", "write"), 0.0)
     cpu = time.process_time
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -194,7 +194,7 @@ def profile_clip(path: Path, work: Path) -> dict:
         decoded = list(container.decode(stream))
         t["decode"] = cpu() - clock
     frames = len(decoded)
-    writer = VideoWriter(work / "profile.mp4", side, side, header.fps)
+    writer = VideoWriter(work / f"profile{VIDEO_SUFFIX}", side, side, header.fps)
     for index, frame in enumerate(decoded):
         c0 = cpu()
         rgb = frame.to_ndarray(format="rgb24", threads=1)
@@ -212,11 +212,11 @@ def profile_clip(path: Path, work: Path) -> dict:
         (work / f"profile_{index}.png").write_bytes(data)  # a new file per frame, as clean writes them
         c7 = cpu()
         for key, a, b in (("rgb", c0, c1), ("crop", c1, c2), ("inpaint_telea", c2, c3), ("inpaint_ns", c3, c4),
-                          ("png", c4, c5), ("x264", c5, c6), ("write", c6, c7)):
+                          ("png", c4, c5), ("video", c5, c6), ("write", c6, c7)):
             t[key] += b - a
     c0 = cpu()
     writer.close()
-    t["x264"] += cpu() - c0
+    t["video"] += cpu() - c0
     for index in range(frames):
         (work / f"profile_{index}.png").unlink()
     row = {"clip": path.name, "size": f"{header.width}x{header.height}", "crop": side, "frames": frames,
