@@ -14,7 +14,7 @@ import pytest
 from clipfactory import flat_frames, write_clip, write_gif
 
 from processing.errors import ClipError
-from processing.pixels.clips import VIDEO_SUFFIX, ClipInfo, VideoWriter, iter_frames, probe_clip
+from processing.pixels.clips import VIDEO_SUFFIX, ClipInfo, VideoWriter, iter_frames, probe_clip, write_video
 
 KINDS = ["mp4", "mov", "avi", "xvid.avi", "wmv"]
 
@@ -123,9 +123,7 @@ def test_video_writer_keeps_uneven_and_late_timestamps_exactly(tmp_path: Path) -
                    [0.5, 0.6, 0.7, 1.2, 1.3, 1.4]):
         images = [rng.integers(0, 256, (9, 7, 3), dtype=np.uint8) for _ in stamps]
         path = tmp_path / f"{stamps[1]}{VIDEO_SUFFIX}"
-        with VideoWriter(path, 7, 9, fps=10) as writer:
-            for image, stamp in zip(images, stamps, strict=True):
-                writer.write(image, stamp)
+        write_video(path, images, stamps, fps=10)
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             raw = [(float(f.pts * stream.time_base), f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
@@ -142,9 +140,7 @@ def test_video_writer_output_reads_the_same_in_opencv(tmp_path: Path) -> None:
     images = [rng.integers(0, 256, (21, 33, 3), dtype=np.uint8) for _ in range(4)]
     stamps = [0.0, 0.1, 0.5, 0.6]
     path = tmp_path / f"cv{VIDEO_SUFFIX}"
-    with VideoWriter(path, 33, 21, fps=10) as writer:
-        for image, stamp in zip(images, stamps, strict=True):
-            writer.write(image, stamp)
+    write_video(path, images, stamps, fps=10)
     capture = cv2.VideoCapture(str(path))
     got = []
     while True:

@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 #: lossless (frames decode bit-exact), any frame size (no chroma subsampling), the source's timestamps exact (the
 #: container's 90 kHz clock; AVI would round them to a fixed rate), read by every FFmpeg-based reader (torchcodec,
 #: PyAV, OpenCV, datasets.Video). Chosen in issue 18 over lossless H.264 (libx264rgb, qp 0, preset ultrafast, in
-#: .mp4; processing formats <= 4) for CPU: per 1080x1080 frame 4.6 ms to encode against 7.8 ms, 2.8 ms to decode
-#: against 9.8; the files are ~55% larger (483 against 309 KB per 1080x1080 ultrasound frame). See BENCHMARKS.md.
+#: .mp4; processing formats <= 4) for CPU: per 1080x1080 frame 4.6 ms to encode against 7.7 ms, 2.8 ms to decode
+#: against 9.8. Files about as large over 90 real clips (+3% in all; up to 3x on still clips, 0.5-0.8x on GIFs and
+#: noisy clips). See BENCHMARKS.md (issue 18).
 VIDEO_CODEC = "magicyuv"
 VIDEO_FORMAT = "mov"
 VIDEO_SUFFIX = ".mov"
