@@ -23,7 +23,7 @@ record written last and atomically (:mod:`processing.build.processed`), so a sec
 reuses every download and processed clip, a changed parameter redoes only what depends on it (inpaint method:
 reprocessing, not downloading; split seed: splitting and export only), and a build killed at any point resumes
 where it stopped. Results do not depend on ``num_proc``. Frames configs do not encode the clean video (only videos
-configs use it; it is about half of a clip's processing time), so a videos config built after a frames config
+configs use it; it is about a quarter of a clip's processing time), so a videos config built after a frames config
 processes its clips again, while a frames config reuses a videos config's clips: ``covidx-us build`` builds the
 videos configs first.
 
@@ -94,7 +94,9 @@ DATASET_INFOS_PATH = data_path("dataset_infos.json")
 # User mask overrides in the project's masks/ folder (holds only a README unless the user adds masks); searched after
 # the config's mask_dirs and before the release's masks.
 PROJECT_MASK_DIR = data_path("masks")
-PROCESSING_FORMAT = 4  # bump when the processed outputs change for the same parameters (3: PNGs by processing.pixels.png, x264 on one thread; 4: PNGs by ISA-L, Sub filter)
+# Bump when the processed outputs change for the same parameters. 3: PNGs by processing.pixels.png, x264 on one
+# thread; 4: PNGs by ISA-L, Sub filter; 5: videos MagicYUV in .mov (were lossless H.264 in .mp4), same pixels.
+PROCESSING_FORMAT = 5
 # Parameters that change neither the examples nor the card's meaning: how fast, and where on this machine.
 LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir", "mask_dirs", "copy_registry")
 # With num_proc unset, clips are processed in this process below this many source pixels (~5 s of work here):
@@ -586,8 +588,8 @@ class CovidxUS(datasets.GeneratorBasedBuilder):
         mask_dir = catalogue.release_dir / "data" / "mask"
         for name in video.masks.mask_names(video.id, video.probe):
             mask_dir = catalogue.mask_path(name).parent  # fetched and verified on first use
-        # Only videos-* examples are made from the clean video (the lossless encode is ~half a clip's processing
-        # time), and none from the cropped one. Frames are the same bytes either way.
+        # Only videos-* examples are made from the clean video (the lossless encode is ~a quarter of a clip's
+        # processing time), and none from the cropped one. Frames are the same bytes either way.
         need_video = config.kind == "videos"
         options = ProcessingOptions(max_frames=config.max_frames, sample_hz=config.sample_hz,
                                     inpaint=config.inpaint, image_format=config.image_format,

@@ -43,7 +43,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_processing import DEFAULT_VIDEOS, centred_window, overlay_mask, peak_memory  # noqa: E402
 
-from processing.pixels.clips import VideoWriter, forget_probes, iter_frames, probe_clip, probe_header  # noqa: E402
+from processing.pixels.clips import (  # noqa: E402
+    VIDEO_SUFFIX,
+    VideoWriter,
+    forget_probes,
+    iter_frames,
+    probe_clip,
+    probe_header,
+)
 from processing.pixels.crop import crop  # noqa: E402
 
 CLIP_SUFFIXES = (".mp4", ".gif", ".avi", ".mov", ".wmv")
@@ -89,11 +96,12 @@ def demo_build(scale: float, work: Path) -> dict:
 # ---- 2. real clips: floor, ours, upstream-style baseline
 
 
-def floor(path: Path, window, tmp: Path, png: bool = True, video: bool = True, x264_threads: int = 0) -> None:
+def floor(path: Path, window, tmp: Path, png: bool = True, video: bool = True, video_threads: int = 0) -> None:
     """Decode + encode alone: the header (no decode), one decode, the crop, and the encodes a build writes, with
     the same encoders and nothing else (no mask, no inpainting, no bookkeeping): every frame as PNG
-    (``processing.pixels.png``, compressed on ``WORKERS`` threads as ours does) and/or a lossless H.264 video of every
-    frame. x264 on its automatic thread count (fastest alone; ours fixes one thread for machine-independent bytes).
+    (``processing.pixels.png``, compressed on ``WORKERS`` threads as ours does) and/or the lossless video of every
+    frame (``VideoWriter``: H.264 until processing format 4, MagicYUV since) on its automatic thread and slice count
+    (fastest alone; ours fixes one for machine-independent bytes).
     ``png=False, video=True`` is the one-encode floor this benchmark used before 2026-11-27."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -108,8 +116,8 @@ def floor(path: Path, window, tmp: Path, png: bool = True, video: bool = True, x
     (tmp / "floor").mkdir(exist_ok=True)
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(WORKERS))
-        writer = stack.enter_context(VideoWriter(tmp / "floor.mp4", window.w, window.h, info.fps,
-                                                 threads=x264_threads)) if video else None
+        writer = stack.enter_context(VideoWriter(tmp / f"floor{VIDEO_SUFFIX}", window.w, window.h, info.fps,
+                                                 threads=video_threads)) if video else None
         pending: deque = deque()
         for frame in iter_frames(path):
             image = crop(frame.image, window)
@@ -206,7 +214,8 @@ def upstream_style(path: Path, window, mask: np.ndarray, tmp: Path) -> None:
 
 
 #: The runs per clip, in this order: (label, function, keyword arguments). Each ours_* has its floor_* (the same
-#: encodes, nothing else); floor_x264 is the one-encode floor used until 2026-11-27, kept for comparison.
+#: encodes, nothing else); floor_x264 is the one-encode floor used until 2026-11-27 (one video, named when it was
+#: x264's), kept for comparison.
 RUNS = (
     ("floor_frames", "floor", {"png": True, "video": False}),
     ("ours_frames", "ours", {"video": False}),

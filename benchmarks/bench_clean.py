@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/bench_clean.py [--videos DIR] [--clips NAME ...] [--rounds N] [--method telea|ns]
                                         [--work DIR] [--before TREE] [--long-frames N] [--profile-only]
-                                        [--skip-profile]
+                                        [--skip-profile] [--codecs-only]
 
 1. Comparison. Per clip (default: two GrepMed clips of ``../shared/realdata/videos``, 1080x1080 and 626x626), crop
    ``0,0,S,S`` (S = the shorter side) and a real release overlay mask (GrepMed video 34's, the release mask whose
@@ -18,8 +18,13 @@ Usage: python benchmarks/bench_clean.py [--videos DIR] [--clips NAME ...] [--rou
    to 1,500 frames (``--long-frames``), the child's peak RSS each.
 2. Profile (``--skip-profile`` to leave out): each stage of ``clean`` timed on its own on one thread (CPU time) over
    every frame of real clips of several sizes: decode (PyAV, no conversion), colour conversion (to RGB), crop (copy),
-   inpaint (Telea and NS, the mask's regions), PNG (processing.pixels.png), x264 (the lossless writer), file writes
+   inpaint (Telea and NS, the mask's regions), PNG (processing.pixels.png), video (the lossless writer), file writes
    (the PNG bytes to disk), and start-up (``python -m processing.cli clean --help`` against ``python -c pass``).
+3. Video codecs (``--codecs-only`` runs this part alone; with ``--skip-profile`` it is left out): the lossless
+   writer (``VideoWriter``, MagicYUV in .mov) against the H.264 one it replaced (libx264rgb, qp 0, preset ultrafast,
+   one thread, .mp4; processing format 4) on the first 60 frames of every clip of ``--videos`` (whole frames):
+   encode CPU ms per frame (on this thread, from an RGB array, as the pipeline hands frames over), decode CPU ms per
+   frame (PyAV, to RGB, as a reader would), the bytes, and whether both decode to the written pixels.
 Skipped with a message when the clips are absent.
 """
 
@@ -174,7 +179,7 @@ def profile_clip(path: Path, work: Path) -> dict:
     frame of ``path``, crop 0,0,S,S and the release-like mask, as ``clean`` runs them."""
     import av
 
-    from processing.pixels.clips import VideoWriter, probe_header
+    from processing.pixels.clips import VIDEO_SUFFIX, VideoWriter, probe_header
     from processing.pixels.inpaint import inpaint, margin, regions
     from processing.pixels.masks import dilate
     from processing.pixels.png import encode_png
@@ -185,7 +190,7 @@ def profile_clip(path: Path, work: Path) -> dict:
     release_like_mask(side, mask_file)
     mask = dilate(cv2.imread(str(mask_file), cv2.IMREAD_GRAYSCALE) > 127)
     boxes = regions(mask, margin())
-    t = dict.fromkeys(("decode", "rgb", "crop", "inpaint_telea", "inpaint_ns", "png", "x264", "write"), 0.0)
+    t = dict.fromkeys(("decode", "rgb", "crop", "inpaint_telea", "inpaint_ns", "png", "video", "write"), 0.0)
     cpu = time.process_time
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -194,7 +199,7 @@ def profile_clip(path: Path, work: Path) -> dict:
         decoded = list(container.decode(stream))
         t["decode"] = cpu() - clock
     frames = len(decoded)
-    writer = VideoWriter(work / "profile.mp4", side, side, header.fps)
+    writer = VideoWriter(work / f"profile{VIDEO_SUFFIX}", side, side, header.fps)
     for index, frame in enumerate(decoded):
         c0 = cpu()
         rgb = frame.to_ndarray(format="rgb24", threads=1)
@@ -212,11 +217,11 @@ def profile_clip(path: Path, work: Path) -> dict:
         (work / f"profile_{index}.png").write_bytes(data)  # a new file per frame, as clean writes them
         c7 = cpu()
         for key, a, b in (("rgb", c0, c1), ("crop", c1, c2), ("inpaint_telea", c2, c3), ("inpaint_ns", c3, c4),
-                          ("png", c4, c5), ("x264", c5, c6), ("write", c6, c7)):
+                          ("png", c4, c5), ("video", c5, c6), ("write", c6, c7)):
             t[key] += b - a
     c0 = cpu()
     writer.close()
-    t["x264"] += cpu() - c0
+    t["video"] += cpu() - c0
     for index in range(frames):
         (work / f"profile_{index}.png").unlink()
     row = {"clip": path.name, "size": f"{header.width}x{header.height}", "crop": side, "frames": frames,
@@ -268,6 +273,85 @@ def long_clip_memory(source: Path, frames: int, work: Path) -> dict:
     return result
 
 
+# ---- 3. video codecs
+
+
+def _h264_writer(path: Path, width: int, height: int, fps: float):
+    """The writer of processing format 4 (lossless H.264, libx264rgb qp 0, ultrafast, one thread, .mp4), rebuilt
+    here for comparison: ``(write(image, seconds), close())``."""
+    from fractions import Fraction
+
+    import av
+
+    container = av.open(str(path), mode="w", format="mp4")
+    stream = container.add_stream("libx264rgb", rate=Fraction(fps).limit_denominator(1001))
+    stream.width, stream.height, stream.pix_fmt = width, height, "rgb24"
+    stream.options = {"qp": "0", "preset": "ultrafast"}
+    stream.codec_context.thread_count = 1
+    stream.codec_context.time_base = Fraction(1, 90000)
+    frame = av.VideoFrame(width, height, "rgb24")
+
+    def write(image: np.ndarray, seconds: float) -> None:
+        frame.make_writable()
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width * 3]
+        rows.reshape(height, width, 3)[...] = image
+        frame.pts, frame.time_base = round(seconds * 90000), Fraction(1, 90000)
+        container.mux(stream.encode(frame))
+
+    def close() -> None:
+        container.mux(stream.encode(None))
+        container.close()
+
+    return write, close
+
+
+def codec_sizes(videos: Path, work: Path, frames: int = 60) -> dict:
+    """Per clip of ``videos``: the first ``frames`` frames written by both writers; encode and decode CPU, bytes."""
+    import av
+
+    from processing.pixels.clips import VIDEO_SUFFIX, VideoWriter, iter_frames
+
+    cpu = time.process_time
+    totals = {"h264": {"bytes": 0, "encode_s": 0.0, "decode_s": 0.0}, "ours": {"bytes": 0, "encode_s": 0.0,
+                                                                               "decode_s": 0.0}}
+    ratios, count, lossless = [], 0, True
+    for clip in sorted(p for p in videos.iterdir() if p.suffix.lower() in (".mp4", ".gif", ".avi", ".mov", ".wmv")):
+        images = [f.image for f, _ in zip(iter_frames(clip), range(frames), strict=False)]
+        height, width = images[0].shape[:2]
+        sizes = {}
+        for name, path in (("h264", work / "codec.mp4"), ("ours", work / f"codec{VIDEO_SUFFIX}")):
+            clock = cpu()
+            if name == "h264":
+                write, close = _h264_writer(path, width, height, 30.0)
+            else:
+                writer = VideoWriter(path, width, height, 30.0)
+                write, close = writer.write, writer.close
+            for n, image in enumerate(images):
+                write(image, n / 30)
+            close()
+            totals[name]["encode_s"] += cpu() - clock
+            clock = cpu()
+            with av.open(str(path)) as container:
+                decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            totals[name]["decode_s"] += cpu() - clock
+            lossless &= len(decoded) == len(images) and all(map(np.array_equal, decoded, images))
+            sizes[name] = path.stat().st_size
+            totals[name]["bytes"] += sizes[name]
+        ratios.append(sizes["ours"] / sizes["h264"])
+        count += len(images)
+        print(f"  {clip.name} {width}x{height}: {len(images)} frames, H.264 {sizes['h264'] / 1e6:.2f} MB, "
+              f"ours {sizes['ours'] / 1e6:.2f} MB ({ratios[-1]:.2f}x)", flush=True)
+    ratios.sort()
+    return {"clips": len(ratios), "frames": count, "lossless": lossless,
+            **{f"{name}_{k[:-2]}_ms" if k.endswith("_s") else f"{name}_mb":
+               round(1000 * v / count, 2) if k.endswith("_s") else round(v / 1e6, 1)
+               for name, t in totals.items() for k, v in t.items()},
+            "bytes_ratio_total": round(totals["ours"]["bytes"] / totals["h264"]["bytes"], 3),
+            "bytes_ratio_median": round(ratios[len(ratios) // 2], 2), "bytes_ratio_min": round(ratios[0], 2),
+            "bytes_ratio_max": round(ratios[-1], 2)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
@@ -280,6 +364,7 @@ def main() -> int:
     parser.add_argument("--skip-profile", action="store_true")
     parser.add_argument("--long-frames", type=int, default=1500, help="frames of the long clip (0: skip)")
     parser.add_argument("--profile-only", action="store_true")
+    parser.add_argument("--codecs-only", action="store_true", help="only part 3, the video codecs")
     args = parser.parse_args()
     clips = [args.videos / name for name in args.clips]
     missing = [c for c in clips if not c.is_file()] + [p for p in (UPSTREAM, RELEASE_MASK) if not p.is_file()]
@@ -289,6 +374,10 @@ def main() -> int:
     print(f"machine: {machine()}; load average {load()}", flush=True)
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
+        if args.codecs_only:
+            print(f"video codecs (ms per frame, MB): {json.dumps(codec_sizes(args.videos, work))}", flush=True)
+            print(f"load average at the end {load()}")
+            return 0
         if not args.profile_only:
             compare(clips, args.rounds, args.method, work, args.before)
         if args.long_frames and not args.profile_only:
@@ -298,6 +387,7 @@ def main() -> int:
             for name in PROFILE_CLIPS:
                 if (args.videos / name).is_file():
                     print(f"profile (ms per frame): {json.dumps(profile_clip(args.videos / name, work))}", flush=True)
+            print(f"video codecs (ms per frame, MB): {json.dumps(codec_sizes(args.videos, work))}", flush=True)
     print(f"load average at the end {load()}")
     return 0
 

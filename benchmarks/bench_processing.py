@@ -4,8 +4,8 @@ Usage: python benchmarks/bench_processing.py [--videos DIR] [--limit N]
 Default DIR is ../shared/realdata/videos (skipped with a message when absent). Each stage is timed on its own
 over every frame of every clip: decode = iter_frames; crop = a centred window of 80% (copied, as the pipeline
 hands it on); inpaint = NS, radius 3, on a release-like overlay mask (corner text + depth scale + dot, dilated
-5x5), regional (regions found once per mask) vs whole-frame cv2.inpaint; encode = the lossless H.264 writer
-(one x264 thread, as builds run it); png = processing.pixels.png.encode_png of the clean frame (in memory). Peak memory:
+5x5), regional (regions found once per mask) vs whole-frame cv2.inpaint; encode = the lossless video writer
+(MagicYUV, one slice, as builds run it); png = processing.pixels.png.encode_png of the clean frame (in memory). Peak memory:
 process_clip on the largest clip in a child process (ru_maxrss) and tracemalloc's peak of Python/numpy allocations.
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from processing.pixels.clips import VideoWriter, iter_frames, probe_clip  # noqa: E402
+from processing.pixels.clips import VIDEO_SUFFIX, VideoWriter, iter_frames, probe_clip  # noqa: E402
 from processing.pixels.crop import crop  # noqa: E402
 from processing.pixels.inpaint import inpaint, margin, regions  # noqa: E402
 from processing.pixels.masks import dilate  # noqa: E402
@@ -58,7 +58,7 @@ def bench_clip(path: Path) -> dict:
     boxes = regions(mask, margin())  # found once per mask, as process_clip does
     t = {"decode": 0.0, "crop": 0.0, "inpaint": 0.0, "inpaint_whole": 0.0, "encode": 0.0, "png": 0.0}
     n = 0
-    with tempfile.TemporaryDirectory() as tmp, VideoWriter(Path(tmp) / "o.mp4", window.w, window.h, info.fps) as out:
+    with tempfile.TemporaryDirectory() as tmp, VideoWriter(Path(tmp) / f"o{VIDEO_SUFFIX}", window.w, window.h, info.fps) as out:
         clock = time.perf_counter()
         for frame in iter_frames(path):
             t0 = time.perf_counter()

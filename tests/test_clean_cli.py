@@ -31,7 +31,7 @@ def test_clean_writes_frames_and_videos_and_prints_them(tmp_path: Path, capsys) 
         frames = sorted((out / "data" / "image" / "clean").glob(f"{stem}_prc_linear_clean_frame*.png"))
         assert [p.name for p in frames] == [f"{stem}_prc_linear_clean_frame{n}.png" for n in (0, 5, 9)]
         assert np.asarray(Image.open(frames[0])).shape == (33, 41, 3)
-        clean = out / "data" / "video" / "clean" / f"{stem}_prc_linear_clean.mp4"
+        clean = out / "data" / "video" / "clean" / f"{stem}_prc_linear_clean.mov"
         assert clean.is_file() and str(clean) in printed
     assert printed.count("3 frames written") == 2
 

@@ -47,4 +47,4 @@ def test_clean_runs_without_importing_datasets_requests_or_tqdm(tmp_path: Path) 
                          env={**os.environ, "PYTHONPATH": str(root), "COVIDX_US_PROGRESS": "0"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1] == "[]"
-    assert (tmp_path / "out" / "data" / "video" / "clean" / "c_prc_unknown_clean.mp4").is_file()
+    assert (tmp_path / "out" / "data" / "video" / "clean" / "c_prc_unknown_clean.mov").is_file()

@@ -46,8 +46,8 @@ def test_outputs_follow_the_release_layout_and_names(tmp_path: Path, clip: Path)
     record = process_clip(clip, plan, tmp_path / "out", ProcessingOptions(max_frames=4))
     root = tmp_path / "out" / "data"
     assert (root / "video" / "original" / "7_litfl_covid.mp4").read_bytes() == clip.read_bytes()
-    assert (root / "video" / "cropped" / "7_litfl_covid_prc.mp4").is_file()
-    assert record.clean_video == root / "video" / "clean" / "7_litfl_covid_prc_convex_clean.mp4"
+    assert (root / "video" / "cropped" / "7_litfl_covid_prc.mov").is_file()
+    assert record.clean_video == root / "video" / "clean" / "7_litfl_covid_prc_convex_clean.mov"
     names = sorted(p.name for p in (root / "image" / "clean").iterdir())
     assert names == [f"7_litfl_covid_prc_convex_clean_frame{n}.png" for n in (0, 11, 4, 7)]  # sorted as text
     assert [f.index for f in record.frames] == [0, 4, 7, 11]
@@ -87,7 +87,7 @@ def test_clean_video_is_lossless_and_keeps_source_timing_across_deleted_frames(t
     assert [f.timestamp for f in video] == pytest.approx([i / 10 for i in kept])
     for decoded, frame in zip(video, record.frames, strict=True):
         assert np.array_equal(decoded.image, np.asarray(Image.open(frame.path)))
-    cropped = probe_clip(tmp_path / "out" / "data" / "video" / "cropped" / "c_prc.mp4")
+    cropped = probe_clip(tmp_path / "out" / "data" / "video" / "cropped" / "c_prc.mov")
     assert (cropped.frame_count, cropped.width, cropped.height) == (12, 41, 33)
     assert cropped.fps == pytest.approx(10)
 

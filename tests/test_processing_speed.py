@@ -38,7 +38,7 @@ def test_threaded_pipeline_writes_each_frame_inpainted_in_order(tmp_path: Path) 
     inpaint() on the dilated mask (computed here independently), whatever the worker threads' timing."""
     rng = np.random.default_rng(3)
     frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(23)]
-    path = tmp_path / "clip.mp4"
+    path = tmp_path / "clip.mov"
     write_video(path, frames, [i / 10 for i in range(len(frames))], 10)  # lossless: decoded == written
     mask = np.zeros((40, 56), bool)
     mask[2:6, 3:20] = True

@@ -171,7 +171,7 @@ def test_a_cut_to_another_scene_is_dropped_and_nothing_else(realdata, tmp_path):
     other = next(iter(iter_frames(_clip(realdata, "grepmed__Cov-grep-7505.mp4")))).image
     height, width = main[0].shape[:2]
     other = cv2.resize(other, (width, height), interpolation=cv2.INTER_AREA)
-    path = tmp_path / "cut.mp4"
+    path = tmp_path / "cut.mov"
     with VideoWriter(path, width, height, 25.0) as writer:
         for i, image in enumerate([*main, other]):
             writer.write(image, i / 25.0)
@@ -182,7 +182,7 @@ def test_a_cut_to_another_scene_is_dropped_and_nothing_else(realdata, tmp_path):
 def test_a_clip_that_is_all_blank_is_an_error_naming_it(tmp_path):
     from processing.errors import ClipError
 
-    path = tmp_path / "blank.mp4"
+    path = tmp_path / "blank.mov"
     with VideoWriter(path, 64, 48, 10.0) as writer:
         for i in range(6):
             writer.write(np.zeros((48, 64, 3), np.uint8), i / 10)

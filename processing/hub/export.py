@@ -211,7 +211,7 @@ CARD_KEY = "covidx_us"  # the card's YAML block covidx-us reads back (push: is t
 
 FIELDS: dict[str, str] = {
     "image": "the cleaned frame: cropped to the ultrasound field of view, overlays inpainted (PNG or JPEG bytes)",
-    "video": "the cleaned clip: lossless H.264 .mp4 bytes (decode with PyAV, or torchcodec via datasets.Video)",
+    "video": "the cleaned clip: lossless MagicYUV .mov bytes (decode with PyAV, or torchcodec via datasets.Video)",
     "label": "the class for this config's task (ClassLabel; names in dataset_info)",
     "video_id": "the release's id of the clip, <number>_<source>_<class>, e.g. 23_grepmed_pneumonia",
     "frame_index": "the frame's number in the source clip, from 0 in decode order (deleted frames leave gaps)",

@@ -28,10 +28,17 @@ log = logging.getLogger(__name__)
 
 #: Containers the reader is tested on (by file extension); others FFmpeg knows are tried too.
 
-#: Output videos: H.264 in RGB with qp 0 is mathematically lossless (frames decode bit-exact), keeps odd sizes
-#: (no chroma subsampling) and is read by every FFmpeg-based reader (torchcodec, PyAV, OpenCV, datasets.Video).
-VIDEO_CODEC = "libx264rgb"
-VIDEO_SUFFIX = ".mp4"
+#: Output videos: MagicYUV (FFmpeg's encoder) in planar RGB, one slice, gradient prediction, in a QuickTime ``.mov``:
+#: lossless (frames decode bit-exact), any frame size (no chroma subsampling), the source's timestamps exact (the
+#: container's 90 kHz clock; AVI would round them to a fixed rate), read by every FFmpeg-based reader (torchcodec,
+#: PyAV, OpenCV, datasets.Video). Chosen in issue 18 over lossless H.264 (libx264rgb, qp 0, preset ultrafast, in
+#: .mp4; processing formats <= 4) for CPU: per 1080x1080 frame 4.6 ms to encode against 7.7 ms, 2.8 ms to decode
+#: against 9.8. Files about as large over 90 real clips (+3% in all; up to 3x on still clips, 0.5-0.8x on GIFs and
+#: noisy clips). See BENCHMARKS.md (issue 18).
+VIDEO_CODEC = "magicyuv"
+VIDEO_FORMAT = "mov"
+VIDEO_SUFFIX = ".mov"
+_VIDEO_OPTIONS = {"pred": "gradient"}  # median: 1% smaller files, decoded 3.5x slower; left: larger and slower
 _TIME_BASE = Fraction(1, 90000)  # MPEG's 90 kHz clock: exact for every common frame rate and for GIF centiseconds
 
 
@@ -376,26 +383,28 @@ def iter_frames(path: Path | str) -> Iterator[Frame]:
 
 
 class VideoWriter:
-    """Write RGB frames to a lossless H.264 ``.mp4`` with explicit presentation times.
+    """Write RGB frames to a lossless video (:data:`VIDEO_CODEC` in :data:`VIDEO_FORMAT`) with explicit
+    presentation times.
 
-    ``preset`` ultrafast: lossless either way; measured 5x faster than "faster" for ~20% larger files.
-    ``threads`` is x264's thread count, 1 by default: x264's output bytes depend on it (frame threads narrow
-    the motion search), and its automatic count follows the machine's cores, so a fixed count makes a video the
-    same file on every machine; one thread also costs ~10% less CPU (the pipeline is parallel across frames and
-    clips already). 0 = x264's automatic count (faster alone, machine-dependent bytes; the benchmark's floor).
+    ``threads`` is the encoder's slice count, 1 by default: MagicYUV codes each slice on a thread of its own and its
+    output bytes follow the slice count, whose automatic value follows the machine's cores; one fixed slice makes a
+    video the same file on every machine (the pipeline is parallel across frames and clips already). 0 = one slice
+    per core (faster alone, machine-dependent bytes; the benchmark's floor).
     Use as a context manager; ``write(image, timestamp)`` takes the source timestamp in seconds so a clip with
     deleted frames keeps its original timing (a gap, not a jump in speed). ``fps`` is the nominal rate recorded.
     """
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, preset: str = "ultrafast",
-                 threads: int = 1) -> None:
+    def __init__(self, path: Path, width: int, height: int, fps: float, threads: int = 1) -> None:
+        import cv2  # here, not at the top: probing and reading clips need no OpenCV
+
+        self._split = cv2.split
         self.path = Path(path)
-        self._container = av.open(str(self.path), mode="w", format="mp4")
+        self._container = av.open(str(self.path), mode="w", format=VIDEO_FORMAT)
         rate = Fraction(fps).limit_denominator(1001) if fps > 0 else Fraction(25)
         self._stream = self._container.add_stream(VIDEO_CODEC, rate=rate)
         self._stream.width, self._stream.height = width, height
-        self._stream.pix_fmt = "rgb24"
-        self._stream.options = {"qp": "0", "preset": preset}
+        self._stream.pix_fmt = "gbrp"
+        self._stream.options = dict(_VIDEO_OPTIONS, **({"slices": str(threads)} if threads > 0 else {}))
         self._stream.codec_context.thread_count = threads
         self._stream.codec_context.time_base = _TIME_BASE
         self._last_pts = -1
@@ -403,19 +412,24 @@ class VideoWriter:
         self._frame: av.VideoFrame | None = None
 
     def _frame_for(self, image: np.ndarray) -> av.VideoFrame:
-        """``image`` copied into this writer's one FFmpeg frame, reused from frame to frame. A fresh frame per write
-        (``VideoFrame.from_ndarray``) cost 2.2 of 9.8 ms CPU per 1080x1080 frame with x264, most of it page faults
-        on the new buffer; handing x264 the array's own memory instead (``from_numpy_buffer``) crashed now and then
-        (no padding after the last row). x264 copies the picture while it encodes, so the frame is free again when
-        ``encode`` returns; ``make_writable`` would give it a new buffer otherwise."""
+        """``image`` split into this writer's one planar FFmpeg frame (planes G, B, R), reused from frame to frame:
+        one pass of OpenCV's ``split`` straight into the planes (0.5 ms per 1080x1080 frame; swscale's rgb24 ->
+        gbrp takes as long after a copy into an rgb24 frame, and gives a new frame each time, whose fresh buffers
+        cost page faults). The encoder is done with the frame when ``encode`` returns, so ``make_writable`` keeps
+        its buffers."""
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"video {self.path}: frames must be uint8 (H, W, 3) RGB, got {image.dtype} {image.shape}")
         height, width = image.shape[:2]
         if self._frame is None or (self._frame.width, self._frame.height) != (width, height):
-            self._frame = av.VideoFrame(width, height, "rgb24")
+            self._frame = av.VideoFrame(width, height, "gbrp")
         frame = self._frame
         frame.make_writable()
-        plane = frame.planes[0]
-        rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width * 3]
-        rows.reshape(height, width, 3)[...] = image  # any strides: a crop view is copied row by row
+        planes = [np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
+                  for plane in frame.planes]
+        wanted = [planes[2], planes[0], planes[1]]  # R, G, B
+        for written, plane in zip(self._split(image, wanted), wanted, strict=True):  # any strides: a crop view too
+            if written is not plane:  # OpenCV wrote a copy instead (never seen): put it where the frame is
+                np.copyto(plane, written)
         return frame
 
     def write(self, image: np.ndarray, timestamp: float) -> None:

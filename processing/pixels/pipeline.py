@@ -8,11 +8,11 @@ frames.py. One clip is streamed frame by frame (bounded memory). Outputs follow 
 ``out_root``::
 
     data/video/original/<id><ext>                        copy of the source clip
-    data/video/cropped/<id>_prc.mp4                      every source frame, cropped
-    data/video/clean/<id>_prc_<probe>_clean.mp4          every kept (not deleted) frame, cropped and inpainted
+    data/video/cropped/<id>_prc.mov                      every source frame, cropped
+    data/video/clean/<id>_prc_<probe>_clean.mov          every kept (not deleted) frame, cropped and inpainted
     data/image/clean/<id>_prc_<probe>_clean_frame<N>.png selected frames (N = source frame number)
 
-Videos are lossless H.264 (see clips.VIDEO_CODEC) with the source fps and the source timestamps, so deleted
+Videos are lossless (MagicYUV in .mov, see clips.VIDEO_CODEC) with the source fps and the source timestamps, so deleted
 frames leave a gap in time rather than speeding the clip up. Every file is written to a temporary name and
 renamed; frames go to a staging folder moved into place only after the whole clip succeeded, so a failure
 leaves no partial output (and the previous run's outputs for that clip stay). No HTTP, no ``datasets``.
@@ -207,7 +207,7 @@ def _save_image(image: np.ndarray, path: Path, options: ProcessingOptions) -> No
     if options.image_format == "jpeg":
         Image.fromarray(image).save(path, format="JPEG", quality=options.jpeg_quality)
         return
-    path.write_bytes(encode_png(image))  # lossless; libdeflate, half the CPU of zlib (processing/pixels/png.py)
+    path.write_bytes(encode_png(image))  # lossless; ISA-L's deflate (processing/pixels/png.py)
 
 
 def _clean_frame(
@@ -367,8 +367,8 @@ class _Cleaner:
 
 def _open_videos(stack: contextlib.ExitStack, outputs: dict[str, Path], options: ProcessingOptions,
                  crop_size: tuple[int, int], fps: float) -> dict[str, _Encoder]:
-    """The cropped and clean videos' encoders, each on a thread of its own (x264 on one thread, see VideoWriter,
-    releasing the GIL), written to temporary files that are discarded unless the clip completes."""
+    """The cropped and clean videos' encoders, each on a thread of its own (one slice each, see VideoWriter; the
+    encoder releases the GIL), written to temporary files that are discarded unless the clip completes."""
     writers: dict[str, _Encoder] = {}
     if options.write_videos:
         for kind in ("cropped", "clean") if options.write_cropped else ("clean",):

@@ -4,7 +4,7 @@ Why not Pillow or OpenCV: both compress with the system zlib (1.2.x here). CPU p
 level 1 13.0 ms / 206 KB, OpenCV level 2 + Up filter 7.8 ms / 198 KB (35 cropped frames of five real clips, 0.4 Mpx
 each). On 105 frames of seven real clips (issue 18): libdeflate level 2 + Up (what this module used) 4.3 ms /
 157 KB, ISA-L level 1 + Up 1.7 ms / 191 KB, ISA-L level 1 + Sub 1.7 ms / 187 KB (this module): the frames are the
-largest CPU cost of ``covidx-us clean`` after inpainting and x264, and ISA-L's deflate (hand-written assembly, no
+largest CPU cost of ``covidx-us clean`` after inpainting and the videos, and ISA-L's deflate (hand-written assembly, no
 lazy matching) takes 40% of libdeflate's time for files 19% larger. No PNG library lets one plug in either, so the
 file is framed here; the framing is the PNG specification's (signature, IHDR, one IDAT, IEND, CRC-32 per chunk):
 8-bit truecolour or grey, no interlace, filter type 1 ("Sub") on every row.
