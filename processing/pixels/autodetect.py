@@ -209,6 +209,17 @@ def _median(stack: Sequence[np.ndarray]) -> np.ndarray:
     return np.median(np.stack(stack), axis=0).astype(np.uint8)
 
 
+def _spread(grays: Sequence[np.ndarray]) -> np.ndarray:
+    """Per pixel, the range of grey over the frames (int16): small for burned-in marks, large for speckle."""
+    stack = np.stack(grays)
+    return stack.max(axis=0).astype(np.int16) - stack.min(axis=0)
+
+
+def _opening_size(height: int, width: int) -> int:
+    """Side of the opening that takes thin marks off the candidate regions (:func:`_candidates`)."""
+    return _odd(min(height, width) / 60)
+
+
 def _tint_threshold(chroma: np.ndarray, gray: np.ndarray, where: np.ndarray | None = None) -> float:
     """Chroma above which a pixel is a coloured mark rather than (tinted) ultrasound."""
     sel = gray > 30 if where is None else where & (gray > 30)
@@ -276,7 +287,7 @@ def _candidates(
         evidence = candidate
     image = candidate
     # Opening removes thin marks (ruler ticks, digits, text) that touch the image; closing fills speckle gaps.
-    candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, _kernel(_odd(scale / 60)))
+    candidate = cv2.morphologyEx(candidate.astype(np.uint8), cv2.MORPH_OPEN, _kernel(_opening_size(height, width)))
     # A small closing: side-by-side panels a few pixels apart must stay apart; the convex hull fills the rest.
     candidate = cv2.morphologyEx(candidate, cv2.MORPH_CLOSE, _kernel(_odd(scale / 100)))
     _, labels = cv2.connectedComponents(candidate, connectivity=8)
@@ -442,7 +453,7 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     # The near field given back can end in the interface line drawn on the image's first row (coding noise from
     # the tissue under it makes it look alive): take it off again.
     region = _trim_static_edges(region, grays)
-    region = _restore_corners(region, image, _odd(min(width, height) / 60))
+    region = _restore_corners(region, image, _opening_size(height, width))
     inside = gray_med[region]
     midgrey = float(((inside > black + 4) & (inside < 235)).mean())
     if midgrey < _MIN_MIDGREY:
@@ -460,9 +471,9 @@ def _restore_corners(region: np.ndarray, image: np.ndarray, size: int) -> np.nda
     """Give back the corners of the field that the opening of :func:`_candidates` rounded off (``size``: its
     kernel) at the top of the field: image pixels (``image``) within ``size`` of the region, inside the top fifth of
     the region's bounding box but below its first ``_LINE`` rows (an interface line drawn across the panel's top
-    runs on past the image's corners). The box does not grow, so the window does not move, and a neighbouring panel is not
-    taken in; lower down, what the opening took off beside the field is mostly ruler ticks drawn over its edge,
-    which the blank outside the field removes.
+    runs on past the image's corners). The box does not grow, so the window does not move, and a neighbouring
+    panel is not taken in; lower down, what the opening took off beside the field is mostly ruler ticks drawn
+    over its edge, which the blank outside the field removes.
     Real clips 1412524263630946310, 1460700066201669638 (flat-topped trapezoids) and LITFL H1N1 case 2 (a sector's
     near-field corner): the blank outside the field took the first rows of tissue at the top corners."""
     x, y, w, h = cv2.boundingRect(region.astype(np.uint8))
@@ -552,8 +563,7 @@ def _static_marks(
     """Main mask (window coordinates) and the static-colour part of it, from sampled frames already cut to the window."""
     gray_med = _median(grays) if len(grays) > 1 else grays[0]
     chroma_med = _median(chromas) if len(chromas) > 1 else chromas[0]
-    gray_max = np.max(np.stack(grays), axis=0)
-    gray_min = np.min(np.stack(grays), axis=0)
+    spread = _spread(grays)
     height, width = gray_med.shape
 
     # Outside the field of view: anything not black is a mark. Keep a 2-pixel margin so the blurred sector edge
@@ -585,7 +595,6 @@ def _static_marks(
     # Static bright text burned into a moving image.
     marks_in = np.zeros_like(colour)
     if len(grays) >= 4:
-        spread = gray_max.astype(np.int16) - gray_min
         inner = ~outside  # the field of view and its margin
         moving = float(np.percentile(spread[region], 90)) if region.any() else 0.0
         if moving >= 15:
@@ -607,7 +616,6 @@ def _static_marks(
             marks_in = _grow(keep[labels], inner & (std <= 2 * _STATIC_STD) & (gray_med > _DARK), steps=1)
     rulers = colour & False
     if len(grays) >= 4:
-        spread = gray_max.astype(np.int16) - gray_min
         rulers = _ruler_marks(gray_med, spread)
         rulers |= _faint_ruler_marks(gray_med, spread, region, found=rulers)
     return marks_out | colour | marks_in | rulers, colour
@@ -666,7 +674,9 @@ def _ruler_marks(gray_med: np.ndarray, spread: np.ndarray) -> np.ndarray:
     return marks
 
 
-def _cut_at_rulers(part: np.ndarray, others: np.ndarray, gray_med: np.ndarray, grays: Sequence[np.ndarray]) -> np.ndarray:
+def _cut_at_rulers(
+    part: np.ndarray, others: np.ndarray, gray_med: np.ndarray, grays: Sequence[np.ndarray]
+) -> np.ndarray:
     """A panel ends at its depth ruler. A piece of the candidate region beyond a ruler that runs down half of the
     region's rows, on the side with less of it, that touches another candidate panel (``others``, bool) is the
     flank of that panel, met below the ruler: it is taken off. The ruler's own columns stay (devices draw it over
@@ -676,9 +686,8 @@ def _cut_at_rulers(part: np.ndarray, others: np.ndarray, gray_med: np.ndarray, g
     neighbour's flank under its ruler."""
     if len(grays) < 2 or not others.any():
         return part
-    height, width = part.shape
-    stack = np.stack(grays)
-    _, rulers = _ruler_ticks(gray_med, stack.max(axis=0).astype(np.int16) - stack.min(axis=0))
+    width = part.shape[1]
+    _, rulers = _ruler_ticks(gray_med, _spread(grays))
     ys = np.flatnonzero(part.any(axis=1))
     y0, y1 = int(ys[0]), int(ys[-1]) + 1
     near = _kernel(9)  # across the seam a split leaves between two pieces of one candidate (3 columns)
