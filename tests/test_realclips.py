@@ -101,6 +101,16 @@ def test_every_real_window_holds_the_top_of_a_single_sector(realdata):
         assert window_iou(detection.window, rule) >= 0.95, name
 
 
+def test_the_window_starts_at_the_apex_of_a_phased_array_sector(realdata):
+    # Pointed sectors (cardiac views): the top rows of the apex are narrower than the opening that cleans the
+    # candidate regions, which took them off; the window began 4-7 rows below the apex.
+    for name, apex in (("twitter_taotepocus__1346901214101958661.mp4", 589),
+                       ("twitter_taotepocus__1550611179852050432.mp4", 23)):
+        detection = _detect(realdata, name)
+        assert apex - 3 <= detection.window.y <= apex + 1, (name, detection.window)
+        assert _score(realdata, name).top_ok, name
+
+
 # ------------------------------------------------------------------------------- 2. panels and what is beside them
 
 
@@ -268,7 +278,7 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
         scores.append(score_clip(detection, truth, sample_frames(path, truth), window_rule=window_for))
     n = len(scores)
     assert n >= 49
-    assert sum(s.top_ok for s in scores) >= n - 3
+    assert all(s.top_ok for s in scores)
     assert sum(s.iou >= 0.9 for s in scores) >= n - 2
     assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 10
     assert all(s.bad_missed == 0 for s in scores)

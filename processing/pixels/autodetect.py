@@ -454,6 +454,7 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     # the tissue under it makes it look alive): take it off again.
     region = _trim_static_edges(region, grays)
     region = _restore_corners(region, image, _opening_size(height, width))
+    region = _restore_apex(region, image, _opening_size(height, width))
     inside = gray_med[region]
     midgrey = float(((inside > black + 4) & (inside < 235)).mean())
     if midgrey < _MIN_MIDGREY:
@@ -481,6 +482,28 @@ def _restore_corners(region: np.ndarray, image: np.ndarray, size: int) -> np.nda
     inside = np.zeros_like(region)
     inside[y + _LINE:y + max(size, h // 5), x:x + w] = True  # not the rows of an interface line on its top
     return _hull(region | (grown & image & inside))
+
+
+def _restore_apex(region: np.ndarray, image: np.ndarray, size: int) -> np.ndarray:
+    """Give back the tip of a sector's apex that the opening of :func:`_candidates` (``size``: its kernel) took
+    off: where the field is narrower than the kernel, the opening removes it, so a phased-array sector started a
+    few rows below its apex and the window cut the near field. Only for a pointed top (the region's first ``size``
+    rows span less than half of its width; a flat top has no tip to lose, and rows above it may be an interface
+    line). Row by row upwards, at most ``size`` rows: the image pixels (``image``) that touch the row below, while
+    they are at least 3 px wide (a thin cursor line drawn up from the apex is not the field).
+    Real clips 1346901214101958661, 1447995907203649537, 1550611179852050432 (phased-array sectors): the window
+    began 4-7 rows below the apex."""
+    x, y, w, h = cv2.boundingRect(region.astype(np.uint8))
+    below = region[y]
+    if y == 0 or np.ptp(np.flatnonzero(region[y:y + size].any(axis=0))) + 1 >= w / 2:
+        return region
+    out, top = region.copy(), y
+    for row in range(y - 1, max(-1, y - size - 1), -1):
+        touching = image[row] & (cv2.dilate(below.astype(np.uint8)[None], np.ones((1, 3), np.uint8))[0] > 0)
+        if touching.sum() < 3:
+            break
+        out[row], below, top = touching, touching, row
+    return region if top == y else _hull(out)
 
 
 def _trim_static_edges(region: np.ndarray, grays: Sequence[np.ndarray]) -> np.ndarray:

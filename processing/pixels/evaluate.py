@@ -9,7 +9,8 @@ What a clean frame removes: the pixels of its mask as the pipeline grows it (5x5
 detection blanks what lies outside the field of view, every pixel of the window outside the detected field (black). A dropped frame removes
 everything. The scores (per clip, :class:`ClipScore`):
 
-- ``top_ok``: the window holds the top band of the field (the skin line and pleura), all of its width;
+- ``top_ok``: the window holds the top band of the field (the skin line and pleura), all of its visible width (not the
+  overlay boxes in it: a ruler's digits or text beside an apex);
 - ``iou``: the window against the window the same rule draws around the true field (best over acceptable panels);
 - ``overlay_recall``: of the overlay pixels inside the window, the share removed. An overlay pixel is a pixel of an
   overlay box that stands out in the clip's median frame (white top-hat or colour), or, off the image, any pixel
@@ -248,6 +249,15 @@ def _overlay_hits(truth: ClipTruth, cleaning: _Cleaning, samples: Mapping[int, n
     return hit, total
 
 
+def _unmarked(truth: ClipTruth, visible: np.ndarray) -> np.ndarray:
+    """``visible`` without the overlay boxes: a ruler's digits or a vendor's text beside a sector's apex, inside the
+    true field's bounding box, are not the top of the field."""
+    out = visible.copy()
+    for bx0, by0, bx1, by1 in (overlay.box for overlay in truth.overlays):
+        out[by0:by1, bx0:bx1] = False
+    return out
+
+
 def _tissue_masked(truth: ClipTruth, fov: Box, cleaning: _Cleaning, gray_med: np.ndarray, black: float,
                    window: Window) -> tuple[int, float, float]:
     """``(tissue pixels, share removed, share of the hand-drawn tissue boxes removed)`` inside the window."""
@@ -305,7 +315,7 @@ def score_clip(
     good_dropped = sum(1 for i in range(frame_count) if i in cleaning.dropped and not truth.is_bad(i))
     return ClipScore(
         clip=truth.clip,
-        top_ok=holds_top(window, fov, visible=gray_med > black + 12),
+        top_ok=holds_top(window, fov, visible=_unmarked(truth, gray_med > black + 12)),
         iou=iou,
         probe_ok=getattr(detection, "probe", None) == truth.probe,
         overlay_pixels=total,
