@@ -378,3 +378,32 @@ def test_real_small_faint_ruler_at_the_field_edge_is_masked(realdata):
     assert digits.sum() > 15  # the digits 1-4 are in the crop
     assert detection.main_mask[digits].mean() > 0.9
     assert _sector_core_masked(detection, frame, right=162) < 0.003  # the lung left of the ruler band
+
+
+def _speckle_frames(count: int = 12, size: int = 200) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [cv2.GaussianBlur(rng.integers(40, 120, (size, size)).astype(np.uint8), (3, 3), 0) for _ in range(count)]
+
+
+def test_a_colour_doppler_box_outline_is_found_between_its_sides_and_flat_lines_are_not():
+    from processing.pixels.autodetect import _colour_box
+
+    blob = np.zeros((200, 200), bool)
+    blob[90:120, 95:110] = True  # the colour seen on the clip
+    no_main = np.zeros((200, 200), bool)
+    boxed = []
+    for frame in _speckle_frames():
+        frame = frame.copy()
+        cv2.polylines(frame, [np.array([[70, 50], [130, 50], [150, 160], [50, 160]], np.int32)], True, 230, 1)
+        boxed.append(frame)
+    outline = _colour_box(boxed, [blob], no_main)
+    assert outline[50, 100] and outline[160, 100] and outline[105, 60]  # top, bottom, a side
+    assert not outline[105, 100] and outline.sum() < 0.05 * outline.size
+    # Flat bright lines (a pleura, A-lines) near the colour are not a box: no sides flank the colour.
+    flat = []
+    for frame in _speckle_frames():
+        frame = frame.copy()
+        for y in (60, 100, 140):
+            cv2.line(frame, (40, y), (160, y), 230, 2)
+        flat.append(frame)
+    assert not _colour_box(flat, [blob], no_main).any()

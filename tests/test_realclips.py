@@ -208,6 +208,35 @@ def test_colour_doppler_on_every_frame_is_masked_frame_by_frame_not_dropped(real
     assert len(detection.frame_masks) >= 0.9 * detection.frame_count
 
 
+@pytest.mark.parametrize("name", [
+    "twitter_taotepocus__1418762440221790210.mp4",  # the colour moves: masked frame by frame
+    "twitter_taotepocus__1447995907203649537.mp4",  # a loop of one flow frame: the colour is still
+])
+def test_the_outline_of_a_colour_doppler_box_is_masked(realdata, name):
+    # The thin line drawn around the coloured region, inside the sector, was left in (69% of the box's marks
+    # removed, the colour only). Its pixels: the box's white top-hat in the median frame, not coloured.
+    from processing.pixels.evaluate import chroma_of
+
+    truth, detection = _truth(name), _detect(realdata, name)
+    frames = [f.image for f in iter_frames(_clip(realdata, name)) if f.index % 4 == 0]
+    median = np.median(np.stack(frames), axis=0).astype(np.uint8)
+    gray = cv2.cvtColor(median, cv2.COLOR_RGB2GRAY)
+    hat = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, np.ones((5, 5), np.uint8))
+    box = next(o.box for o in truth.overlays if o.kind == "other" and _inside(o.box, detection.window))
+    x0, y0, x1, y1 = box
+    line = np.zeros(gray.shape, bool)
+    line[y0:y1, x0:x1] = (hat[y0:y1, x0:x1] > 30) & (chroma_of(median[y0:y1, x0:x1]) < 30)
+    rows, cols = detection.window.slices()
+    masked = cv2.dilate(detection.main_mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    # 98% on both (8% and 6% before); the rest is bright tissue inside the box's corners
+    assert (line[rows, cols] & masked).sum() >= 0.9 * line.sum()
+    assert _score(realdata, name).tissue_masked <= 0.005
+
+
+def _inside(box, window) -> bool:
+    return window.x <= box[0] and box[2] <= window.x + window.w and window.y <= box[1] and box[3] <= window.y + window.h
+
+
 # ------------------------------------------------------------------------------------------- 4. tissue is spared
 
 

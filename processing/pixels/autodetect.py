@@ -98,6 +98,11 @@ _TICK_CONTRAST = 25  # ... and this much brighter than the rows a tick spacing a
 _STROKE = 40  # a tick or digit stroke is >= 40 grey above the opening of its neighbourhood
 _WHITE = 245  # a white pointer (arrow) is drawn at >= 245 grey, flat
 _WHITE_EDGE = 110  # ... and falls to below this grey within 5 px all around (bright tissue fades slowly)
+_DOPPLER_SHARE = 0.01  # still colour over >= 1% of the field is colour Doppler (marks and arrows on the real clips:
+# <= 0.22%; Doppler loops 0.49-2.8%)
+_BOX_RIDGE = 20  # a colour box's outline stands this far above the opening (5x5) of its neighbourhood ...
+_BOX_FREQ = 0.8  # ... on at least this share of the sampled frames (speckle ridges come and go)
+_BOX_LINE = 0.12  # ... along straight stretches at least this share of the window's side long
 _PANEL_SHARE = 0.12  # ... when each side holds >= 12% of the region's live pixels (not a sector's apex or rim)
 
 
@@ -874,6 +879,80 @@ def detect_overlays(
     return Overlays(main_mask=main, frame_masks=frame_masks, dropped_frames=tuple(dropped))
 
 
+def _colour_box(grays: Sequence[np.ndarray], blobs: Iterable[np.ndarray], main: np.ndarray) -> np.ndarray:
+    """The outline of a colour-Doppler box (window coordinates): the thin line the scanner draws around the region it
+    colours. Coded over changing tissue, it is not static in grey level, but it is a thin ridge on almost every frame
+    (``_BOX_FREQ``), unlike speckle. Near the colour seen on the clip (``blobs``, within a third of the window
+    around it: the flow may fill a corner of its box) and not already masked (``main``: rulers), the ridges that run straight for ``_BOX_LINE`` of the
+    window (a Hough transform) are the box when two of them, steeper than 45 degrees, flank the colour (its sides;
+    the pleura and A-lines are flat); with the straight stretches at the sides' ends (its top and bottom), they
+    span a polygon, and the ridges along its boundary (on half of the frames: the arcs of a sector's box break up
+    in coding) are the outline. Not grown: the line is 1-2 px, its rim is in the dilation every mask gets.
+    Only on colour-Doppler clips: on B-mode, ridges on most frames that run straight are the pleura and A-lines.
+    Real clips 1379512336206159879, 1418762440221790210, 1447995907203649537, 1609635280687865857: the outline was
+    left in (a third to a half of each box's marks)."""
+    envelope = np.zeros(grays[0].shape, bool)
+    for blob in blobs:
+        envelope |= blob
+    out = np.zeros_like(envelope)
+    if not envelope.any() or len(grays) < 4:
+        return out
+    side = min(envelope.shape)
+    kernel = _kernel(5)
+    freq = np.mean([cv2.morphologyEx(g, cv2.MORPH_TOPHAT, kernel) > _BOX_RIDGE for g in grays], axis=0)
+    x, y, w, h = cv2.boundingRect(envelope.astype(np.uint8))
+    margin = side // 3
+    unmasked = ~(cv2.dilate(main.astype(np.uint8), kernel) > 0)
+    near = np.zeros_like(envelope)
+    near[max(0, y - margin):y + h + margin, max(0, x - margin):x + w + margin] = True
+    ridge = (freq >= _BOX_FREQ) & near & unmasked
+    lines = cv2.HoughLinesP(ridge.astype(np.uint8) * 255, 1, np.pi / 180, threshold=30,
+                            minLineLength=int(_BOX_LINE * side), maxLineGap=3)
+    if lines is None:
+        return out
+    lines = lines.reshape(-1, 4).astype(int)
+    steep = np.abs(lines[:, 3] - lines[:, 1]) > np.abs(lines[:, 2] - lines[:, 0])
+    sides, centre = lines[steep], x + w / 2
+    if not ((sides[:, [0, 2]].max(axis=1) < centre).any() and (sides[:, [0, 2]].min(axis=1) > centre).any()):
+        return out
+    ends = sides[:, [1, 3]]
+    mid_y = (lines[:, 1] + lines[:, 3]) / 2
+    at_ends = np.minimum(np.abs(mid_y - ends.min()), np.abs(mid_y - ends.max())) <= max(3, side // 20)
+    between = (lines[:, [0, 2]].min(axis=1) >= sides[:, [0, 2]].min() - 3) & (
+        lines[:, [0, 2]].max(axis=1) <= sides[:, [0, 2]].max() + 3)
+    loose = (freq >= _BOX_FREQ / 2) & unmasked
+    box = [_extend_line(loose, line) for line in lines[steep | (at_ends & between)]]
+    hull = cv2.convexHull(np.array(box, np.int32).reshape(-1, 2))
+    boundary = np.zeros(envelope.shape, np.uint8)
+    cv2.polylines(boundary, [hull], True, 1, 2 * max(3, side // 40) + 1)
+    return (boundary > 0) & loose
+
+
+def _extend_line(ridge: np.ndarray, line: np.ndarray, gap: int = 4) -> tuple[int, int, int, int]:
+    """A Hough segment ``(x0, y0, x1, y1)`` run on along its direction, both ways, while ``ridge`` continues
+    within a pixel of it (gaps of at most ``gap`` px): the probabilistic transform often finds part of a side."""
+    height, width = ridge.shape
+    start, end = np.array(line[:2], float), np.array(line[2:], float)
+    step = (end - start) / max(1.0, float(np.hypot(*(end - start))))
+    normal = np.array([-step[1], step[0]])
+
+    def run(point: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        last, missed, here = point, 0, point
+        while missed <= gap:
+            here = here + direction
+            on = False
+            for offset in (-1, 0, 1):
+                x, y = np.rint(here + offset * normal).astype(int)
+                if not (0 <= x < width and 0 <= y < height):
+                    return last
+                on = on or bool(ridge[y, x])
+            last, missed = (here, 0) if on else (last, missed + 1)
+        return last
+
+    a, b = run(start, -step), run(end, step)
+    return int(round(a[0])), int(round(a[1])), int(round(b[0])), int(round(b[1]))
+
+
 def _apply_pointer_policy(index: int, blob: np.ndarray, main: np.ndarray, core: np.ndarray, policy: str,
                           frame_masks: dict[int, np.ndarray], dropped: list[int]) -> None:
     """The release's rule for a pointer: drop its frame when it covers the lung core (policy "drop"), else mask it."""
@@ -1074,7 +1153,13 @@ def detect_frames(
     blobs = _pointer_blobs(scan, fov, main, static_colour, level, samples, unusable)
     # A moving coloured blob on most frames is colour Doppler (or an annotation that never leaves), not a pointer
     # shown for a moment: dropping its frames would drop the clip, so it is masked frame by frame.
-    policy = "mask" if len(blobs) > _PERSISTENT * (count - len(unusable)) else pointer_policy
+    persistent = len(blobs) > _PERSISTENT * (count - len(unusable))
+    policy = "mask" if persistent else pointer_policy
+    # Colour Doppler: colour that moves on most frames, or still colour over a share of the field (a loop of a
+    # single flow frame) that no orientation mark or arrow covers.
+    still_colour = static_colour & (cv2.erode(region_win.astype(np.uint8), _kernel(9)) > 0)
+    if persistent or still_colour.sum() >= _DOPPLER_SHARE * region_win.sum():
+        main = main | _colour_box(grays_w, [still_colour, *blobs.values()], main)
     frame_masks: dict[int, np.ndarray] = {}
     dropped: list[int] = []
     core = _lung_core(region_win)

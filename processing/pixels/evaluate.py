@@ -13,7 +13,8 @@ everything. The scores (per clip, :class:`ClipScore`):
   overlay boxes in it: a ruler's digits or text beside an apex);
 - ``iou``: the window against the window the same rule draws around the true field (best over acceptable panels);
 - ``overlay_recall``: of the overlay pixels inside the window, the share removed. An overlay pixel is a pixel of an
-  overlay box that stands out in the clip's median frame (white top-hat or colour), or, off the image, any pixel
+  overlay box that stands out in the clip's median frame (white top-hat or colour; a pixel coloured there but grey
+  on a frame -- colour Doppler, which changes -- is not the mark on that frame), or, off the image, any pixel
   brighter than the black background; a moving mark is measured on the frames it is on;
 - ``tissue_masked``: of the tissue inside the true field (visible, not in an overlay box), the share removed from a
   kept frame (the main mask, plus anything blanked);
@@ -233,13 +234,19 @@ def _overlay_hits(truth: ClipTruth, cleaning: _Cleaning, samples: Mapping[int, n
     indices = sorted(samples)
     kept = [i for i in indices if i not in cleaning.dropped and not truth.is_bad(i)]
     hit = total = 0
+    coloured = (chroma_of(med) > _COLOUR)[rows, cols]
+    grey_on: dict[int, np.ndarray] = {}  # frame -> its pixels that are grey (a colour that comes and goes is gone)
     for overlay in truth.overlays:
         if overlay.frames is None:  # a static mark: every kept frame's mask must remove it
             marks = mark_pixels(med, overlay, black, image_area)[rows, cols]
-            n = int(marks.sum())
-            for index in kept if n else ():
-                total += n
-                hit += int((marks & cleaning.removed(index)).sum())
+            for index in kept if marks.any() else ():
+                # Colour Doppler inside a box changes from frame to frame: a pixel coloured in the median frame
+                # but grey on this one is tissue on this one, not the mark.
+                if index not in grey_on:
+                    grey_on[index] = chroma_of(np.ascontiguousarray(samples[index][rows, cols])) <= _COLOUR // 2
+                on = marks & ~(coloured & grey_on[index])
+                total += int(on.sum())
+                hit += int((on & cleaning.removed(index)).sum())
             continue
         for a, b in overlay.frames:
             for index in (i for i in indices if a <= i <= b):
