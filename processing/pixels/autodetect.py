@@ -12,8 +12,8 @@ pixels, so a new source (or a user's own clip) needs no hand work:
    accepted only if it is big enough and looks like ultrasound (mostly mid-grey levels, not the two levels of text);
    otherwise :class:`~processing.errors.ClipError` names the clip: ``no ultrasound field of view found``.
    Sectors whose fans touch below their tops are split at the saddle between their apices; static interface
-   lines along the region's edges are trimmed and the near field (dim tissue, a skin line above an anechoic band)
-   is given back. The region's top edge gives the probe: one that arcs down towards its sides is a ``convex``
+   lines along the region's edges are trimmed and the near field (dim tissue, a skin line above an anechoic band,
+   a flat top's corners and a pointed apex that the opening took off) is given back. The region's top edge gives the probe: one that arcs down towards its sides is a ``convex``
    sector (also when the clip is already cropped to a square around it), a flat one ``linear``. The crop window
    (:func:`window_for`) is anchored at the top of the field: the bounding box of a linear field; a square of the
    sector's larger extent, giving up depth (never the top) when the frame is too small; a field wider than the
@@ -29,6 +29,8 @@ pixels, so a new source (or a user's own clip) needs no hand work:
    - static bright text burned into the image (e.g. a vendor logo on the sector): very bright pixels that never
      change while the ultrasound around them does, in the border band of the field (still tissue deep in the
      lung of a quiet patient is static too);
+   - the outline of a colour-Doppler box (on clips with colour Doppler only): thin ridges on most frames, straight
+     sides flanking the colour, and the polygon they span;
    - moving pointers: coloured blobs, or flat near-white blobs with a sharp dark surround (white arrows), that are
      present in some frames only -> frame-specific masks. A pointer that
      touches the lung region (the field of view's core) is masked (``pointer_policy="mask"``) or its frame is
