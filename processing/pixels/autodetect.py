@@ -1032,6 +1032,30 @@ def _coloured_blob(
     return _pointer(chroma_w > level, static_colour, chroma_w > level / 2, min_area)
 
 
+def _flow(scan: _Scan, window: Window, level: float, region_win: np.ndarray,
+          samples: Mapping[int, tuple[np.ndarray, np.ndarray]], skip: Mapping[int, str]) -> Iterable[tuple[int, np.ndarray]]:
+    """Frame index -> every coloured pixel of that frame in the field (window coordinates), grown into its fainter
+    rim: on a colour-Doppler clip all colour in the field is flow, whatever its size (the pointer rule wants blobs of
+    a pointer's size, away from the still colour, and left the flow's small and shifting parts in: real clip
+    1447995907203649537)."""
+    assert scan.shape is not None
+    height, width = scan.shape[:2]
+    rows, cols = window.slices()
+    field = cv2.dilate(region_win.astype(np.uint8), _kernel(5)) > 0
+    for index, (hot, values) in scan.coloured_at.items():
+        if index in skip:
+            continue
+        if index in samples:
+            chroma = samples[index][1][rows, cols]
+        else:  # only the pixels above _MIN_CHROMA were kept for this frame
+            full = np.zeros(height * width, np.uint8)
+            full[hot] = values
+            chroma = full.reshape(height, width)[rows, cols]
+        colour = (chroma > level) & field
+        if colour.any():
+            yield index, _grow(colour, (chroma > level / 2) & field)
+
+
 def _unusable_frames(indices: Sequence[int], thumbs: Sequence[np.ndarray]) -> dict[int, str]:
     """Frames that are not training data: ``"blank"`` (black, white, a fade: the thumbnail is nearly flat) and
     ``"cut"`` (another scene: its layout differs from the clip's median thumbnail far more than probe motion does)."""
@@ -1155,13 +1179,17 @@ def detect_frames(
     blobs = _pointer_blobs(scan, fov, main, static_colour, level, samples, unusable)
     # A moving coloured blob on most frames is colour Doppler (or an annotation that never leaves), not a pointer
     # shown for a moment: dropping its frames would drop the clip, so it is masked frame by frame.
-    persistent = len(blobs) > _PERSISTENT * (count - len(unusable))
-    policy = "mask" if persistent else pointer_policy
     # Colour Doppler: colour that moves on most frames, or still colour over a share of the field (a loop of a
-    # single flow frame) that no orientation mark or arrow covers.
+    # single flow frame) that no orientation mark or arrow covers. Its colour is masked frame by frame and never
+    # drops a frame (dropping "pointer" frames would drop the clip).
     still_colour = static_colour & (cv2.erode(region_win.astype(np.uint8), _kernel(9)) > 0)
-    if persistent or still_colour.sum() >= _DOPPLER_SHARE * region_win.sum():
+    doppler = (len(blobs) > _PERSISTENT * (count - len(unusable))
+               or still_colour.sum() >= _DOPPLER_SHARE * region_win.sum())
+    policy = "mask" if doppler else pointer_policy
+    if doppler:
         main = main | _colour_box(grays_w, [still_colour, *blobs.values()], main)
+        for index, colour in _flow(scan, window, level, region_win, samples, unusable):
+            blobs[index] = colour | blobs[index] if index in blobs else colour
     frame_masks: dict[int, np.ndarray] = {}
     dropped: list[int] = []
     core = _lung_core(region_win)
