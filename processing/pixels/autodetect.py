@@ -909,7 +909,7 @@ def _colour_box(grays: Sequence[np.ndarray], blobs: Iterable[np.ndarray], main: 
     near[max(0, y - margin):y + h + margin, max(0, x - margin):x + w + margin] = True
     ridge = (freq >= _BOX_FREQ) & near & unmasked
     lines = cv2.HoughLinesP(ridge.astype(np.uint8) * 255, 1, np.pi / 180, threshold=30,
-                            minLineLength=int(_BOX_LINE * side), maxLineGap=3)
+                            minLineLength=max(10, int(_BOX_LINE * side)), maxLineGap=3)
     if lines is None:
         return out
     lines = lines.reshape(-1, 4).astype(int)
@@ -935,7 +935,10 @@ def _extend_line(ridge: np.ndarray, line: np.ndarray, gap: int = 4) -> tuple[int
     within a pixel of it (gaps of at most ``gap`` px): the probabilistic transform often finds part of a side."""
     height, width = ridge.shape
     start, end = np.array(line[:2], float), np.array(line[2:], float)
-    step = (end - start) / max(1.0, float(np.hypot(*(end - start))))
+    length = float(np.hypot(*(end - start)))
+    if length < 1:
+        return tuple(int(v) for v in line)  # no direction to run on
+    step = (end - start) / length
     normal = np.array([-step[1], step[0]])
 
     def run(point: np.ndarray, direction: np.ndarray) -> np.ndarray:
