@@ -407,3 +407,13 @@ def test_a_colour_doppler_box_outline_is_found_between_its_sides_and_flat_lines_
             cv2.line(frame, (40, y), (160, y), 230, 2)
         flat.append(frame)
     assert not _colour_box(flat, [blob], no_main).any()
+
+
+def test_a_box_side_is_run_on_along_its_ridge_and_a_point_is_left_as_it_is():
+    from processing.pixels.autodetect import _extend_line
+
+    ridge = np.zeros((40, 40), bool)
+    ridge[5:35, 20] = True  # a vertical side, found only in part
+    ridge[18:21, 20] = False  # a 3-px break in coding
+    assert _extend_line(ridge, np.array([20, 10, 20, 14])) == (20, 5, 20, 34)
+    assert _extend_line(np.ones((20, 20), bool), np.array([5, 5, 5, 5])) == (5, 5, 5, 5)  # no direction
