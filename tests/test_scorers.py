@@ -212,3 +212,46 @@ def test_score_clip_sees_a_cropped_top_kept_cuts_dropped_good_frames_and_the_bla
     assert score.tissue_pixels == tissue_in_window
     assert score.tissue_masked == pytest.approx(48 * 4 / tissue_in_window)  # the blacked columns
     assert score.tissue_box_masked == 0.0
+
+
+def test_score_clip_counts_a_colour_that_comes_and_goes_only_on_the_frames_it_is_on():
+    # Colour Doppler, boxed as a static mark: a red patch (row 30, cols 30..33) on frames 0-2 of 4 (so in the
+    # median frame), grey tissue on frame 3. Nothing is masked: frame 3's grey pixels are not the mark.
+    frames = {}
+    for index in range(4):
+        image = np.zeros((60, 60, 3), np.uint8)
+        image[2:58, 2:58] = 100
+        if index < 3:
+            image[30, 30:34] = (220, 40, 40)
+        frames[index] = image
+    truth = ClipTruth(clip="doppler.mp4", size=(60, 60), frames=4, probe="linear", fov=(2, 2, 58, 58), alt_fovs=(),
+                      overlays=(Overlay((28, 28, 36, 34), "other", True, None),), bad_frames=(), tissue=())
+    window = Window(2, 2, 56, 56)
+    detection = _HandDetection(window, np.zeros((56, 56), bool), {})
+    assert score_clip(detection, truth, frames, window_rule=_identity_rule).overlay_pixels == 4 * 3
+    # masked on the three frames it is on: all of it removed
+    flow = _mask((56, 56), [(28, 29)])  # grown 5x5: cols 27..31 of row 28 (frame cols 29..33)
+    flow |= _mask((56, 56), [(28, 28)])
+    masked = {i: flow for i in range(3)}
+    score = score_clip(_HandDetection(window, np.zeros((56, 56), bool), masked), truth, frames,
+                       window_rule=_identity_rule)
+    assert (score.overlay_pixels, score.overlay_recall) == (12, 1.0)
+
+
+def test_score_clip_top_band_leaves_out_an_overlay_box_beside_the_apex():
+    # A field box whose top band holds text at its right end (cols 50..55) beside a narrow apex (cols 20..30):
+    # a window spanning the apex but not the text holds the top of the field.
+    frames = {}
+    for index in range(4):
+        image = np.zeros((60, 60, 3), np.uint8)
+        image[2:58, 20:31] = 100 + index  # the field (its top: the apex columns)
+        image[2:6, 50:56] = 255  # vendor text at the apex's height, inside the field's bounding box
+        frames[index] = image
+    overlays = (Overlay((48, 2, 58, 8), "text", False, None),)
+    truth = ClipTruth(clip="apex.mp4", size=(60, 60), frames=4, probe="convex", fov=(2, 2, 58, 58), alt_fovs=(),
+                      overlays=overlays, bad_frames=(), tissue=())
+    window = Window(2, 2, 46, 56)  # cols 2..47: the apex, not the text
+    detection = _HandDetection(window, np.zeros((56, 46), bool), {}, probe="convex")
+    assert score_clip(detection, truth, frames, window_rule=_identity_rule).top_ok is True
+    without = ClipTruth(**{**truth.__dict__, "overlays": ()})  # the text counted as field: the window misses it
+    assert score_clip(detection, without, frames, window_rule=_identity_rule).top_ok is False

@@ -13,11 +13,11 @@ pixels, so a new source (or a user's own clip) needs no hand work:
    otherwise :class:`~processing.errors.ClipError` names the clip: ``no ultrasound field of view found``.
    Sectors whose fans touch below their tops are split at the saddle between their apices; static interface
    lines along the region's edges are trimmed and the near field (dim tissue, a skin line above an anechoic band,
-   a flat top's corners and a pointed apex that the opening took off) is given back. The region's top edge gives the probe: one that arcs down towards its sides is a ``convex``
-   sector (also when the clip is already cropped to a square around it), a flat one ``linear``. The crop window
-   (:func:`window_for`) is anchored at the top of the field: the bounding box of a linear field; a square of the
-   sector's larger extent, giving up depth (never the top) when the frame is too small; a field wider than the
-   frame is tall gets its full width.
+   a flat top's corners and a pointed apex that the opening took off) is given back. The region's top edge gives
+   the probe: one that arcs down towards its sides is a ``convex`` sector (also when the clip is already cropped
+   to a square around it), a flat one ``linear``. The crop window (:func:`window_for`) is anchored at the top of
+   the field: the bounding box of a linear field; a square of the sector's larger extent, giving up depth (never
+   the top) when the frame is too small; a field wider than the frame is tall gets its full width.
 2. **Overlays** (:func:`detect_overlays`), in the crop window's coordinates (True = overlay to inpaint):
    - static marks outside the field of view but inside the window (ruler ticks and digits, text, logos): pixels that
      are not black in the median frame (or faint and static), and the live speckle of a neighbouring panel beside
@@ -885,11 +885,12 @@ def _colour_box(grays: Sequence[np.ndarray], blobs: Iterable[np.ndarray], main: 
     """The outline of a colour-Doppler box (window coordinates): the thin line the scanner draws around the region it
     colours. Coded over changing tissue, it is not static in grey level, but it is a thin ridge on almost every frame
     (``_BOX_FREQ``), unlike speckle. Near the colour seen on the clip (``blobs``, within a third of the window
-    around it: the flow may fill a corner of its box) and not already masked (``main``: rulers), the ridges that run straight for ``_BOX_LINE`` of the
-    window (a Hough transform) are the box when two of them, steeper than 45 degrees, flank the colour (its sides;
-    the pleura and A-lines are flat); with the straight stretches at the sides' ends (its top and bottom), they
-    span a polygon, and the ridges along its boundary (on half of the frames: the arcs of a sector's box break up
-    in coding) are the outline. Not grown: the line is 1-2 px, its rim is in the dilation every mask gets.
+    around it: the flow may fill a corner of its box) and not already masked (``main``: rulers), the ridges that
+    run straight for ``_BOX_LINE`` of the window (a Hough transform) are the box when two of them, steeper than 45
+    degrees, flank the colour (its sides; the pleura and A-lines are flat). With the straight stretches at the
+    sides' ends (its top and bottom), each run on along its ridge, they span a polygon, and the ridges along its
+    boundary (on half of the frames: the arcs of a sector's box break up in coding) are the outline. Not grown:
+    the line is 1-2 px, its rim is in the dilation every mask gets.
     Only on colour-Doppler clips: on B-mode, ridges on most frames that run straight are the pleura and A-lines.
     Real clips 1379512336206159879, 1418762440221790210, 1447995907203649537, 1609635280687865857: the outline was
     left in (a third to a half of each box's marks)."""
@@ -1035,12 +1036,15 @@ def _coloured_blob(
     return _pointer(chroma_w > level, static_colour, chroma_w > level / 2, min_area)
 
 
-def _flow(scan: _Scan, window: Window, level: float, region_win: np.ndarray,
-          samples: Mapping[int, tuple[np.ndarray, np.ndarray]], skip: Mapping[int, str]) -> Iterable[tuple[int, np.ndarray]]:
+def _flow(
+    scan: _Scan, window: Window, level: float, region_win: np.ndarray,
+    samples: Mapping[int, tuple[np.ndarray, np.ndarray]], skip: Mapping[int, str],
+) -> Iterable[tuple[int, np.ndarray]]:
     """Frame index -> every coloured pixel of that frame in the field (window coordinates), grown into its fainter
     rim: on a colour-Doppler clip all colour in the field is flow, whatever its size (the pointer rule wants blobs of
     a pointer's size, away from the still colour, and left the flow's small and shifting parts in: real clip
-    1447995907203649537)."""
+    1609635280687865857, 90 coloured pixels per clean frame). Only the frames whose colour the scan kept (at most
+    ``_MAX_COLOURED_SHARE`` of the frame coloured)."""
     assert scan.shape is not None
     height, width = scan.shape[:2]
     rows, cols = window.slices()
@@ -1180,11 +1184,9 @@ def detect_frames(
     level = _tint_threshold(_median(chromas_w), _median(grays_w), region_win)
     main, static_colour = _static_marks(grays_w, chromas_w, region_win, level)
     blobs = _pointer_blobs(scan, fov, main, static_colour, level, samples, unusable)
-    # A moving coloured blob on most frames is colour Doppler (or an annotation that never leaves), not a pointer
-    # shown for a moment: dropping its frames would drop the clip, so it is masked frame by frame.
-    # Colour Doppler: colour that moves on most frames, or still colour over a share of the field (a loop of a
-    # single flow frame) that no orientation mark or arrow covers. Its colour is masked frame by frame and never
-    # drops a frame (dropping "pointer" frames would drop the clip).
+    # Colour Doppler, not a pointer shown for a moment: a moving coloured blob on most frames, or still colour over
+    # a share of the field (a loop of a single flow frame) that no orientation mark or arrow covers. Its colour is
+    # masked frame by frame and never drops a frame (dropping "pointer" frames would drop the clip).
     still_colour = static_colour & (cv2.erode(region_win.astype(np.uint8), _kernel(9)) > 0)
     doppler = (len(blobs) > _PERSISTENT * (count - len(unusable))
                or still_colour.sum() >= _DOPPLER_SHARE * region_win.sum())

@@ -129,7 +129,7 @@ def holds_top(window: Window, fov: Box, visible: np.ndarray | None = None) -> bo
         return window.x <= x0 + 2 and window.x + window.w >= x1 - 2
     top = visible[y0:y0 + band, x0:x1]
     cols = np.flatnonzero(top.any(axis=0)) + x0
-    return cols.size == 0 or (window.x <= cols.min() + 2 and window.x + window.w >= cols.max() - 1)
+    return bool(cols.size == 0 or (window.x <= cols.min() + 2 and window.x + window.w >= cols.max() - 1))
 
 
 @dataclass(frozen=True)
