@@ -460,8 +460,8 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     # The near field given back can end in the interface line drawn on the image's first row (coding noise from
     # the tissue under it makes it look alive): take it off again.
     region = _trim_static_edges(region, grays)
-    region = _restore_corners(region, image, _opening_size(height, width))
-    region = _restore_apex(region, image, _opening_size(height, width))
+    opening = _opening_size(height, width)
+    region = _restore_apex(_restore_corners(region, image, opening), image, opening)
     inside = gray_med[region]
     midgrey = float(((inside > black + 4) & (inside < 235)).mean())
     if midgrey < _MIN_MIDGREY:
@@ -1025,20 +1025,26 @@ def _coloured_blob(
     keep = inside_flat[hot] & ~static_flat[hot] & (values > level)
     if int(keep.sum()) < min_area:
         return None
-    rows, cols = slices
-    height, width = size
-    if index in sample_chroma:
-        chroma_w = sample_chroma[index][rows, cols]
-    else:  # only the pixels above _MIN_CHROMA were kept for this frame
-        full = np.zeros(height * width, np.uint8)
-        full[hot] = values
-        chroma_w = full.reshape(height, width)[rows, cols]
+    chroma_w = _frame_chroma(index, hot, values, sample_chroma, slices, size)
     return _pointer(chroma_w > level, static_colour, chroma_w > level / 2, min_area)
 
 
+def _frame_chroma(index: int, hot: np.ndarray, values: np.ndarray, sample_chroma: Mapping[int, np.ndarray],
+                  slices: tuple[slice, slice], size: tuple[int, int]) -> np.ndarray:
+    """Frame ``index``'s chroma in the window: the sampled frame's, or rebuilt from the coloured pixels the scan
+    kept (``hot`` flat indices, their ``values``: only those above ``_MIN_CHROMA``)."""
+    rows, cols = slices
+    if index in sample_chroma:
+        return sample_chroma[index][rows, cols]
+    height, width = size
+    full = np.zeros(height * width, np.uint8)
+    full[hot] = values
+    return full.reshape(height, width)[rows, cols]
+
+
 def _flow(
-    scan: _Scan, window: Window, level: float, region_win: np.ndarray,
-    samples: Mapping[int, tuple[np.ndarray, np.ndarray]], skip: Mapping[int, str],
+    scan: _Scan, window: Window, level: float, region_win: np.ndarray, sample_chroma: Mapping[int, np.ndarray],
+    skip: Mapping[int, str],
 ) -> Iterable[tuple[int, np.ndarray]]:
     """Frame index -> every coloured pixel of that frame in the field (window coordinates), grown into its fainter
     rim: on a colour-Doppler clip all colour in the field is flow, whatever its size (the pointer rule wants blobs of
@@ -1046,18 +1052,12 @@ def _flow(
     1609635280687865857, 90 coloured pixels per clean frame). Only the frames whose colour the scan kept (at most
     ``_MAX_COLOURED_SHARE`` of the frame coloured)."""
     assert scan.shape is not None
-    height, width = scan.shape[:2]
-    rows, cols = window.slices()
+    size, slices = scan.shape[:2], window.slices()
     field = cv2.dilate(region_win.astype(np.uint8), _kernel(5)) > 0
     for index, (hot, values) in scan.coloured_at.items():
         if index in skip:
             continue
-        if index in samples:
-            chroma = samples[index][1][rows, cols]
-        else:  # only the pixels above _MIN_CHROMA were kept for this frame
-            full = np.zeros(height * width, np.uint8)
-            full[hot] = values
-            chroma = full.reshape(height, width)[rows, cols]
+        chroma = _frame_chroma(index, hot, values, sample_chroma, slices, size)
         colour = (chroma > level) & field
         if colour.any():
             yield index, _grow(colour, (chroma > level / 2) & field)
@@ -1193,7 +1193,8 @@ def detect_frames(
     policy = "mask" if doppler else pointer_policy
     if doppler:
         main = main | _colour_box(grays_w, [still_colour, *blobs.values()], main)
-        for index, colour in _flow(scan, window, level, region_win, samples, unusable):
+        sample_chroma = {i: chroma for i, (_gray, chroma) in samples.items()}
+        for index, colour in _flow(scan, window, level, region_win, sample_chroma, unusable):
             blobs[index] = colour | blobs[index] if index in blobs else colour
     frame_masks: dict[int, np.ndarray] = {}
     dropped: list[int] = []

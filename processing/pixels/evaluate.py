@@ -256,12 +256,12 @@ def _overlay_hits(truth: ClipTruth, cleaning: _Cleaning, samples: Mapping[int, n
     return hit, total
 
 
-def _unmarked(truth: ClipTruth, visible: np.ndarray) -> np.ndarray:
-    """``visible`` without the overlay boxes: a ruler's digits or a vendor's text beside a sector's apex, inside the
-    true field's bounding box, are not the top of the field."""
+def _unmarked(truth: ClipTruth, visible: np.ndarray, rim: int = 0) -> np.ndarray:
+    """``visible`` without the overlay boxes, each grown by ``rim`` px: a ruler's digits or a vendor's text beside a
+    sector's apex, inside the true field's bounding box, are not the top of the field, nor tissue."""
     out = visible.copy()
     for bx0, by0, bx1, by1 in (overlay.box for overlay in truth.overlays):
-        out[by0:by1, bx0:bx1] = False
+        out[max(0, by0 - rim):by1 + rim, max(0, bx0 - rim):bx1 + rim] = False
     return out
 
 
@@ -273,9 +273,7 @@ def _tissue_masked(truth: ClipTruth, fov: Box, cleaning: _Cleaning, gray_med: np
     x0, y0, x1, y1 = fov
     tissue = np.zeros((height, width), bool)  # visible pixels of the field, not in (a rim around) an overlay box
     tissue[y0:y1, x0:x1] = gray_med[y0:y1, x0:x1] > black + 8
-    for overlay in truth.overlays:
-        bx0, by0, bx1, by1 = overlay.box
-        tissue[max(0, by0 - 3):by1 + 3, max(0, bx0 - 3):bx1 + 3] = False
+    tissue = _unmarked(truth, tissue, rim=3)
     in_window = np.zeros((height, width), bool)
     in_window[rows, cols] = True
     removed = np.zeros((height, width), bool)
