@@ -417,3 +417,26 @@ def test_a_box_side_is_run_on_along_its_ridge_and_a_point_is_left_as_it_is():
     ridge[18:21, 20] = False  # a 3-px break in coding
     assert _extend_line(ridge, np.array([20, 10, 20, 14])) == (20, 5, 20, 34)
     assert _extend_line(np.ones((20, 20), bool), np.array([5, 5, 5, 5])) == (5, 5, 5, 5)  # no direction
+
+
+def test_a_rule_drawn_wider_than_the_fields_first_row_is_taken_off_it_and_nothing_else():
+    from processing.pixels.autodetect import _trim_top_rule
+
+    # a trapezoid 60 px wide at its top row (20), widening by a pixel a row, under a rule on row 20 from x 10 to 190
+    gray = np.zeros((120, 200), np.uint8)
+    region = np.zeros(gray.shape, bool)
+    for row in range(20, 110):
+        half = 30 + (row - 20)
+        region[row, 100 - half:100 + half] = True
+    gray[region] = 80
+    plain = _trim_top_rule(region, gray, 0.0)
+    assert (plain == region).all()  # the image's first row ends where the field does
+    gray[20, 10:190] = 45
+    ruled = _trim_top_rule(region, gray, 0.0)
+    assert not ruled[20].any() and (ruled[21:] == region[21:]).all()
+    # a rule as wide as the field lower down (a rectangle's top row) is not told apart: left as it is
+    square = np.zeros(gray.shape, bool)
+    square[20:110, 40:160] = True
+    gray = np.where(square, 80, 0).astype(np.uint8)
+    gray[20, 40:160] = 45
+    assert (_trim_top_rule(square, gray, 0.0) == square).all()

@@ -165,6 +165,20 @@ def test_a_static_line_along_the_top_of_a_panel_is_not_the_field(realdata):
     assert line.sum() == 0 or removed[line].mean() >= 0.95
 
 
+@pytest.mark.parametrize("name, rule, image", [
+    # a grey rule on rows 64-67, 400 px wide, over a trapezoid whose image starts on row 68 and is 300 px wide there
+    ("twitter_taotepocus__1460700066201669638.mp4", 67, 68),
+    # rows 33-34 over each of three panels; the image starts on row 34, blended with the rule
+    ("twitter_taotepocus__1390908611967193088.mp4", 33, 35),
+])
+def test_a_rule_wider_than_the_field_on_its_first_row_is_not_the_field(realdata, name, rule, image):
+    # Coding blends the rule's last row with the tissue under it, so that row changes like tissue; it runs on past
+    # the image's corners, which an image's row does not
+    window = _detect(realdata, name).window
+    assert rule < window.y <= image
+    assert _score(realdata, name).overlay_recall >= 0.95
+
+
 # --------------------------------------------------------------------------------------- 3. outlier frames dropped
 
 
@@ -326,7 +340,7 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
     assert n >= 49
     assert all(s.top_ok for s in scores)
     assert sum(s.iou >= 0.9 for s in scores) >= n - 2
-    assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 9
+    assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 7
     assert all(s.bad_missed == 0 for s in scores)
     assert all(s.good_dropped <= 0.02 for s in scores)
     assert sum(s.tissue_masked <= 0.005 for s in scores) >= n - 1

@@ -462,6 +462,7 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     region = _trim_static_edges(region, grays)
     opening = _opening_size(height, width)
     region = _restore_apex(_restore_corners(region, image, opening), image, opening)
+    region = _trim_top_rule(region, gray_med, black)
     inside = gray_med[region]
     midgrey = float(((inside > black + 4) & (inside < 235)).mean())
     if midgrey < _MIN_MIDGREY:
@@ -511,6 +512,35 @@ def _restore_apex(region: np.ndarray, image: np.ndarray, size: int) -> np.ndarra
             break
         out[row], below, top = touching, touching, row
     return region if top == y else _hull(out)
+
+
+def _trim_top_rule(region: np.ndarray, gray_med: np.ndarray, black: float) -> np.ndarray:
+    """Take off the field's first rows (at most ``_LINE``) where they are a rule drawn wider than the image: lit
+    beyond both ends of the field a few rows lower (``2 * _LINE + 1``, below the corners), where that row is black.
+    An image's row ends where its field does; a rule runs on past it. Coding blends the rule's last row with the
+    tissue under it, so that row changes like tissue and :func:`_trim_static_edges` keeps it.
+    Real clip 1460700066201669638 (a Butterfly trapezoid under a grey rule 400 px wide): the window began on the rule.
+    """
+    ys = np.flatnonzero(region.any(axis=1))
+    top = int(ys[0])
+    lit = black + _RIM // 2
+    margin = 2  # past the blurred edge of the image
+    out = region.copy()
+    for row in range(top, top + _LINE):
+        lower = row + 2 * _LINE + 1
+        xs = np.flatnonzero(region[lower]) if lower < region.shape[0] else np.empty(0, int)
+        if xs.size == 0:
+            break
+        dark = np.flatnonzero(gray_med[lower] <= lit)  # the image's row runs on to its blurred edge
+        x0 = int(dark[dark < xs[0]].max(initial=-1)) + 1 - margin
+        x1 = int(dark[dark > xs[-1]].min(initial=region.shape[1])) + margin
+        if x0 < _LINE or x1 + _LINE > region.shape[1]:
+            break
+        sides = (slice(x0 - _LINE, x0), slice(x1, x1 + _LINE))
+        if not all(bool((gray_med[row, s] > lit).all() and (gray_med[lower, s] <= lit).all()) for s in sides):
+            break
+        out[row] = False
+    return out
 
 
 def _trim_static_edges(region: np.ndarray, grays: Sequence[np.ndarray]) -> np.ndarray:
