@@ -440,3 +440,25 @@ def test_a_rule_drawn_wider_than_the_fields_first_row_is_taken_off_it_and_nothin
     gray = np.where(square, 80, 0).astype(np.uint8)
     gray[20, 40:160] = 45
     assert (_trim_top_rule(square, gray, 0.0) == square).all()
+
+
+def test_still_speckle_belongs_to_the_field_and_still_text_beside_it_does_not():
+    # a sector whose near field does not change over the frames (a held breath), with a static text block beside it
+    rng = np.random.default_rng(7)
+    height, width = 240, 320
+    sector = np.zeros((height, width), np.uint8)
+    cv2.ellipse(sector, (160, -40), (260, 260), 0, 55, 125, 1, -1)
+    cv2.circle(sector, (160, -40), 60, 0, -1)
+    sector = sector > 0
+    still = np.clip(rng.normal(110, 25, (height, width)), 0, 255)  # speckle that stays put
+    frames = []
+    for _ in range(12):
+        gray = np.clip(rng.normal(110, 25, (height, width)), 0, 255)  # speckle that changes
+        gray[:110] = still[:110]
+        gray = np.where(sector, cv2.GaussianBlur(gray, (3, 3), 0), 0).astype(np.uint8)
+        cv2.putText(gray, "L1 12cm", (4, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 230, 1)
+        frames.append(cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB))
+    fov = detect_fov(frames)
+    assert fov.bbox.y <= 20  # the middle of the top arc (its thin tips reach row 10): the still near field is in
+    assert (fov.region & sector).sum() >= 0.95 * sector.sum()
+    assert not fov.region[15:35, 4:60].any()  # the text stays out

@@ -283,6 +283,22 @@ def test_clips_without_overlays_lose_no_tissue(realdata, name):
     assert score.top_ok and score.iou >= 0.95
 
 
+def test_still_speckle_is_part_of_the_field(realdata):
+    # Butterfly's "Normal Lung A lines" (25 frames): the near field does not change over the loop (std <= 1.5 on
+    # its first 100 rows, and on a column down the middle); static bright pixels were excluded from the field as
+    # marks, so the sector fell apart at a "saddle" between two apices and the window began on row 48, its right
+    # half blanked. Still speckle is rough, not strokes: the whole sector, from its first row
+    detection = _detect(realdata, "butterfly__Reg_Butterfly_Normal_Lung_A_lines.avi")
+    assert detection.window.y == 0
+    fov = detection.fov_mask
+    assert fov[0].any()
+    left, right = np.flatnonzero(fov[250])[[0, -1]]
+    assert left <= 70 and right >= 440  # the sector's flanks at row 250 (x ~55 and ~460 by eye)
+    # LITFL H1N1 case 2: the skin line where the arc meets row 0 at the top right does not change (a GIF that
+    # kept unchanged pixels); it was blanked as outside the field (0.83% of the tissue)
+    assert _score(realdata, "litfl__Vir_liftl_H1N1_case2_clip1.mp4").tissue_masked <= 0.005
+
+
 @pytest.mark.parametrize("name", [
     "twitter_taotepocus__1412524263630946310.mp4",
     "twitter_taotepocus__1460700066201669638.mp4",
@@ -343,5 +359,5 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
     assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 7
     assert all(s.bad_missed == 0 for s in scores)
     assert all(s.good_dropped <= 0.02 for s in scores)
-    assert sum(s.tissue_masked <= 0.005 for s in scores) >= n - 1
+    assert all(s.tissue_masked <= 0.005 for s in scores)
     assert sum(s.probe_ok for s in scores) >= n - 2

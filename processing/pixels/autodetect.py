@@ -76,6 +76,7 @@ _STATIC_FREQ = 0.8  # coloured in at least this share of sampled frames -> a sta
 _LIVE_STD = 2.0  # smoothed temporal std of grey above this is speckle that changes (coded static marks stay below)
 _STATIC_STD = 2.5  # temporal std of a static mark after lossy coding (bright speckle varies more)
 _MIN_FOV_SHARE = 0.02  # a field of view covers at least 2% of the frame
+_SPECKLE = (6.0, 25.0)  # local grey std (5x5, averaged) of still speckle; marks' edges on black measure 21-50
 _MIN_MIDGREY = 0.45  # share of mid-grey pixels in an ultrasound field (text is two-level)
 _ARC = 0.08  # the top edge of a sector's field drops at its sides by >= 8% of the field's height. Measured: linear
 # fields <= 1.8% on 7 real clips (the opening rounds the corners of simulated ones: <= 7.3%); sectors, also cropped
@@ -287,9 +288,14 @@ def _candidates(
         # static bright marks and their coded halo (text and rulers touching the image would extend it).
         marks = cv2.dilate(((std_raw <= _STATIC_STD) & (gray_med > 60)).astype(np.uint8), _kernel(3)) > 0
         candidate = (live | ((gray_med > black + 6) & ~marks)) & grey
+        # Still tissue is speckle too (a held breath, a short loop, a GIF that kept unchanged pixels): static but
+        # rough, where the edges of text and markers on black are rougher still and thin (the opening takes them off)
+        roughness = _roughness(gray_med, box)
+        still = (roughness > _SPECKLE[0]) & (roughness < _SPECKLE[1]) & (cv2.blur(gray_med, (box, box)) > black + 12)
+        candidate |= still & marks & grey
         evidence = (std_raw > _LIVE_STD) & grey  # unblurred: a ruler or seam between two panels stays a valley
     else:  # a still: no change over time, fall back to speckle texture
-        live = (_roughness(gray_med, box) > 6.0) & (cv2.blur(gray_med, (box, box)) > black + 12)
+        live = (_roughness(gray_med, box) > _SPECKLE[0]) & (cv2.blur(gray_med, (box, box)) > black + 12)
         candidate = live & grey
         evidence = candidate
     image = candidate
