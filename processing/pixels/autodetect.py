@@ -8,11 +8,13 @@ pixels, so a new source (or a user's own clip) needs no hand work:
    standard deviation of the grey level over a bounded sample of frames, smoothed, thresholded and cleaned with
    morphology, gives candidate regions. Panels that touch (side by side through a ruler, stacked apex to arc) are
    split at valleys of the column profile of live speckle and of the row profile of the region; the region with the
-   most live speckle (the left/top panel wins among those within 10% of it) is filled to its convex hull. A clip that never changes (a still) falls back to speckle texture. The region is
+   most live speckle (the left/top panel wins among those within 10% of it) is filled to its convex hull. A clip that
+   never changes (a still) falls back to speckle texture, and so does tissue that does not change in a clip that
+   does (a held breath, a GIF's unchanged corner): still speckle is rough, where text is strokes. The region is
    accepted only if it is big enough and looks like ultrasound (mostly mid-grey levels, not the two levels of text);
    otherwise :class:`~processing.errors.ClipError` names the clip: ``no ultrasound field of view found``.
    Sectors whose fans touch below their tops are split at the saddle between their apices; static interface
-   lines along the region's edges are trimmed and the near field (dim tissue, a skin line above an anechoic band,
+   lines along the region's edges, and a rule drawn wider than its top, are trimmed and the near field (dim tissue, a skin line above an anechoic band,
    a flat top's corners and a pointed apex that the opening took off) is given back. The region's top edge gives
    the probe: one that arcs down towards its sides is a ``convex`` sector (also when the clip is already cropped
    to a square around it), a flat one ``linear``. The crop window (:func:`window_for`) is anchored at the top of
