@@ -462,3 +462,24 @@ def test_still_speckle_belongs_to_the_field_and_still_text_beside_it_does_not():
     assert fov.bbox.y <= 20  # the middle of the top arc (its thin tips reach row 10): the still near field is in
     assert (fov.region & sector).sum() >= 0.95 * sector.sum()
     assert not fov.region[15:35, 4:60].any()  # the text stays out
+
+
+def test_a_static_drawn_plate_inside_the_field_is_masked_and_still_bright_tissue_is_not():
+    from processing.pixels.autodetect import _badges
+
+    rng = np.random.default_rng(3)
+    gray = np.clip(rng.normal(40, 10, (200, 200)), 0, 255).astype(np.uint8)  # dark lung
+    std = np.full(gray.shape, 6.0, np.float32)  # speckle that changes
+    cv2.circle(gray, (60, 60), 14, 200, -1)  # an icon's disc, with a glyph drawn inside
+    cv2.line(gray, (52, 60), (68, 60), 60, 3)
+    std[44:77, 44:77] = 0.5
+    # still bright tissue: a blob that fades into grey over many pixels
+    yy, xx = np.mgrid[:200, :200]
+    blob = 230 * np.exp(-((yy - 140) ** 2 + (xx - 140) ** 2) / (2 * 18.0 ** 2))
+    gray = np.maximum(gray, blob.astype(np.uint8))
+    std[110:170, 110:170] = 0.5
+    found = _badges(gray, std, np.ones(gray.shape, bool), 8)
+    disc = np.zeros(gray.shape, np.uint8)
+    cv2.circle(disc, (60, 60), 14, 1, -1)
+    assert found[disc > 0].all()  # the glyph inside too
+    assert not found[100:180, 100:180].any()

@@ -179,6 +179,19 @@ def test_a_rule_wider_than_the_field_on_its_first_row_is_not_the_field(realdata,
     assert _score(realdata, name).overlay_recall >= 0.95
 
 
+def test_a_probe_icon_drawn_inside_the_sector_is_masked_and_the_lung_around_it_is_not(realdata):
+    # 1378797632240414723: Butterfly's probe icon, a grey 195-205 disc 30 px across with a dark glyph, drawn over
+    # the sector's lower right (box 304-333 x 408-438); still bright tissue is as static, but fades into grey
+    name = "twitter_taotepocus__1378797632240414723.mp4"
+    detection = _detect(realdata, name)
+    window = detection.window
+    icon = np.zeros(detection.main_mask.shape, bool)
+    icon[408 + 4 - window.y:438 - 4 - window.y, 304 + 4 - window.x:333 - 4 - window.x] = True  # inside the disc
+    assert detection.main_mask[icon].mean() >= 0.95
+    score = _score(realdata, name)
+    assert score.overlay_recall >= 0.95 and score.tissue_masked <= 0.005
+
+
 # --------------------------------------------------------------------------------------- 3. outlier frames dropped
 
 
@@ -356,7 +369,7 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
     assert n >= 49
     assert all(s.top_ok for s in scores)
     assert sum(s.iou >= 0.9 for s in scores) >= n - 2
-    assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 7
+    assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 6
     assert all(s.bad_missed == 0 for s in scores)
     assert all(s.good_dropped <= 0.02 for s in scores)
     assert all(s.tissue_masked <= 0.005 for s in scores)

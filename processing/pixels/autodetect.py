@@ -103,6 +103,7 @@ _TICK_CONTRAST = 25  # ... and this much brighter than the rows a tick spacing a
 _STROKE = 40  # a tick or digit stroke is >= 40 grey above the opening of its neighbourhood
 _WHITE = 245  # a white pointer (arrow) is drawn at >= 245 grey, flat
 _WHITE_EDGE = 110  # ... and falls to below this grey within 5 px all around (bright tissue fades slowly)
+_BADGE_GREY = 180  # a static drawn plate (an icon's disc) is at least this bright (the probe icon on the real clips: 195-205)
 _DOPPLER_SHARE = 0.01  # still colour over >= 1% of the field is colour Doppler (marks and arrows on the real clips:
 # <= 0.22%; Doppler loops 0.49-2.8%)
 _BOX_RIDGE = 20  # a colour box's outline stands this far above the opening (5x5) of its neighbourhood ...
@@ -682,11 +683,41 @@ def _static_marks(
             core_share = np.bincount(labels[core], minlength=n)[1:] / np.maximum(areas, 1)
             keep[1:] = (areas >= smallest) & (((areas <= largest) & (core_share < 0.5)) | (depth_share < 0.2))
             marks_in = _grow(keep[labels], inner & (std <= 2 * _STATIC_STD) & (gray_med > _DARK), steps=1)
+            marks_in |= _badges(gray_med, std, inner, smallest)
     rulers = colour & False
     if len(grays) >= 4:
         rulers = _ruler_marks(gray_med, spread)
         rulers |= _faint_ruler_marks(gray_med, spread, region, found=rulers)
     return marks_out | colour | marks_in | rulers, colour
+
+
+def _badges(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray, smallest: float) -> np.ndarray:
+    """Static drawn plates inside the field (an icon's disc, a label's box), of any size up to 40% of the window:
+    bright (>= ``_BADGE_GREY``) static blobs that fill at least half of their convex hull and whose surroundings, a few
+    pixels out, are dark all around (median <= ``_WHITE_EDGE``), as for a white pointer. Still bright tissue is as
+    static, but fades into grey over many pixels (its surroundings measure >= 132 on the real clips; 1378797632240414723's
+    probe icon, a grey 195-205 disc 30 px across: 17). The mark is the blob's hull (the glyph drawn inside it too),
+    grown over its rim."""
+    height, width = gray_med.shape
+    seeds = inner & (std <= _STATIC_STD) & (gray_med >= _BADGE_GREY)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
+    out = np.zeros((height, width), bool)
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area < max(smallest, 30) or max(w, h) > 0.4 * min(height, width):
+            continue
+        x0, y0, x1, y1 = max(0, x - 8), max(0, y - 8), min(width, x + w + 8), min(height, y + h + 8)
+        comp = (labels[y0:y1, x0:x1] == i).astype(np.uint8)
+        ring = (cv2.dilate(comp, _kernel(11)) > 0) & (cv2.dilate(comp, _kernel(5)) == 0)
+        hull = cv2.convexHull(cv2.findNonZero(comp))
+        if not ring.any() or float(np.median(gray_med[y0:y1, x0:x1][ring])) > _WHITE_EDGE:
+            continue
+        if area < 0.5 * max(cv2.contourArea(hull), 1.0):
+            continue
+        plate = np.zeros_like(comp)
+        cv2.fillConvexPoly(plate, hull, 1)
+        out[y0:y1, x0:x1] |= _grow(plate > 0, gray_med[y0:y1, x0:x1] > _RIM, steps=1)
+    return out
 
 
 def _regular_ticks(column: np.ndarray, longest: int, least: int = _RULER_TICKS) -> int:
