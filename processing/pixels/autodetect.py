@@ -30,7 +30,8 @@ pixels, so a new source (or a user's own clip) needs no hand work:
      above the image's own tint, present in most frames -> main mask;
    - static bright text burned into the image (e.g. a vendor logo on the sector): very bright pixels that never
      change while the ultrasound around them does, in the border band of the field (still tissue deep in the
-     lung of a quiet patient is static too);
+     lung of a quiet patient is static too), and static drawn plates anywhere in it (an icon's disc): bright blobs
+     whose surroundings are dark all around, where still bright tissue fades into grey;
    - the outline of a colour-Doppler box (on clips with colour Doppler only): thin ridges on most frames, straight
      sides flanking the colour, and the polygon they span;
    - moving pointers: coloured blobs, or flat near-white blobs with a sharp dark surround (white arrows), that are
