@@ -694,18 +694,20 @@ def _static_marks(
 
 def _badges(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray, smallest: float) -> np.ndarray:
     """Static drawn plates inside the field (an icon's disc, a label's box), of any size up to 40% of the window:
-    bright (>= ``_BADGE_GREY``) static blobs that fill at least half of their convex hull and whose surroundings, a few
-    pixels out, are dark all around (median <= ``_WHITE_EDGE``), as for a white pointer. Still bright tissue is as
-    static, but fades into grey over many pixels (its surroundings measure >= 132 on the real clips; 1378797632240414723's
-    probe icon, a grey 195-205 disc 30 px across: 17). The mark is the blob's hull (the glyph drawn inside it too),
-    grown over its rim."""
+    bright (>= ``_BADGE_GREY``) static blobs, compact (at most twice as long as wide: a bright pleural segment over
+    dark lung is long), that fill at least half of their convex hull and whose surroundings, a few pixels out, are
+    dark all around (median <= ``_WHITE_EDGE``), as for a white pointer. Still bright tissue is as static, but fades
+    into grey over many pixels (its surroundings measure >= 132 on the real clips; 1378797632240414723's probe icon,
+    a grey 195-205 disc 30 px across: 17). The mark is the blob's hull (the glyph drawn inside it too), grown over
+    its rim."""
     height, width = gray_med.shape
     seeds = inner & (std <= _STATIC_STD) & (gray_med >= _BADGE_GREY)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
     out = np.zeros((height, width), bool)
     for i in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[i])
-        if area < max(smallest, 30) or max(w, h) > 0.4 * min(height, width):
+        # compact: a bright line over dark lung (a pleural segment, an A-line) is dark around too, but long
+        if area < max(smallest, 30) or max(w, h) > 0.4 * min(height, width) or max(w, h) > 2 * min(w, h):
             continue
         x0, y0, x1, y1 = max(0, x - 8), max(0, y - 8), min(width, x + w + 8), min(height, y + h + 8)
         comp = (labels[y0:y1, x0:x1] == i).astype(np.uint8)
