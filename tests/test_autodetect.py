@@ -480,9 +480,14 @@ def test_a_static_drawn_plate_inside_the_field_is_masked_and_still_bright_tissue
     std[110:170, 110:170] = 0.5
     gray[150:156, 20:80] = 210  # a still, bright pleural segment over dark lung: dark around too, but long
     std[140:166, 10:90] = 0.5
+    # a still, bright echo over dark lung (an air bronchogram in a held breath): dark around too, but graded
+    echo = 240 * np.exp(-((yy - 40) ** 2 + (xx - 160) ** 2) / (2 * 6.0 ** 2))
+    gray = np.maximum(gray, echo.astype(np.uint8))
+    std[20:60, 140:180] = 0.5
     found = _badges(gray, std, np.ones(gray.shape, bool), 8)
     disc = np.zeros(gray.shape, np.uint8)
     cv2.circle(disc, (60, 60), 14, 1, -1)
     assert found[disc > 0].all()  # the glyph inside too
     assert not found[100:180, 100:180].any()
     assert not found[140:166, 10:90].any()
+    assert not found[20:60, 140:180].any()

@@ -695,7 +695,8 @@ def _static_marks(
 def _badges(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray, smallest: float) -> np.ndarray:
     """Static drawn plates inside the field (an icon's disc, a label's box), of any size up to 40% of the window:
     bright (>= ``_BADGE_GREY``) static blobs, compact (at most twice as long as wide: a bright pleural segment over
-    dark lung is long), that fill at least half of their convex hull and whose surroundings, a few pixels out, are
+    dark lung is long) and flat (70% of their pixels within 15 grey levels of their median: a still bright echo is
+    graded; the icon: 91%), that fill at least half of their convex hull and whose surroundings, a few pixels out, are
     dark all around (median <= ``_WHITE_EDGE``), as for a white pointer. Still bright tissue is as static, but fades
     into grey over many pixels (its surroundings measure >= 132 on the real clips; 1378797632240414723's probe icon,
     a grey 195-205 disc 30 px across: 17). The mark is the blob's hull (the glyph drawn inside it too), grown over
@@ -716,6 +717,9 @@ def _badges(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray, smallest: 
         if not ring.any() or float(np.median(gray_med[y0:y1, x0:x1][ring])) > _WHITE_EDGE:
             continue
         if area < 0.5 * max(cv2.contourArea(hull), 1.0):
+            continue
+        values = gray_med[y0:y1, x0:x1][comp > 0].astype(np.int16)
+        if np.mean(np.abs(values - np.median(values)) <= 15) < 0.7:  # drawn flat; a bright echo is graded
             continue
         plate = np.zeros_like(comp)
         cv2.fillConvexPoly(plate, hull, 1)
