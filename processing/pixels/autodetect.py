@@ -14,8 +14,9 @@ pixels, so a new source (or a user's own clip) needs no hand work:
    accepted only if it is big enough and looks like ultrasound (mostly mid-grey levels, not the two levels of text);
    otherwise :class:`~processing.errors.ClipError` names the clip: ``no ultrasound field of view found``.
    Sectors whose fans touch below their tops are split at the saddle between their apices; static interface
-   lines along the region's edges, and a rule drawn wider than its top, are trimmed and the near field (dim tissue, a skin line above an anechoic band,
-   a flat top's corners and a pointed apex that the opening took off) is given back. The region's top edge gives
+   lines along the region's edges, and a rule drawn wider than its top, are trimmed and the near field (dim
+   tissue, a skin line above an anechoic band, a flat top's corners and a pointed apex that the opening took off)
+   is given back. The region's top edge gives
    the probe: one that arcs down towards its sides is a ``convex`` sector (also when the clip is already cropped
    to a square around it), a flat one ``linear``. The crop window (:func:`window_for`) is anchored at the top of
    the field: the bounding box of a linear field; a square of the sector's larger extent, giving up depth (never
@@ -55,7 +56,7 @@ window: a clip without a detectable field of view is an error naming the clip.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,6 +286,8 @@ def _candidates(
     std_raw = _temporal_std(grays) if len(grays) > 1 else np.zeros((height, width), np.float32)
     std = cv2.blur(std_raw, (box, box))
     grey = chroma_max < _MIN_CHROMA  # a pointer crossing the image is not evidence of ultrasound
+    roughness = _roughness(gray_med, box)
+    textured = (roughness > _SPECKLE[0]) & (cv2.blur(gray_med, (box, box)) > black + 12)  # speckle, not a flat fill
     if float(np.percentile(std, 99)) >= _LIVE_STD:
         # The box blur spreads activity box // 2 pixels beyond the image; erode it back.
         live = cv2.erode((std > _LIVE_STD).astype(np.uint8), np.ones((box, box), np.uint8)) > 0
@@ -294,12 +297,10 @@ def _candidates(
         candidate = (live | ((gray_med > black + 6) & ~marks)) & grey
         # Still tissue is speckle too (a held breath, a short loop, a GIF that kept unchanged pixels): static but
         # rough, where the edges of text and markers on black are rougher still and thin (the opening takes them off)
-        roughness = _roughness(gray_med, box)
-        still = (roughness > _SPECKLE[0]) & (roughness < _SPECKLE[1]) & (cv2.blur(gray_med, (box, box)) > black + 12)
-        candidate |= still & marks & grey
+        candidate |= textured & (roughness < _SPECKLE[1]) & marks & grey
         evidence = (std_raw > _LIVE_STD) & grey  # unblurred: a ruler or seam between two panels stays a valley
     else:  # a still: no change over time, fall back to speckle texture
-        live = (_roughness(gray_med, box) > _SPECKLE[0]) & (cv2.blur(gray_med, (box, box)) > black + 12)
+        live = textured
         candidate = live & grey
         evidence = candidate
     image = candidate
@@ -694,36 +695,25 @@ def _static_marks(
 
 def _badges(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray, smallest: float) -> np.ndarray:
     """Static drawn plates inside the field (an icon's disc, a label's box), of any size up to 40% of the window:
-    bright (>= ``_BADGE_GREY``) static blobs, compact (at most twice as long as wide: a bright pleural segment over
-    dark lung is long) and flat (70% of their pixels within 15 grey levels of their median: a still bright echo is
-    graded; the icon: 91%), that fill at least half of their convex hull and whose surroundings, a few pixels out, are
-    dark all around (median <= ``_WHITE_EDGE``), as for a white pointer. Still bright tissue is as static, but fades
-    into grey over many pixels (its surroundings measure >= 132 on the real clips; 1378797632240414723's probe icon,
-    a grey 195-205 disc 30 px across: 17). The mark is the blob's hull (the glyph drawn inside it too), grown over
-    its rim."""
-    height, width = gray_med.shape
+    bright (>= ``_BADGE_GREY``) static blobs that look drawn as a white pointer does (:func:`_isolated_blobs`: they
+    fill at least half of their hull, and their surroundings, a few pixels out, are dark all around), compact (at
+    most twice as long as wide: a bright pleural segment over dark lung is long) and flat (70% of their pixels within
+    15 grey levels of their median: a still bright echo is graded; the icon: 91%). Still bright tissue is as static,
+    but fades into grey over many pixels (its surroundings measure >= 132 on the real clips; 1378797632240414723's
+    probe icon, a grey 195-205 disc 30 px across: 17). The mark is the blob's hull (the glyph drawn inside it too),
+    grown over its rim."""
     seeds = inner & (std <= _STATIC_STD) & (gray_med >= _BADGE_GREY)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
-    out = np.zeros((height, width), bool)
-    for i in range(1, n):
-        x, y, w, h, area = (int(v) for v in stats[i])
-        # compact: a bright line over dark lung (a pleural segment, an A-line) is dark around too, but long
-        if area < max(smallest, 30) or max(w, h) > 0.4 * min(height, width) or max(w, h) > 2 * min(w, h):
+    out = np.zeros(gray_med.shape, bool)
+    for box, blob, hull in _isolated_blobs(seeds, gray_med, max(smallest, 30)):
+        tall, wide = (int(np.ptp(a)) + 1 for a in np.nonzero(blob))
+        if max(tall, wide) > 2 * min(tall, wide):  # a bright line over dark lung (a pleural segment) is long
             continue
-        x0, y0, x1, y1 = max(0, x - 8), max(0, y - 8), min(width, x + w + 8), min(height, y + h + 8)
-        comp = (labels[y0:y1, x0:x1] == i).astype(np.uint8)
-        ring = (cv2.dilate(comp, _kernel(11)) > 0) & (cv2.dilate(comp, _kernel(5)) == 0)
-        hull = cv2.convexHull(cv2.findNonZero(comp))
-        if not ring.any() or float(np.median(gray_med[y0:y1, x0:x1][ring])) > _WHITE_EDGE:
-            continue
-        if area < 0.5 * max(cv2.contourArea(hull), 1.0):
-            continue
-        values = gray_med[y0:y1, x0:x1][comp > 0].astype(np.int16)
+        values = gray_med[box][blob > 0].astype(np.int16)
         if np.mean(np.abs(values - np.median(values)) <= 15) < 0.7:  # drawn flat; a bright echo is graded
             continue
-        plate = np.zeros_like(comp)
+        plate = np.zeros_like(blob)
         cv2.fillConvexPoly(plate, hull, 1)
-        out[y0:y1, x0:x1] |= _grow(plate > 0, gray_med[y0:y1, x0:x1] > _RIM, steps=1)
+        out[box] |= _grow(plate > 0, gray_med[box] > _RIM, steps=1)
     return out
 
 
@@ -875,31 +865,42 @@ def _pointer(
     return blob
 
 
+def _isolated_blobs(
+    seeds: np.ndarray, gray: np.ndarray, min_area: float
+) -> Iterator[tuple[tuple[slice, slice], np.ndarray, np.ndarray]]:
+    """``(box, blob, hull)`` for each blob of ``seeds`` (bool) that looks drawn rather than echoed: at least
+    ``min_area`` px, at most 40% of the image's smaller side across (a mark, not a panel), filling at least half of
+    its convex hull, with surroundings a few pixels out that are dark all around (median grey <= ``_WHITE_EDGE``:
+    bright tissue fades into grey over many pixels). ``box`` slices ``gray`` around the blob with an 8-px margin;
+    ``blob`` (uint8) and ``hull`` (OpenCV points) are in the box's coordinates."""
+    height, width = gray.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area < min_area or max(w, h) > 0.4 * min(height, width):
+            continue
+        box = (slice(max(0, y - 8), min(height, y + h + 8)), slice(max(0, x - 8), min(width, x + w + 8)))
+        blob = (labels[box] == i).astype(np.uint8)
+        ring = (cv2.dilate(blob, _kernel(11)) > 0) & (cv2.dilate(blob, _kernel(5)) == 0)
+        if not ring.any() or float(np.median(gray[box][ring])) > _WHITE_EDGE:
+            continue
+        hull = cv2.convexHull(cv2.findNonZero(blob))
+        if area < 0.5 * max(cv2.contourArea(hull), 1.0):
+            continue
+        yield box, blob, hull
+
+
 def _white_pointer(gray: np.ndarray, chroma: np.ndarray, min_area: int) -> np.ndarray | None:
     """White drawn pointers (arrows) of one frame, or None: blobs of flat near-white grey whose surroundings, a few
-    pixels out, are dark all around, and which fill much of their convex hull. Bright tissue (pleura, consolidation)
-    fades into grey over many pixels and is rarely flat white; static white marks are removed by the caller."""
+    pixels out, are dark all around, and which fill much of their convex hull (:func:`_isolated_blobs`). Bright
+    tissue (pleura, consolidation) fades into grey over many pixels and is rarely flat white; static white marks
+    are removed by the caller."""
     white = (gray >= _WHITE) & (chroma < _MIN_CHROMA)
     if int(white.sum()) < min_area:
         return None
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(white.astype(np.uint8), connectivity=8)
-    height, width = gray.shape
     out = np.zeros(gray.shape, bool)
-    for i in range(1, n):
-        x, y, w, h, area = (int(v) for v in stats[i])
-        if area < min_area or max(w, h) > 0.4 * min(height, width):  # a pointer, not a panel
-            continue
-        x0, y0, x1, y1 = max(0, x - 8), max(0, y - 8), min(width, x + w + 8), min(height, y + h + 8)
-        comp = (labels[y0:y1, x0:x1] == i).astype(np.uint8)
-        near = cv2.dilate(comp, _kernel(5))
-        ring = (cv2.dilate(comp, _kernel(11)) > 0) & (near == 0)
-        if not ring.any() or float(np.median(gray[y0:y1, x0:x1][ring])) > _WHITE_EDGE:
-            continue
-        hull = cv2.convexHull(cv2.findNonZero(comp))
-        if area < 0.5 * max(cv2.contourArea(hull), 1.0):
-            continue
-        rim = _grow(comp > 0, gray[y0:y1, x0:x1] > _WHITE_EDGE, steps=3)
-        out[y0:y1, x0:x1] |= rim
+    for box, blob, _hull in _isolated_blobs(white, gray, min_area):
+        out[box] |= _grow(blob > 0, gray[box] > _WHITE_EDGE, steps=3)
     return out if out.any() else None
 
 
