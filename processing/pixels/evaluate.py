@@ -6,8 +6,8 @@ are not usable (cuts, blank frames) and boxes of real tissue near the field's ed
 source pixels, ``x1``/``y1`` exclusive; frame ranges are inclusive, 0-based in decode order.
 
 What a clean frame removes: the pixels of its mask as the pipeline grows it (5x5, then inpainted), and, when the
-detection blanks what lies outside the field of view, every pixel of the window outside the detected field (black). A dropped frame removes
-everything. The scores (per clip, :class:`ClipScore`):
+detection blanks what lies outside the field of view, every pixel of the window outside the detected field (black).
+A dropped frame removes everything. The scores (per clip, :class:`ClipScore`):
 
 - ``top_ok``: the window holds the top band of the field (the skin line and pleura), all of its visible width (not the
   overlay boxes in it: a ruler's digits or text beside an apex);
