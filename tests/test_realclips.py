@@ -141,6 +141,24 @@ def test_a_ruler_over_a_single_sectors_flank_does_not_cut_the_field(realdata):
     assert detection.fov_mask[:, -30:].any()
 
 
+def test_a_ruler_with_a_tick_a_centimetre_drawn_over_the_tissue_is_masked(realdata):
+    # 1379512336206159879: a 16 cm deep sector; its ruler has one tick and one digit a centimetre (1-15, no minor
+    # ticks) over the field's right edge, 12 regular gaps where the faint-ruler pass wanted 14: 57% of the
+    # ruler's marks were removed
+    name = "twitter_taotepocus__1379512336206159879.mp4"
+    truth, detection = _truth(name), _detect(realdata, name)
+    frames = [f.image for f in iter_frames(_clip(realdata, name)) if f.index % 4 == 0]
+    gray = cv2.cvtColor(np.median(np.stack(frames), axis=0).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    hat = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15)))
+    x0, y0, x1, y1 = next(o.box for o in truth.overlays if o.kind == "ruler" and _inside(o.box, detection.window))
+    ruler = np.zeros(gray.shape, bool)
+    ruler[y0:y1, x0:x1] = hat[y0:y1, x0:x1] > 30
+    ruler = ruler[detection.window.slices()]
+    masked = cv2.dilate(detection.main_mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert ruler.sum() > 300 and (ruler & masked).sum() >= 0.95 * ruler.sum()
+    assert _score(realdata, name).tissue_masked <= 0.005
+
+
 def test_a_still_image_beside_the_sector_is_not_part_of_the_field(realdata):
     # 1432487654680055810: a gallbladder sector (x 36-355) beside a CT image (x ~360-465): the window keeps the sector
     name = "twitter_taotepocus__1432487654680055810.mp4"

@@ -99,7 +99,8 @@ _VALLEY = 0.2  # a column (row) with < 20% of the live pixels of the panels besi
 # shadow under a linear probe dips to ~27%; the neck between stacked sectors to ~15%; a seam or ruler to ~0%)
 _RULER_GREY = 90  # ruler ticks and digits are drawn at >= 130 grey; steady pixels this bright are candidate ticks
 _RULER_TICKS = 20  # a ruler column has >= 20 regularly spaced ticks (steady tissue: < 17 on the real clips)
-_FAINT_TICKS = 14  # a faint ruler (ticks 40-120 grey) has >= 14 regular gaps; clips without one score <= 9
+_FAINT_TICKS = 12  # a faint ruler (ticks 40-120 grey) has >= 12 regular gaps (one tick a cm, 16 cm deep: 12);
+# columns without a ruler score <= 6 on all 90 real clips
 _FAINT_GREY = 40  # ... its ticks are at least this bright
 _TICK_CONTRAST = 25  # ... and this much brighter than the rows a tick spacing above and below them
 _STROKE = 40  # a tick or digit stroke is >= 40 grey above the opening of its neighbourhood
@@ -814,7 +815,8 @@ def _faint_ruler_marks(
     (bright, steady, thin) and ticks in a band around it are marks; live lung beside it changes and is left alone
     (real clip 1390908611967193088: digits "1"-"4" beside a 7-grey-level tick column on the image's right edge).
     A column that the first pass already masked (``found``) is left to it: its band is wider here and would take in
-    bright lung beside a big ruler's digits (real clip 1451609510347513859).
+    bright lung beside a big ruler's digits (real clip 1451609510347513859). A deep field's ruler may have one tick
+    a centimetre and no minor ticks (real clip 1379512336206159879, 16 cm: 13 ticks, 12 regular gaps).
     """
     height, width = gray_med.shape
     marks = np.zeros((height, width), bool)
