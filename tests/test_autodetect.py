@@ -464,6 +464,28 @@ def test_still_speckle_belongs_to_the_field_and_still_text_beside_it_does_not():
     assert not fov.region[15:35, 4:60].any()  # the text stays out
 
 
+
+def test_a_coloured_line_just_outside_the_window_has_its_rim_in_the_window_masked():
+    from processing.pixels.autodetect import _rims_from_beyond
+
+    height, width = 60, 80
+    region = np.zeros((height, width), bool)
+    region[:, :60] = True  # the field; the window is columns 0-61
+    window = Window(0, 0, 62, height)
+    chromas = []
+    for i in range(6):
+        chroma = np.zeros((height, width), np.uint8)
+        chroma[10:50, 62:64] = 80  # a coloured line just beyond the window's edge, on every frame
+        chroma[52:56, 62:64] = 80 if i % 2 else 0  # colour there on half of the frames: a pointer passing
+        chroma[5:8, 30:33] = 80  # colour inside the window: not this rule's (the window's own masks)
+        chromas.append(chroma)
+    rim = _rims_from_beyond(chromas, window, region, 40.0)
+    assert rim.shape == (height, 62)
+    assert rim[10:50, 61].all() and rim.sum() == 40  # the line's rim, one column, and nothing else
+    region[:, 60:64] = True  # a field that runs on under the colour: colour there is not beyond it
+    assert not _rims_from_beyond(chromas, window, region, 40.0).any()
+
+
 def test_a_static_drawn_plate_inside_the_field_is_masked_and_still_bright_tissue_is_not():
     from processing.pixels.autodetect import _badges
 

@@ -197,6 +197,18 @@ def test_a_rule_wider_than_the_field_on_its_first_row_is_not_the_field(realdata,
     assert _score(realdata, name).overlay_recall >= 0.95
 
 
+def test_the_rim_of_a_coloured_line_just_outside_the_window_is_masked(realdata):
+    # grepmed Reg-Grep-Alines: a green border line at x = 418-420 (chroma 57-88), its coded rim on x = 417, the
+    # window's last column (the field ends at x = 415): no seed inside the window reached it (0% removed)
+    name = "grepmed__Reg-Grep-Alines.mp4"
+    detection = _detect(realdata, name)
+    assert detection.window.x + detection.window.w == 418
+    assert detection.main_mask[:, -1].mean() > 0.95
+    assert detection.main_mask[:, :-1].sum() <= 10  # nothing else: 8 px it masked before, at the top edge
+    score = _score(realdata, name)
+    assert score.overlay_recall >= 0.95 and score.tissue_masked <= 0.005
+
+
 def test_a_probe_icon_drawn_inside_the_sector_is_masked_and_the_lung_around_it_is_not(realdata):
     # 1378797632240414723: Butterfly's probe icon, a grey 195-205 disc 30 px across with a dark glyph, drawn over
     # the sector's lower right (box 304-333 x 408-438); still bright tissue is as static, but fades into grey

@@ -945,6 +945,7 @@ def detect_overlays(
     region_win = region[rows, cols]
     level = _tint_threshold(_median(chromas), _median(grays), region_win)
     main, static_colour = _static_marks(grays, chromas, region_win, level)
+    main |= _rims_from_beyond([chroma_of(f) for f in frames], window, region, level)
     core = _lung_core(region_win)
     frame_masks: dict[int, np.ndarray] = {}
     dropped: list[int] = []
@@ -1045,6 +1046,25 @@ def _apply_pointer_policy(index: int, blob: np.ndarray, main: np.ndarray, core: 
         dropped.append(index)
     else:
         frame_masks[index] = main | blob
+
+
+def _rims_from_beyond(chromas: Sequence[np.ndarray], window: Window, region: np.ndarray, level: float) -> np.ndarray:
+    """The coded rims (window coordinates) of coloured marks drawn just outside the window: a border line beside
+    the field, a pixel beyond the window's edge, blurs into the window's edge pixels, which no seed inside the
+    window reaches. Seeds: pixels in a ring ``_LINE`` px wide around the window, outside the field (``region``),
+    coloured (over ``level``) on most sampled frames (``chromas``, whole frames); their rim is the pixel they grow into the window. Not grey
+    marks: beside a field, a still grey pixel is as often the blurred edge of the field itself (with grey seeds,
+    precision fell below 0.9 on 22 of the 90 simulated clips).
+    Real clip grepmed Reg-Grep-Alines: a green border line at the field's last column left its rim in the window.
+    """
+    height, width = region.shape
+    y0, y1 = max(0, window.y - _LINE), min(height, window.y + window.h + _LINE)
+    x0, x1 = max(0, window.x - _LINE), min(width, window.x + window.w + _LINE)
+    inner = (slice(window.y - y0, window.y - y0 + window.h), slice(window.x - x0, window.x - x0 + window.w))
+    seeds = np.mean([c[y0:y1, x0:x1] > level for c in chromas], axis=0) >= _STATIC_FREQ
+    seeds &= ~region[y0:y1, x0:x1]
+    seeds[inner] = False
+    return (cv2.dilate(seeds.astype(np.uint8), _kernel(3)) > 0)[inner]
 
 
 def _still_bright(grays: Sequence[np.ndarray], main: np.ndarray) -> np.ndarray:
@@ -1262,6 +1282,7 @@ def detect_frames(
     region_win = fov.region[rows, cols]
     level = _tint_threshold(_median(chromas_w), _median(grays_w), region_win)
     main, static_colour = _static_marks(grays_w, chromas_w, region_win, level)
+    main |= _rims_from_beyond([c for _g, c in samples.values()], window, fov.region, level)
     blobs = _pointer_blobs(scan, fov, main, static_colour, level, samples, unusable)
     # Colour Doppler, not a pointer shown for a moment: a moving coloured blob on most frames, or still colour over
     # a share of the field (a loop of a single flow frame) that no orientation mark or arrow covers. Its colour is
