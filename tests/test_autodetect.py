@@ -174,6 +174,21 @@ def test_sampling_is_bounded_and_evenly_spaced():
     assert detection.frame_count == 40
 
 
+def test_a_pointer_beside_a_colour_photo_is_found_when_the_frames_can_be_read_again():
+    # A colour photo (an inset of the patient) to the right of the sector colours 30% of every frame: too many
+    # coloured pixels to keep per frame in one pass, so the pointer on frame 4 was not seen
+    def frames() -> list[np.ndarray]:
+        photo = np.random.default_rng(5).integers(0, 255, (72, 40, 3), dtype=np.uint8)
+        photo[..., 0] = 230  # reddish: chroma well over 40
+        return [np.concatenate([frame, photo], axis=1) for frame in _fan_clip(pointer=(4,))]
+
+    one_pass = detect_frames(frames(), pointer_policy="drop")
+    twice = detect_frames(frames(), pointer_policy="drop", again=frames)
+    assert one_pass.window == twice.window and twice.window.x + twice.window.w <= 96  # the sector, not the photo
+    assert one_pass.dropped_frames == ()
+    assert twice.dropped_frames == (4,)
+
+
 def test_summary_names_window_probe_and_frame_counts():
     detection = detect_frames(_fan_clip(pointer=(2,)), clip_id="7_demo")
     text = detection.summary()

@@ -56,7 +56,7 @@ window: a clip without a detectable field of view is an error naming the clip.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1186,6 +1186,7 @@ class _Scan:
 
     sampler: _Sampler
     coloured_at: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # index -> (flat, chroma)
+    crowded: set[int] = field(default_factory=set)  # frames with too much colour to keep (photos, insets, tint)
     white_at: dict[int, np.ndarray] = field(default_factory=dict)  # index -> flat indices of white candidates
     thumbs: list[np.ndarray] = field(default_factory=list)
     thumb_indices: list[int] = field(default_factory=list)
@@ -1208,9 +1209,26 @@ class _Scan:
         hot = np.flatnonzero(flat > _MIN_CHROMA)
         if 0 < hot.size <= _MAX_COLOURED_SHARE * flat.size:
             self.coloured_at[index] = (hot.astype(np.int32), flat[hot])
+        elif hot.size:
+            self.crowded.add(index)
         white = _white_pointer(gray, chroma, max(24, int(0.0008 * gray.size)))
         if white is not None:
             self.white_at[index] = np.flatnonzero(white.ravel()).astype(np.int32)
+
+    def rescan(self, frames: Iterable[object], window: Window) -> None:
+        """Keep the coloured pixels of the crowded frames inside ``window`` only, from a second pass over the
+        clip (``frames``): a colour photo or inset beside the panel (real clip 1447995907203649537: two colour
+        photos over a Doppler panel, 12% of each frame coloured) is no reason to lose the panel's own colour."""
+        assert self.shape is not None
+        inside = np.zeros(self.shape[:2], bool)
+        inside[window.slices()] = True
+        for index, image in _frame_items(frames):
+            if index not in self.crowded:
+                continue
+            flat = np.where(inside, chroma_of(image), 0).ravel()
+            hot = np.flatnonzero(flat > _MIN_CHROMA)
+            if 0 < hot.size <= _MAX_COLOURED_SHARE * inside.sum():
+                self.coloured_at[index] = (hot.astype(np.int32), flat[hot])
 
 
 def _pointer_blobs(scan: _Scan, fov: FieldOfView, main: np.ndarray, static_colour: np.ndarray, level: float,
@@ -1254,10 +1272,14 @@ def detect_frames(
     clip_id: str = "clip",
     max_sample_frames: int = 32,
     pointer_policy: str = "mask",
+    again: Callable[[], Iterable[object]] | None = None,
 ) -> Detection:
     """:func:`detect_clip` on an iterable of frames (``Frame`` objects, ``(index, image)`` pairs or bare arrays).
 
-    One pass; memory is bounded by ``max_sample_frames`` frames plus each frame's coloured-pixel coordinates.
+    One pass; memory is bounded by ``max_sample_frames`` frames plus each frame's coloured-pixel coordinates, kept
+    for frames with at most ``_MAX_COLOURED_SHARE`` of their pixels coloured. ``again`` (a function that iterates
+    the same frames anew) lets the frames with more colour be read a second time, their colour kept inside the
+    crop window only; without it their pointers and colour flow are not found.
     """
     check_choice("pointer_policy", pointer_policy, POINTER_POLICIES)
     if not isinstance(max_sample_frames, int) or max_sample_frames < 2:
@@ -1283,6 +1305,8 @@ def detect_frames(
     level = _tint_threshold(_median(chromas_w), _median(grays_w), region_win)
     main, static_colour = _static_marks(grays_w, chromas_w, region_win, level)
     main |= _rims_from_beyond([c for _g, c in samples.values()], window, fov.region, level)
+    if scan.crowded and again is not None:
+        scan.rescan(again(), window)
     blobs = _pointer_blobs(scan, fov, main, static_colour, level, samples, unusable)
     # Colour Doppler, not a pointer shown for a moment: a moving coloured blob on most frames, or still colour over
     # a share of the field (a loop of a single flow frame) that no orientation mark or arrow covers. Its colour is
@@ -1334,6 +1358,7 @@ def detect_clip(
         clip_id=clip_id or path.stem,
         max_sample_frames=max_sample_frames,
         pointer_policy=pointer_policy,
+        again=lambda: iter_frames(path),
     )
 
 
