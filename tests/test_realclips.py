@@ -279,7 +279,7 @@ def test_the_outline_of_a_colour_doppler_box_is_masked(realdata, name):
     median = np.median(np.stack(frames), axis=0).astype(np.uint8)
     gray = cv2.cvtColor(median, cv2.COLOR_RGB2GRAY)
     hat = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, np.ones((5, 5), np.uint8))
-    box = next(o.box for o in truth.overlays if o.kind == "other" and _inside(o.box, detection.window))
+    box = next(o.box for o in truth.overlays if o.kind == "colour box" and _inside(o.box, detection.window))
     x0, y0, x1, y1 = box
     line = np.zeros(gray.shape, bool)
     line[y0:y1, x0:x1] = (hat[y0:y1, x0:x1] > 30) & (chroma_of(median[y0:y1, x0:x1]) < 30)
@@ -390,7 +390,7 @@ def test_a_flat_topped_field_that_widens_with_depth_is_convex(realdata):
 
 @pytest.mark.slow
 def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured(realdata):
-    """Regression floor at the figures BENCHMARKS.md reports (49 clips); the issue's targets are higher."""
+    """Regression floor at the figures BENCHMARKS.md reports (50 clips); the issue's targets are higher."""
     import sys
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -402,10 +402,10 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
         detection = detect_clip(path, pointer_policy="drop")
         scores.append(score_clip(detection, truth, sample_frames(path, truth), window_rule=window_for))
     n = len(scores)
-    assert n >= 49
+    assert n >= 50
     assert all(s.top_ok for s in scores)
     assert sum(s.iou >= 0.9 for s in scores) >= n - 2
-    assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 6
+    assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 2
     assert all(s.bad_missed == 0 for s in scores)
     assert all(s.good_dropped <= 0.02 for s in scores)
     assert all(s.tissue_masked <= 0.005 for s in scores)

@@ -7,6 +7,7 @@ hand-drawn boxes. A scorer that always answers "perfect" must fail here.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -139,6 +140,23 @@ def test_mark_pixels_off_the_image_counts_what_is_brighter_than_the_black_backgr
     assert np.array_equal(off, expected)
     on = mark_pixels(image, Overlay((15, 15, 45, 45), "panel", True, None), black=5.0)
     assert not on.any()  # over the image only what stands out of its neighbourhood counts
+
+
+def test_mark_pixels_of_a_colour_box_are_its_outline_and_the_colour_inside_not_the_tissue_it_frames():
+    image = np.full((60, 60, 3), 60, np.uint8)
+    cv2.rectangle(image, (10, 10), (40, 40), (220, 220, 220), 1)  # the box's outline
+    image[20, 20] = 250  # a bright echo inside the box: tissue
+    image[44, 30] = 250  # another beside it, inside the truth's rectangle
+    image[25:28, 30:33] = (200, 40, 40)  # flow inside the box
+    image[46:48, 12:14] = (200, 40, 40)  # colour outside the outline (a colour bar's end)
+    box = Overlay((5, 5, 50, 50), "colour box", True, None, ((10, 10), (40, 10), (40, 40), (10, 40)))
+    marks = mark_pixels(image, box, black=0.0)
+    expected = np.zeros((60, 60), bool)
+    expected[10, 10:41] = expected[40, 10:41] = expected[10:41, 10] = expected[10:41, 40] = True
+    expected[25:28, 30:33] = True
+    assert np.array_equal(marks, expected)
+    whole = mark_pixels(image, Overlay((5, 5, 50, 50), "other", True, None), black=0.0)
+    assert whole[20, 20] and whole[44, 30] and whole[46, 12]  # the rectangle alone takes the echoes in
 
 
 class _HandDetection:

@@ -15,7 +15,10 @@ A dropped frame removes everything. The scores (per clip, :class:`ClipScore`):
 - ``overlay_recall``: of the overlay pixels inside the window, the share removed. An overlay pixel is a pixel of an
   overlay box that stands out in the clip's median frame (white top-hat or colour; a pixel coloured there but grey
   on a frame -- colour Doppler, which changes -- is not the mark on that frame), or, off the image, any pixel
-  brighter than the black background; a moving mark is measured on the frames it is on;
+  brighter than the black background; a moving mark is measured on the frames it is on. A colour-Doppler box has
+  its ``outline`` in the truth (a polygon along the line the scanner draws, by eye): its pixels are what stands out
+  within ``_OUTLINE`` px of that polygon and the colour inside it, not the tissue echoes the box frames (its
+  rectangle held them too, bright and static in the median frame);
 - ``tissue_masked``: of the tissue inside the true field (visible, not in an overlay box), the share removed from a
   kept frame (the main mask, plus anything blanked);
 - ``bad_missed`` / ``good_dropped``: unusable frames kept, and usable frames dropped (share);
@@ -46,6 +49,7 @@ _TOPHAT = 30  # a mark stands this far above the opening of its neighbourhood in
 _COLOUR = 40  # chroma of a coloured mark (grey ultrasound after coding stays below ~25)
 _OFF_IMAGE = 25  # off the image, a pixel this much above the black background is a mark
 _TOP_BAND = 0.05  # the top 5% of the field (at least 4 rows) must be in the window
+_OUTLINE = 2  # a colour box's outline: what stands out within 2 px of the polygon drawn along it
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Overlay:
     kind: str
     inside_fov: bool
     frames: tuple[tuple[int, int], ...] | None  # None: on every frame
+    outline: tuple[tuple[int, int], ...] = ()  # a colour-Doppler box's outline, a polygon (x, y) in its box
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,14 @@ def _ranges(value: Iterable[Sequence[int]] | None) -> tuple[tuple[int, int], ...
     return None if value is None else tuple((int(a), int(b)) for a, b in value)
 
 
+def _overlay(item: dict, where: str) -> Overlay:
+    box = _box(item["box"], where)
+    outline = tuple((int(x), int(y)) for x, y in item.get("outline", ()))
+    if outline and (len(outline) < 3 or not all(box[0] <= x <= box[2] and box[1] <= y <= box[3] for x, y in outline)):
+        raise CovidxError(f"{where}: an outline is 3 or more [x, y] points inside its box {list(box)}; got {outline}")
+    return Overlay(box, item["kind"], bool(item["inside_fov"]), _ranges(item.get("frames")), outline)
+
+
 def load_truth(path: Path | str) -> dict[str, ClipTruth]:
     """The truth file: clip file name -> :class:`ClipTruth`."""
     path = Path(path)
@@ -100,10 +113,7 @@ def load_truth(path: Path | str) -> dict[str, ClipTruth]:
             probe=item["probe"],
             fov=_box(item["fov"], where),
             alt_fovs=tuple(_box(b, where) for b in item.get("alt_fovs", [])),
-            overlays=tuple(
-                Overlay(_box(o["box"], where), o["kind"], bool(o["inside_fov"]), _ranges(o.get("frames")))
-                for o in item.get("overlays", [])
-            ),
+            overlays=tuple(_overlay(o, where) for o in item.get("overlays", [])),
             bad_frames=_ranges(item.get("bad_frames", [])) or (),
             tissue=tuple(_box(b, where) for b in item.get("tissue", [])),
             notes=item.get("notes", ""),
@@ -179,7 +189,15 @@ def mark_pixels(image: np.ndarray, overlay: Overlay, black: float, image_area: n
     ax0, ay0, ax1, ay1 = max(0, x0 - m), max(0, y0 - m), min(width, x1 + m), min(height, y1 + m)
     hat = _tophat(gray[ay0:ay1, ax0:ax1])[y0 - ay0:y1 - ay0, x0 - ax0:x1 - ax0]
     sub = gray[y0:y1, x0:x1]
-    mark = (hat > _TOPHAT) | (chroma_of(np.ascontiguousarray(image[y0:y1, x0:x1])) > _COLOUR)
+    colour = chroma_of(np.ascontiguousarray(image[y0:y1, x0:x1])) > _COLOUR
+    if overlay.outline:  # a colour-Doppler box: its outline and the colour inside it, not the tissue they frame
+        points = np.array(overlay.outline, np.int32) - np.array([x0, y0])
+        line, inside = np.zeros(sub.shape, np.uint8), np.zeros(sub.shape, np.uint8)
+        cv2.polylines(line, [points], True, 1, 2 * _OUTLINE + 1)
+        cv2.fillPoly(inside, [points], 1)
+        out[y0:y1, x0:x1] = ((line > 0) & (hat > _TOPHAT)) | ((inside > 0) & colour)
+        return out
+    mark = (hat > _TOPHAT) | colour
     if not overlay.inside_fov:
         off = sub > black + _OFF_IMAGE
         if image_area is not None:
