@@ -177,8 +177,8 @@ def test_sampling_is_bounded_and_evenly_spaced():
 def test_a_pointer_beside_a_colour_photo_is_found_when_the_frames_can_be_read_again():
     # A colour photo (an inset of the patient) to the right of the sector colours 30% of every frame: too many
     # coloured pixels to keep per frame in one pass, so the pointer on frame 4 was not seen
-    def frames() -> list[np.ndarray]:
-        photo = np.random.default_rng(5).integers(0, 255, (72, 40, 3), dtype=np.uint8)
+    def frames(photo_width: int = 40) -> list[np.ndarray]:
+        photo = np.random.default_rng(5).integers(0, 255, (72, photo_width, 3), dtype=np.uint8)
         photo[..., 0] = 230  # reddish: chroma well over 40
         return [np.concatenate([frame, photo], axis=1) for frame in _fan_clip(pointer=(4,))]
 
@@ -187,6 +187,8 @@ def test_a_pointer_beside_a_colour_photo_is_found_when_the_frames_can_be_read_ag
     assert one_pass.window == twice.window and twice.window.x + twice.window.w <= 96  # the sector, not the photo
     assert one_pass.dropped_frames == ()
     assert twice.dropped_frames == (4,)
+    with pytest.raises(ClipError, match=r"^clip-9: frame 0 has shape .* on a second read"):
+        detect_frames(frames(), clip_id="clip-9", again=lambda: frames(30))  # the file changed under us
 
 
 def test_summary_names_window_probe_and_frame_counts():

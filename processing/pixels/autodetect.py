@@ -1215,7 +1215,7 @@ class _Scan:
         if white is not None:
             self.white_at[index] = np.flatnonzero(white.ravel()).astype(np.int32)
 
-    def rescan(self, frames: Iterable[object], window: Window) -> None:
+    def rescan(self, frames: Iterable[object], window: Window, clip_id: str) -> None:
         """Keep the coloured pixels of the crowded frames inside ``window`` only, from a second pass over the
         clip (``frames``): a colour photo or inset beside the panel (real clip 1447995907203649537: two colour
         photos over a Doppler panel, 12% of each frame coloured) is no reason to lose the panel's own colour."""
@@ -1225,6 +1225,8 @@ class _Scan:
         for index, image in _frame_items(frames):
             if index not in self.crowded:
                 continue
+            if image.shape != self.shape:
+                raise ClipError(f"{clip_id}: frame {index} has shape {image.shape} on a second read, {self.shape} on the first")
             flat = np.where(inside, chroma_of(image), 0).ravel()
             hot = np.flatnonzero(flat > _MIN_CHROMA)
             if 0 < hot.size <= _MAX_COLOURED_SHARE * inside.sum():
@@ -1306,7 +1308,7 @@ def detect_frames(
     main, static_colour = _static_marks(grays_w, chromas_w, region_win, level)
     main |= _rims_from_beyond([c for _g, c in samples.values()], window, fov.region, level)
     if scan.crowded and again is not None:
-        scan.rescan(again(), window)
+        scan.rescan(again(), window, clip_id)
     blobs = _pointer_blobs(scan, fov, main, static_colour, level, samples, unusable)
     # Colour Doppler, not a pointer shown for a moment: a moving coloured blob on most frames, or still colour over
     # a share of the field (a loop of a single flow frame) that no orientation mark or arrow covers. Its colour is
