@@ -503,6 +503,32 @@ def test_a_coloured_line_just_outside_the_window_has_its_rim_in_the_window_maske
     assert not _rims_from_beyond(chromas, window, region, 40.0).any()
 
 
+def test_a_word_burned_in_over_the_field_is_masked_and_rows_of_bright_tissue_are_not():
+    from processing.pixels.autodetect import _text_lines
+
+    rng = np.random.default_rng(4)
+    gray = np.clip(rng.normal(90, 25, (240, 320)), 0, 255).astype(np.uint8)  # lung
+    std = np.full(gray.shape, 8.0, np.float32)  # that changes
+    word = np.zeros(gray.shape, np.uint8)
+    cv2.putText(word, "B-lines", (60, 120), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 255, 2, cv2.LINE_AA)
+    for x in range(20, 300, 24):  # an A-line drawn as still bright dashes: long, not character-shaped
+        cv2.line(gray, (x, 200), (x + 16, 200), 230, 5)
+    for x, y in [(40, 40), (100, 48), (160, 36), (230, 44)]:  # still bright echoes, round, spread out
+        cv2.circle(gray, (x, y), 4, 235, -1)
+    for y in range(150, 185, 6):  # a column of short bright dashes: not a row
+        cv2.line(gray, (280, y), (284, y), 230, 2)
+    still = (gray >= 180) | (word > 0)
+    std[still] = 0.5
+    gray[word > 128] = 255
+    found = _text_lines(gray, std, np.ones(gray.shape, bool))
+    letters = word > 128
+    assert found[letters].mean() > 0.9
+    assert not (found & ~(cv2.dilate(word, np.ones((3, 3), np.uint8)) > 0)).any()  # nothing but the word
+    gray[word > 128] = 90  # the same field without the word: nothing
+    std[word > 0] = 8.0
+    assert not _text_lines(gray, std, np.ones(gray.shape, bool)).any()
+
+
 def test_a_static_drawn_plate_inside_the_field_is_masked_and_still_bright_tissue_is_not():
     from processing.pixels.autodetect import _badges
 

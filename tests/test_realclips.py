@@ -209,6 +209,34 @@ def test_the_rim_of_a_coloured_line_just_outside_the_window_is_masked(realdata):
     assert score.overlay_recall >= 0.95 and score.tissue_masked <= 0.005
 
 
+@pytest.mark.parametrize("name", [
+    "butterfly__Cov_Butterfly_Coalescing_B_lines.avi",  # B-lines moving under the caption
+    "pocusatlas__Cov-Atlas-pleural.mp4",
+])
+def test_a_caption_burned_in_across_the_lung_is_masked_and_nothing_else_is(realdata, name):
+    # Social-media clips carry captions over the image; static bright text in the lung's core was left alone (still
+    # bright tissue is as static), so a white word across the middle of the field stayed in (0% and 15% masked)
+    from processing.pixels.autodetect import detect_frames
+
+    frames = [f.image.copy() for f in iter_frames(_clip(realdata, name))]
+    height, width = frames[0].shape[:2]
+    scale = max(0.5, width / 600)
+    caption = np.zeros((height, width), np.uint8)
+    cv2.putText(caption, "Pleural line", (width // 4, int(0.45 * height)), cv2.FONT_HERSHEY_SIMPLEX, scale, 255,
+                max(1, round(2 * scale)), cv2.LINE_AA)
+    for frame in frames:
+        frame[caption > 0] = np.maximum(frame[caption > 0], caption[caption > 0, None])
+    plain, captioned = _detect(realdata, name), detect_frames(list(enumerate(frames)))
+    assert captioned.window == plain.window
+    rows, cols = plain.window.slices()
+    letters = (caption > 128)[rows, cols]
+    masked = cv2.dilate(captioned.main_mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert letters.sum() > 200 and masked[letters].mean() >= 0.9
+    # the words and their rims, nothing more (a glyph that touches a still bright echo takes a pixel or two of it)
+    near = cv2.dilate((caption > 0).astype(np.uint8), np.ones((11, 11), np.uint8))[rows, cols] > 0
+    assert not (captioned.main_mask & ~plain.main_mask & ~near).any()
+
+
 def test_a_probe_icon_drawn_inside_the_sector_is_masked_and_the_lung_around_it_is_not(realdata):
     # 1378797632240414723: Butterfly's probe icon, a grey 195-205 disc 30 px across with a dark glyph, drawn over
     # the sector's lower right (box 304-333 x 408-438); still bright tissue is as static, but fades into grey
