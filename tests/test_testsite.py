@@ -34,6 +34,28 @@ def test_serves_original_urls_under_host_and_path(clip):
         assert [hit.status for hit in site.hits(GREPMED)] == [200]
 
 
+def test_hits_waits_for_a_response_the_client_already_has(clip, monkeypatch):
+    # The server thread logs a hit after the body is written; a client that has read the whole body can ask for
+    # hits() first (a CI run saw a download's second request missing from the log). Make the logging slow.
+    import time
+
+    from processing.demo import testsite
+
+    record = testsite._Handler._record
+
+    def late(self, *args):
+        time.sleep(0.3)
+        record(self, *args)
+
+    monkeypatch.setattr(testsite._Handler, "_record", late)
+    with LoopbackSite() as site:
+        site.add_file(GREPMED, clip)
+        for _ in range(3):
+            assert requests.get(site.url(GREPMED), timeout=5).content == clip.read_bytes()
+            assert requests.get(site.url(GREPMED + "x"), timeout=5).status_code == 404
+        assert len(site.hits(GREPMED)) == 3 and len(site.hits(GREPMED + "x")) == 3
+
+
 def test_range_request_gets_206_and_the_tail(clip):
     data = clip.read_bytes()
     with LoopbackSite() as site:

@@ -115,6 +115,10 @@ class LoopbackSite:
         self.routes: dict[tuple[str, str | None], Route] = {}
         self.log: list[Hit] = []
         self._lock = threading.Lock()
+        # Responses whose last byte may have reached the client before their hit is logged: hits() waits for them
+        # (a client can read a whole response and ask for hits() before the server thread logs it).
+        self._settled = threading.Condition(self._lock)
+        self._responding = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -193,8 +197,9 @@ class LoopbackSite:
         return route
 
     def hits(self, url: str | None = None) -> list[Hit]:
-        """Requests seen (for the original ``url`` only, when given)."""
-        with self._lock:
+        """Requests seen (for the original ``url`` only, when given), once the responses being sent are logged."""
+        with self._settled:
+            self._settled.wait_for(lambda: self._responding == 0, timeout=2.0)
             log = list(self.log)
         if url is None:
             return log
@@ -252,6 +257,16 @@ class _Handler(BaseHTTPRequestHandler):
             super().finish()
         except OSError:  # the connection was dropped on purpose (reset / cut faults)
             pass
+        finally:
+            self._settle()
+
+    def _settle(self) -> None:
+        """This response is logged, or will never be (the client went away mid-response): stop holding hits()."""
+        with self.site._settled:
+            if getattr(self, "_unlogged", False):
+                self._unlogged = False
+                self.site._responding -= 1
+                self.site._settled.notify_all()
 
     def do_HEAD(self) -> None:
         self._serve(head=True)
@@ -259,10 +274,17 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve(head=False)
 
+    def _responding(self) -> None:
+        """The response's last bytes go out next: until it is logged, :meth:`LoopbackSite.hits` waits."""
+        with self.site._settled:
+            self.site._responding += 1
+        self._unlogged = True
+
     def _record(self, key: str, query: str, status: int, sent: int) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        with self.site._lock:
+        with self.site._settled:
             self.site.log.append(Hit(key, query, headers, status, sent, self._arrived))
+        self._settle()
 
     def _serve(self, head: bool) -> None:
         self._arrived = time.monotonic()
@@ -342,6 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, key: str, query: str, status: int, headers: Mapping[str, str], body: bytes, head: bool,
                length: bool = True) -> None:
+        self._responding()
         self._head(status, headers, len(body) if length else None)
         sent = 0
         if not head:
@@ -358,6 +381,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[:16])
             self.wfile.flush()
             time.sleep(delay)
+            self._responding()
             self.wfile.write(body[16:])
             sent = len(body)
         except OSError:
@@ -366,6 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _partial(self, key, query, status, headers, body: bytes, reset: bool, head_sent: bool = False) -> None:
         half = max(1, len(body) // 2)
+        self._responding()
         if not head_sent:
             self._head(status, headers, len(body))
         try:
