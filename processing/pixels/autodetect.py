@@ -702,13 +702,13 @@ def _static_marks(
 def _text_lines(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """Words burned in anywhere over the field (a caption, a label across the lung): rows of at least
     ``_GLYPHS`` glyphs. A glyph is a static bright component (>= ``_BADGE_GREY``, temporal std <= ``_STATIC_STD``)
-    shaped like a character: at least 5 px and at most 12% of the window tall, at most 1.5x as wide as tall, not a
-    filled block (<= 80% of its box). Glyphs of one word have heights within 1.6x, share 60% of the smaller height,
-    and stand at most 1.2 heights apart; a word takes the static bright pieces inside its box (half a glyph
-    taller), the dots of i and j and its punctuation. Still tissue can be as bright and static as text (a held breath, a GIF),
-    but its bright static pieces do not line up in rows of character-sized strokes: no row is found on any of the
-    90 real clips, while a white caption drawn across the middle of each of them went from 47% masked (the median
-    clip: the rules for text near the border, or none) to 92%.
+    shaped like a character: at least 5 px and at most 12% of the window tall, at most 1.5x as wide as tall (an
+    A-line's still pieces are long). Glyphs of one word have heights within 1.6x, share 60% of the smaller height,
+    and stand at most 1.2 heights apart; a word takes the static bright pieces inside its box (half a glyph taller):
+    the dots of i and j, its punctuation. Still tissue can be as bright and static as text (a held breath, a GIF),
+    but its bright static pieces do not line up in rows of character-sized strokes: no word is found on any of the
+    90 real clips, while captions drawn across each of them went from a median 14-90% masked to 100%
+    (``benchmarks/bench_captions.py``).
     """
     seeds = inner & (std <= _STATIC_STD) & (gray_med >= _BADGE_GREY)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
