@@ -723,14 +723,18 @@ def _text_lines(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray) -> np.
             k = word[k]
         return k
 
-    boxes = [stats[i, :4] for i in glyphs]
-    for p, (x1, y1, w1, h1) in enumerate(boxes):
-        for q in range(p + 1, len(boxes)):
-            x2, y2, w2, h2 = boxes[q]
-            if (max(h1, h2) <= 1.6 * min(h1, h2)
-                    and min(y1 + h1, y2 + h2) - max(y1, y2) >= 0.6 * min(h1, h2)
-                    and max(x1, x2) - min(x1 + w1, x2 + w2) <= 1.2 * max(h1, h2)):
-                word[root(p)] = root(q)
+    glyphs.sort(key=lambda i: stats[i, cv2.CC_STAT_LEFT])
+    xs, ys, ws, hs = (stats[glyphs, c].astype(np.float64) for c in range(4))
+    for p in range(len(glyphs)):
+        # neighbours lie to the right within 1.2 x 1.6 of this glyph's height (x sorted): a band, not all glyphs
+        end = int(np.searchsorted(xs, xs[p] + ws[p] + 1.92 * hs[p], side="right"))
+        x2, y2, w2, h2 = xs[p + 1:end], ys[p + 1:end], ws[p + 1:end], hs[p + 1:end]
+        taller, shorter = np.maximum(hs[p], h2), np.minimum(hs[p], h2)
+        near = ((taller <= 1.6 * shorter)
+                & (np.minimum(ys[p] + hs[p], y2 + h2) - np.maximum(ys[p], y2) >= 0.6 * shorter)
+                & (np.maximum(xs[p], x2) - np.minimum(xs[p] + ws[p], x2 + w2) <= 1.2 * taller))
+        for q in np.flatnonzero(near) + p + 1:
+            word[root(p)] = root(int(q))
     words: dict[int, list[int]] = {}
     for k, i in enumerate(glyphs):
         words.setdefault(root(k), []).append(i)
