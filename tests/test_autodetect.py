@@ -504,7 +504,7 @@ def test_a_coloured_line_just_outside_the_window_has_its_rim_in_the_window_maske
 
 
 def test_a_word_burned_in_over_the_field_is_masked_and_rows_of_bright_tissue_are_not():
-    from processing.pixels.autodetect import _text_lines
+    from processing.pixels.autodetect import _bright_still, _text_lines
 
     rng = np.random.default_rng(4)
     gray = np.clip(rng.normal(90, 25, (240, 320)), 0, 255).astype(np.uint8)  # lung
@@ -520,17 +520,17 @@ def test_a_word_burned_in_over_the_field_is_masked_and_rows_of_bright_tissue_are
     still = (gray >= 180) | (word > 0)
     std[still] = 0.5
     gray[word > 128] = 255
-    found = _text_lines(gray, std, np.ones(gray.shape, bool))
+    found = _text_lines(_bright_still(gray, std, np.ones(gray.shape, bool)))
     letters = word > 128
     assert found[letters].mean() > 0.9
     assert not (found & ~(cv2.dilate(word, np.ones((3, 3), np.uint8)) > 0)).any()  # nothing but the word
     gray[word > 128] = 90  # the same field without the word: nothing
     std[word > 0] = 8.0
-    assert not _text_lines(gray, std, np.ones(gray.shape, bool)).any()
+    assert not _text_lines(_bright_still(gray, std, np.ones(gray.shape, bool))).any()
 
 
 def test_a_static_drawn_plate_inside_the_field_is_masked_and_still_bright_tissue_is_not():
-    from processing.pixels.autodetect import _badges
+    from processing.pixels.autodetect import _badges, _bright_still
 
     rng = np.random.default_rng(3)
     gray = np.clip(rng.normal(40, 10, (200, 200)), 0, 255).astype(np.uint8)  # dark lung
@@ -549,7 +549,7 @@ def test_a_static_drawn_plate_inside_the_field_is_masked_and_still_bright_tissue
     echo = 240 * np.exp(-((yy - 40) ** 2 + (xx - 160) ** 2) / (2 * 6.0 ** 2))
     gray = np.maximum(gray, echo.astype(np.uint8))
     std[20:60, 140:180] = 0.5
-    found = _badges(gray, std, np.ones(gray.shape, bool), 8)
+    found = _badges(_bright_still(gray, std, np.ones(gray.shape, bool)), gray, 8)
     disc = np.zeros(gray.shape, np.uint8)
     cv2.circle(disc, (60, 60), 14, 1, -1)
     assert found[disc > 0].all()  # the glyph inside too

@@ -108,7 +108,8 @@ _WHITE = 245  # a white pointer (arrow) is drawn at >= 245 grey, flat
 _WHITE_EDGE = 110  # ... and falls to below this grey within 5 px all around (bright tissue fades slowly)
 _GLYPHS = 3  # a burned-in word is a row of at least 3 glyphs (a caption, a label); single letters are left to the
 # rules for marks near the border
-_BADGE_GREY = 180  # a static drawn plate (an icon's disc) is at least this bright (the probe icon on the real clips: 195-205)
+_BADGE_GREY = 180  # a static drawn plate (an icon's disc) or a caption's glyph is at least this bright (the probe
+# icon on the real clips: 195-205)
 _DOPPLER_SHARE = 0.01  # still colour over >= 1% of the field is colour Doppler (marks and arrows on the real clips:
 # <= 0.22%; Doppler loops 0.49-2.8%)
 _BOX_RIDGE = 20  # a colour box's outline stands this far above the opening (5x5) of its neighbourhood ...
@@ -646,16 +647,17 @@ def _static_marks(
     # Seeds: not black, or faint but static (dotted ruler lines of some vendors are ~25 grey); rims grown 3 px
     # (no ghost digits).
     black = float(np.percentile(gray_med, 2))
+    std = _temporal_std(grays) if len(grays) >= 4 else None
     seeds = gray_med > _DARK
-    if len(grays) >= 4:
-        seeds |= (gray_med > black + _FAINT) & (_temporal_std(grays) <= 2 * _STATIC_STD)
+    if std is not None:
+        seeds |= (gray_med > black + _FAINT) & (std <= 2 * _STATIC_STD)
     marks_out = _grow(outside & seeds, outside & (gray_med > _RIM // 2), steps=3)
-    if len(grays) >= 4:
+    if std is not None:
         # Live grey speckle beside the field of view is a neighbouring panel that the square window takes in
         # (side-by-side clips): not this image, so inpainted too, dark parts included. Not above or below it:
         # a still image can fall apart into stacked pieces at a dark band, and its lung is not a neighbour.
         chroma_max = np.max(np.stack(chromas), axis=0)
-        neighbour = outside & (_temporal_std(grays) > 2 * _LIVE_STD) & (chroma_max < colour_level)
+        neighbour = outside & (std > 2 * _LIVE_STD) & (chroma_max < colour_level)
         neighbour = cv2.morphologyEx(neighbour.astype(np.uint8), cv2.MORPH_OPEN, _kernel(5))
         neighbour = cv2.morphologyEx(neighbour, cv2.MORPH_CLOSE, _kernel(_odd(min(height, width) / 30))) > 0
         beside = ~region.any(axis=0)[None, :]  # only columns left or right of the field (side-by-side panels)
@@ -668,10 +670,11 @@ def _static_marks(
 
     # Static bright text burned into a moving image.
     marks_in = np.zeros_like(colour)
-    if len(grays) >= 4:
+    if std is not None:
         inner = ~outside  # the field of view and its margin
+        rims = inner & (std <= 2 * _STATIC_STD) & (gray_med > _DARK)  # what a mark's coded rim may take
+        bright_still = _bright_still(gray_med, std, inner)
         moving = float(np.percentile(spread[region], 90)) if region.any() else 0.0
-        std = _temporal_std(grays)
         if moving >= 15:
             seeds = inner & (gray_med >= 200) & (std <= _STATIC_STD)
             n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
@@ -687,32 +690,36 @@ def _static_marks(
             core = cv2.erode(region.astype(np.uint8), _kernel(_odd(max(min(region.shape) / 8, 31)))) > 0
             core_share = np.bincount(labels[core], minlength=n)[1:] / np.maximum(areas, 1)
             keep[1:] = (areas >= smallest) & (((areas <= largest) & (core_share < 0.5)) | (depth_share < 0.2))
-            marks_in = _grow(keep[labels], inner & (std <= 2 * _STATIC_STD) & (gray_med > _DARK), steps=1)
-            marks_in |= _badges(gray_med, std, inner, smallest)
+            marks_in = _grow(keep[labels], rims, steps=1)
+            marks_in |= _badges(bright_still, gray_med, smallest)
         # Words anywhere over the field, moving or still (a caption across the lung)
-        words = _text_lines(gray_med, std, inner)
-        marks_in |= _grow(words, inner & (std <= 2 * _STATIC_STD) & (gray_med > _DARK), steps=2)
+        marks_in |= _grow(_text_lines(bright_still), rims, steps=2)
     rulers = colour & False
-    if len(grays) >= 4:
+    if std is not None:
         rulers = _ruler_marks(gray_med, spread)
         rulers |= _faint_ruler_marks(gray_med, spread, region, found=rulers)
     return marks_out | colour | marks_in | rulers, colour
 
 
-def _text_lines(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray) -> np.ndarray:
+def _bright_still(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Pixels of ``inner`` bright enough to be drawn (>= ``_BADGE_GREY``) that do not change (temporal std <=
+    ``_STATIC_STD``): what drawn plates (:func:`_badges`) and words (:func:`_text_lines`) are made of."""
+    return inner & (std <= _STATIC_STD) & (gray_med >= _BADGE_GREY)
+
+
+def _text_lines(bright_still: np.ndarray) -> np.ndarray:
     """Words burned in anywhere over the field (a caption, a label across the lung): rows of at least
-    ``_GLYPHS`` glyphs. A glyph is a static bright component (>= ``_BADGE_GREY``, temporal std <= ``_STATIC_STD``)
-    shaped like a character: at least 5 px and at most 12% of the window tall, at most 1.5x as wide as tall (an
-    A-line's still pieces are long). Glyphs of one word have heights within 1.6x, share 60% of the smaller height,
+    ``_GLYPHS`` glyphs. A glyph is a component of ``bright_still`` (:func:`_bright_still`) shaped like a
+    character: at least 5 px and at most 12% of the window tall, at most 1.5x as wide as tall (an A-line's still
+    pieces are long). Glyphs of one word have heights within 1.6x, share 60% of the smaller height,
     and stand at most 1.2 heights apart; a word takes the static bright pieces inside its box (half a glyph taller):
     the dots of i and j, its punctuation. Still tissue can be as bright and static as text (a held breath, a GIF),
     but its bright static pieces do not line up in rows of character-sized strokes: no word is found on any of the
     90 real clips, while captions drawn across each of them went from a median 14-90% masked to 100%
     (``benchmarks/bench_captions.py``).
     """
-    seeds = inner & (std <= _STATIC_STD) & (gray_med >= _BADGE_GREY)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(seeds.astype(np.uint8), connectivity=8)
-    tallest = 0.12 * gray_med.shape[0]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bright_still.astype(np.uint8), connectivity=8)
+    tallest = 0.12 * bright_still.shape[0]
     glyphs = [i for i in range(1, n) if 5 <= stats[i, cv2.CC_STAT_HEIGHT] <= tallest
               and stats[i, cv2.CC_STAT_WIDTH] <= 1.5 * stats[i, cv2.CC_STAT_HEIGHT]]
     word = list(range(len(glyphs)))  # union-find over neighbouring glyphs
@@ -751,18 +758,17 @@ def _text_lines(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray) -> np.
     return keep[labels]
 
 
-def _badges(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray, smallest: float) -> np.ndarray:
+def _badges(bright_still: np.ndarray, gray_med: np.ndarray, smallest: float) -> np.ndarray:
     """Static drawn plates inside the field (an icon's disc, a label's box), of any size up to 40% of the window:
-    bright (>= ``_BADGE_GREY``) static blobs that look drawn as a white pointer does (:func:`_isolated_blobs`: they
-    fill at least half of their hull, and their surroundings, a few pixels out, are dark all around), compact (at
-    most twice as long as wide: a bright pleural segment over dark lung is long) and flat (70% of their pixels within
-    15 grey levels of their median: a still bright echo is graded; the icon: 91%). Still bright tissue is as static,
+    blobs of ``bright_still`` (:func:`_bright_still`) that look drawn as a white pointer does
+    (:func:`_isolated_blobs`: they fill at least half of their hull, and their surroundings, a few pixels out, are
+    dark all around), compact (at most twice as long as wide: a bright pleural segment over dark lung is long) and
+    flat (70% of their pixels within 15 grey levels of their median: a still bright echo is graded; the icon: 91%). Still bright tissue is as static,
     but fades into grey over many pixels (its surroundings measure >= 132 on the real clips; 1378797632240414723's
     probe icon, a grey 195-205 disc 30 px across: 17). The mark is the blob's hull (the glyph drawn inside it too),
     grown over its rim."""
-    seeds = inner & (std <= _STATIC_STD) & (gray_med >= _BADGE_GREY)
     out = np.zeros(gray_med.shape, bool)
-    for box, blob, hull in _isolated_blobs(seeds, gray_med, max(smallest, 30)):
+    for box, blob, hull in _isolated_blobs(bright_still, gray_med, max(smallest, 30)):
         tall, wide = (int(np.ptp(a)) + 1 for a in np.nonzero(blob))
         if max(tall, wide) > 2 * min(tall, wide):  # a bright line over dark lung (a pleural segment) is long
             continue
@@ -996,13 +1002,13 @@ def detect_overlays(
     if region is None:
         region = detect_fov(frames, clip_id=clip_id).region
     rows, cols = window.slices()
-    crops = [f[rows, cols] for f in frames]
-    grays = [_gray(c) for c in crops]
-    chromas = [chroma_of(c) for c in crops]
+    grays = [_gray(f[rows, cols]) for f in frames]
+    full_chromas = [chroma_of(f) for f in frames]  # the window's, and the ring around it (_rims_from_beyond)
+    chromas = [c[rows, cols] for c in full_chromas]
     region_win = region[rows, cols]
     level = _tint_threshold(_median(chromas), _median(grays), region_win)
     main, static_colour = _static_marks(grays, chromas, region_win, level)
-    main |= _rims_from_beyond([chroma_of(f) for f in frames], window, region, level)
+    main |= _rims_from_beyond(full_chromas, window, region, level)
     core = _lung_core(region_win)
     frame_masks: dict[int, np.ndarray] = {}
     dropped: list[int] = []
@@ -1109,9 +1115,9 @@ def _rims_from_beyond(chromas: Sequence[np.ndarray], window: Window, region: np.
     """The coded rims (window coordinates) of coloured marks drawn just outside the window: a border line beside
     the field, a pixel beyond the window's edge, blurs into the window's edge pixels, which no seed inside the
     window reaches. Seeds: pixels in a ring ``_LINE`` px wide around the window, outside the field (``region``),
-    coloured (over ``level``) on most sampled frames (``chromas``, whole frames); their rim is the pixel they grow into the window. Not grey
-    marks: beside a field, a still grey pixel is as often the blurred edge of the field itself (with grey seeds,
-    precision fell below 0.9 on 22 of the 90 simulated clips).
+    coloured (over ``level``) on most sampled frames (``chromas``, whole frames); their rim is the pixel they grow
+    into the window. Not grey marks: beside a field, a still grey pixel is as often the blurred edge of the field
+    itself (with grey seeds, precision fell below 0.9 on 22 of the 90 simulated clips).
     Real clip grepmed Reg-Grep-Alines: a green border line at the field's last column left its rim in the window.
     """
     height, width = region.shape
@@ -1262,11 +1268,7 @@ class _Scan:
         self.thumb_indices.append(index)
         self.sampler.offer(index, gray, chroma)
         # A generous per-frame level; the final, tint-aware level is applied once the field is known.
-        flat = chroma.ravel()
-        hot = np.flatnonzero(flat > _MIN_CHROMA)
-        if 0 < hot.size <= _MAX_COLOURED_SHARE * flat.size:
-            self.coloured_at[index] = (hot.astype(np.int32), flat[hot])
-        elif hot.size:
+        if not self._keep_colour(index, chroma.ravel(), chroma.size):
             self.crowded.add(index)
         white = _white_pointer(gray, chroma, max(24, int(0.0008 * gray.size)))
         if white is not None:
@@ -1283,11 +1285,19 @@ class _Scan:
             if index not in self.crowded:
                 continue
             if image.shape != self.shape:
-                raise ClipError(f"{clip_id}: frame {index} has shape {image.shape} on a second read, {self.shape} on the first")
-            flat = np.where(inside, chroma_of(image), 0).ravel()
-            hot = np.flatnonzero(flat > _MIN_CHROMA)
-            if 0 < hot.size <= _MAX_COLOURED_SHARE * inside.sum():
-                self.coloured_at[index] = (hot.astype(np.int32), flat[hot])
+                raise ClipError(f"{clip_id}: frame {index} has shape {image.shape} on a second read, "
+                                f"{self.shape} on the first")
+            self._keep_colour(index, np.where(inside, chroma_of(image), 0).ravel(), int(inside.sum()))
+
+    def _keep_colour(self, index: int, flat: np.ndarray, area: int) -> bool:
+        """Keep frame ``index``'s coloured pixels (``flat`` chroma) when there are at most ``_MAX_COLOURED_SHARE`` of
+        ``area``; False when there are more (the frame is crowded)."""
+        hot = np.flatnonzero(flat > _MIN_CHROMA)
+        if hot.size > _MAX_COLOURED_SHARE * area:
+            return False
+        if hot.size:
+            self.coloured_at[index] = (hot.astype(np.int32), flat[hot])
+        return True
 
 
 def _pointer_blobs(scan: _Scan, fov: FieldOfView, main: np.ndarray, static_colour: np.ndarray, level: float,
