@@ -274,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve(head=False)
 
-    def _responding(self) -> None:
+    def _hold_hits(self) -> None:
         """The response's last bytes go out next: until it is logged, :meth:`LoopbackSite.hits` waits."""
         with self.site._settled:
             self.site._responding += 1
@@ -364,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, key: str, query: str, status: int, headers: Mapping[str, str], body: bytes, head: bool,
                length: bool = True) -> None:
-        self._responding()
+        self._hold_hits()
         self._head(status, headers, len(body) if length else None)
         sent = 0
         if not head:
@@ -381,7 +381,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[:16])
             self.wfile.flush()
             time.sleep(delay)
-            self._responding()
+            self._hold_hits()
             self.wfile.write(body[16:])
             sent = len(body)
         except OSError:
@@ -390,7 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _partial(self, key, query, status, headers, body: bytes, reset: bool, head_sent: bool = False) -> None:
         half = max(1, len(body) // 2)
-        self._responding()
+        self._hold_hits()
         if not head_sent:
             self._head(status, headers, len(body))
         try:
