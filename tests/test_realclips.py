@@ -11,6 +11,7 @@ import csv
 import json
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -374,6 +375,27 @@ def test_still_speckle_is_part_of_the_field(realdata):
     # LITFL H1N1 case 2: the skin line where the arc meets row 0 at the top right does not change (a GIF that
     # kept unchanged pixels); it was blanked as outside the field (0.83% of the tissue)
     assert _score(realdata, "litfl__Vir_liftl_H1N1_case2_clip1.mp4").tissue_masked <= 0.005
+
+
+def test_still_tissue_a_coarse_coder_left_unchanged_does_not_split_the_field(realdata, tmp_path):
+    # The same sector coded again as a re-upload would be (H.264, CRF 36): the coder skips the blocks that barely
+    # change, so a band down the middle of the sector had no live speckle, and the field was split there as if
+    # two panels met: the right half (49% of the tissue) was blanked. A seam between panels is dark in the median
+    # frame; that band is as lit as the rest of the field.
+    source = _clip(realdata, "butterfly__Reg_Butterfly_Normal_Lung_A_lines.avi")
+    path = tmp_path / "coarse.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 504, 504, "yuv420p"
+        stream.options = {"crf": "36", "preset": "veryfast"}
+        for frame in iter_frames(source):
+            image = np.ascontiguousarray(frame.image[:504, :504])
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    detection = detect_clip(path)
+    left, right = np.flatnonzero(detection.fov_mask[250])[[0, -1]]
+    assert left <= 70 and right >= 440  # the whole sector, as on the original
+    assert detection.main_mask.mean() < 0.005
 
 
 @pytest.mark.parametrize("name", [

@@ -115,6 +115,10 @@ _DOPPLER_SHARE = 0.01  # still colour over >= 1% of the field is colour Doppler 
 _BOX_RIDGE = 20  # a colour box's outline stands this far above the opening (5x5) of its neighbourhood ...
 _BOX_FREQ = 0.8  # ... on at least this share of the sampled frames (speckle ridges come and go)
 _BOX_LINE = 0.12  # ... along straight stretches at least this share of the window's side long
+_SEAM_LIT = 0.8  # ... and the valley is darker in the median frame: its columns have at most 0.8x the share of
+# lit pixels of the region's median column (seams, rulers and labels on black between real panels: <= 0.63x, also
+# coded coarsely; bands of one field that change too little to be live -- still tissue a coarse coder left
+# unchanged, colour flow, a dark deep field -- >= 1.0x)
 _PANEL_SHARE = 0.12  # ... when each side holds >= 12% of the region's live pixels (not a sector's apex or rim)
 
 
@@ -313,7 +317,7 @@ def _candidates(
     # A small closing: side-by-side panels a few pixels apart must stay apart; the convex hull fills the rest.
     candidate = cv2.morphologyEx(candidate, cv2.MORPH_CLOSE, _kernel(_odd(scale / 100)))
     _, labels = cv2.connectedComponents(candidate, connectivity=8)
-    labels = _split_panels(labels, evidence, min_size=_MIN_FOV_SHARE * height * width)
+    labels = _split_panels(labels, evidence, gray_med > black + 12, min_size=_MIN_FOV_SHARE * height * width)
     return labels, live & grey, gray_med, black, image
 
 
@@ -374,9 +378,25 @@ def _saddle(part: np.ndarray) -> np.ndarray:
     return cut
 
 
-def _split_panels(labels: np.ndarray, live: np.ndarray, *, min_size: float) -> np.ndarray:
+def _dark_runs(columns: np.ndarray, lit: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """The runs of ``columns`` (bool, the part's columns) where the median frame is dark (``lit``, bool, the part's
+    bounding box: pixels above the background): a seam between two panels, not a band of one field that changes
+    too little to count as live (a coarse coder skips still blocks; colour flow is not grey)."""
+    share = lit.mean(axis=0)
+    typical = float(np.median(share[part.any(axis=0)]))
+    out = columns.copy()
+    n, runs = cv2.connectedComponents(columns.astype(np.uint8)[None, :], connectivity=4)
+    for k in range(1, n):
+        run = runs[0] == k
+        if share[run].mean() > _SEAM_LIT * typical:
+            out[run] = False
+    return out
+
+
+def _split_panels(labels: np.ndarray, live: np.ndarray, lit: np.ndarray, *, min_size: float) -> np.ndarray:
     """Split candidate regions that join side-by-side (or stacked) panels at valleys of their column (row) profile
-    of live speckle: panels touching through a ruler, a label or a thin seam come apart; a single sector does not."""
+    of live speckle that are dark in the median frame (``lit``, bool: above the background): panels touching
+    through a ruler, a label or a thin seam come apart; a single sector does not."""
     out = np.zeros(labels.shape, np.int32)
     queue = [labels == i for i in range(1, int(labels.max()) + 1)]
     count = 0
@@ -391,6 +411,8 @@ def _split_panels(labels: np.ndarray, live: np.ndarray, *, min_size: float) -> n
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
         cut = np.zeros(part.shape, bool)
         columns = _valleys(evidence[y0:y1, x0:x1].sum(axis=0))
+        if columns.any():
+            columns = _dark_runs(columns, lit[y0:y1, x0:x1], part[y0:y1, x0:x1])
         if not columns.any():  # sectors side by side, touching at depth: two apices, a high saddle between them
             columns = _saddle(part[y0:y1, x0:x1])
         if columns.any():
