@@ -1,6 +1,6 @@
 """Score ``--crop auto --mask auto`` on copies of the truth's real clips as other sites would serve them.
 
-    python benchmarks/bench_variants.py [--variants mirror small large letterbox coarse] [--only SUBSTRING ...]
+    python benchmarks/bench_variants.py [--variants mirror small large letterbox recoded coarse] [--only SUBSTRING ...]
                                         [--json FILE] [--work DIR]
 
 The truth set (``benchmarks/realclip_truth.json``) is 50 clips. A clip found elsewhere is the same scan served
@@ -14,9 +14,11 @@ across a target against the original.
 - ``mirror``: left and right swapped (rulers and labels on the other side);
 - ``small``: 0.6x (area resampling), ``large``: 1.5x (cubic);
 - ``letterbox``: black bars of 15% of the width on each side and 5% of the height above and below;
-- ``coarse``: re-coded with H.264 at CRF 36 (blocky, speckle smeared), same size.
+- ``recoded``: re-coded with H.264 at CRF 28, as a site re-encodes an upload, same size;
+- ``coarse``: at CRF 36, the worst case: blocky, speckle smeared, and on a clip that moves little the coder skips
+  most blocks from the first frame on, so still tissue does not change at all.
 
-Reads ../shared in place; writes only the coarse copies, under ``--work`` (default /tmp/covidx-us-variants).
+Reads ../shared in place; writes only the re-coded copies, under ``--work`` (default /tmp/covidx-us-variants).
 """
 
 from __future__ import annotations
@@ -44,10 +46,10 @@ from processing.pixels.autodetect import detect_frames, window_for  # noqa: E402
 from processing.pixels.clips import iter_frames  # noqa: E402
 from processing.pixels.evaluate import ClipScore, ClipTruth, load_truth, score_clip  # noqa: E402
 
-VARIANTS = ("mirror", "small", "large", "letterbox", "coarse")
+VARIANTS = ("mirror", "small", "large", "letterbox", "recoded", "coarse")
 SMALL, LARGE = 0.6, 1.5
 BAR_X, BAR_Y = 0.15, 0.05  # letterbox bars, shares of the width and height
-CRF = 36
+CRFS = {"recoded": 28, "coarse": 36}  # a typical re-upload; a worst case (a low-motion clip freezes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +105,12 @@ def geometry(variant: str, width: int, height: int) -> Geometry:
     if variant == "letterbox":
         dx, dy = int(round(BAR_X * width)), int(round(BAR_Y * height))
         return Geometry(dx=dx, dy=dy, size=(width + 2 * dx, height + 2 * dy))
-    return Geometry(size=(width, height))  # the original, and coarse: the frames change, not where things are
+    return Geometry(size=(width, height))  # the original, and re-coded: the frames change, not where things are
 
 
-def coarse_copy(path: Path, work: Path) -> Path:
-    """``path`` re-coded with H.264 at CRF ``CRF`` (even size: the encoder's 4:2:0 needs it)."""
-    out = work / f"{path.stem}.coarse.mp4"
+def coded_copy(path: Path, work: Path, variant: str) -> Path:
+    """``path`` re-coded with H.264 at the variant's CRF (even size: the encoder's 4:2:0 needs it)."""
+    out = work / f"{path.stem}.{variant}.mp4"
     if out.is_file():
         return out
     work.mkdir(parents=True, exist_ok=True)
@@ -121,7 +123,7 @@ def coarse_copy(path: Path, work: Path) -> Path:
                 stream = container.add_stream("libx264", rate=25)
                 stream.width, stream.height = image.shape[1], image.shape[0]
                 stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": str(CRF), "preset": "veryfast"}
+                stream.options = {"crf": str(CRFS[variant]), "preset": "veryfast"}
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
                 container.mux(packet)
         if stream is not None:
@@ -134,9 +136,9 @@ def coarse_copy(path: Path, work: Path) -> Path:
 def run(variant: str, name: str, truth: ClipTruth, realdata: Path, work: Path) -> tuple[ClipScore | None, str, float]:
     path = realdata / "videos" / name
     width, height = truth.size
-    source = coarse_copy(path, work) if variant == "coarse" else path
+    source = coded_copy(path, work, variant) if variant in CRFS else path
     geo = geometry(variant, width, height)
-    if variant == "coarse":  # the encoder may have dropped an odd last row or column
+    if variant in CRFS:  # the encoder may have dropped an odd last row or column
         geo = dataclasses.replace(geo, size=(width // 2 * 2, height // 2 * 2))
 
     def frames() -> Iterator[tuple[int, np.ndarray]]:

@@ -380,6 +380,23 @@ def test_real_six_panel_grid_keeps_one_panel(realdata):
     assert _sector_core_masked(detection, _first_frame(path)) < 0.003
 
 
+def test_real_six_panel_grid_inside_black_bars_keeps_one_panel(realdata):
+    # The same grid inside black bars (15% of the width each side, 5% of the height above and below, as a phone
+    # export to 16:9 would be): the kernels follow the frame's size, the right column's lower sector then met the
+    # sector above it through a neck 23% as wide as the narrower of the two (20% was the line), and the pair, two
+    # panels tall, became the field. The neck between stacked panels is also where the region's span narrows.
+    from processing.pixels.clips import iter_frames
+
+    path = _overlay_clip(realdata, "1351168003455516676")
+    frames = [f.image for f, _ in zip(iter_frames(path), range(32), strict=False)]
+    height, width = frames[0].shape[:2]
+    dx, dy = round(0.15 * width), round(0.05 * height)
+    padded = [cv2.copyMakeBorder(f, dy, dy, dx, dx, cv2.BORDER_CONSTANT, value=0) for f in frames]
+    w = detect_frames(padded, max_sample_frames=16).window
+    panels_tall = w.h / 0.4 / height  # a panel is ~40% of the grid's height
+    assert panels_tall < 1.1, w
+
+
 def test_real_small_faint_ruler_at_the_field_edge_is_masked(realdata):
     # 1390908611967193088 (554x316, three linear panels): the kept left panel's depth ruler is tiny and faint --
     # ticks 40-120 grey every ~8 px at x ~ 175-177, digits "1"-"4" (1-2 px strokes, 110-190 grey) at x ~ 169-170,

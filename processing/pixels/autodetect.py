@@ -115,6 +115,9 @@ _DOPPLER_SHARE = 0.01  # still colour over >= 1% of the field is colour Doppler 
 _BOX_RIDGE = 20  # a colour box's outline stands this far above the opening (5x5) of its neighbourhood ...
 _BOX_FREQ = 0.8  # ... on at least this share of the sampled frames (speckle ridges come and go)
 _BOX_LINE = 0.12  # ... along straight stretches at least this share of the window's side long
+_NECK = 0.27  # a row where the region spans (first to last column) at most 27% of the width of the narrower of
+# the panels above and below it is the neck between two stacked panels (a sector's apex against the arc above:
+# 0.21-0.22 on a six-panel grid coded at other sizes; one field, its dark chambers and effusions spanned: >= 0.49)
 _SEAM_LIT = 0.8  # ... and the valley is darker in the median frame: its columns have at most 0.8x the share of
 # lit pixels of the region's median column (seams, rulers and labels on black between real panels: <= 0.63x, also
 # coded coarsely; bands of one field that change too little to be live -- still tissue a coarse coder left
@@ -321,10 +324,10 @@ def _candidates(
     return labels, live & grey, gray_med, black, image
 
 
-def _valleys(profile: np.ndarray) -> np.ndarray:
+def _valleys(profile: np.ndarray, share: float = _VALLEY) -> np.ndarray:
     """Positions (bool) of interior valleys of a live-pixel profile that separate two substantial panels.
 
-    A valley is a run where the profile drops below ``_VALLEY`` of the smaller of the two peaks around it, with at
+    A valley is a run where the profile drops below ``share`` of the smaller of the two peaks around it, with at
     least ``_PANEL_SHARE`` of the live pixels on either side (a sector's narrow apex or a rib shadow is no valley).
     """
     profile = profile.astype(np.float64)  # unsmoothed: the seam between touching panels can be 1-2 pixels wide
@@ -334,7 +337,7 @@ def _valleys(profile: np.ndarray) -> np.ndarray:
         return cuts
     cumulative = np.cumsum(profile)
     n = profile.size
-    low = profile <= _VALLEY * profile.max()
+    low = profile <= share * profile.max()
     start = None
     for i in range(n + 1):
         if i < n and low[i]:
@@ -345,7 +348,7 @@ def _valleys(profile: np.ndarray) -> np.ndarray:
             before = cumulative[start - 1] if start > 0 else 0.0
             after = total - cumulative[stop - 1]
             if start > 0 and stop < n and min(before, after) >= _PANEL_SHARE * total:
-                level = _VALLEY * min(profile[:start].max(), profile[stop:].max())
+                level = share * min(profile[:start].max(), profile[stop:].max())
                 cuts[start:stop] = profile[start:stop] <= level  # the narrowest part of a neck; none if too wide
             start = None
     return cuts
@@ -419,7 +422,12 @@ def _split_panels(labels: np.ndarray, live: np.ndarray, lit: np.ndarray, *, min_
             cut[:, x0:x1] = columns[None, :]
         else:  # stacked panels: the region itself narrows (a label row, apex against arc); dim, still bands
             # under the pleura (aerated lung between A-lines) keep the region's width and are no valley
-            rows = _valleys(part[y0:y1, x0:x1].sum(axis=1))
+            box = part[y0:y1, x0:x1]
+            rows = _valleys(box.sum(axis=1))
+            if not rows.any():  # a neck the dark chambers and effusions of one field cannot make: its span
+                filled = box.any(axis=1)
+                span = np.where(filled, box.shape[1] - box[:, ::-1].argmax(axis=1) - box.argmax(axis=1), 0)
+                rows = _valleys(span, _NECK)
             cut[y0:y1, :] = rows[:, None]
         if not cut.any():
             count += 1
