@@ -117,7 +117,8 @@ _BOX_FREQ = 0.8  # ... on at least this share of the sampled frames (speckle rid
 _BOX_LINE = 0.12  # ... along straight stretches at least this share of the window's side long
 _NECK = 0.27  # a row where the region spans (first to last column) at most 27% of the width of the narrower of
 # the panels above and below it is the neck between two stacked panels (a sector's apex against the arc above:
-# 0.21-0.22 on a six-panel grid coded at other sizes; one field, its dark chambers and effusions spanned: >= 0.49)
+# 0.21-0.22 on a six-panel grid coded at other sizes; the final pieces of the 90 real clips: 0.30 once, where a
+# saddle cut a piece's corner off, else >= 0.49: dark chambers and effusions lower the pixel count, not the span)
 _SEAM_LIT = 0.8  # ... and the valley is darker in the median frame: its columns have at most 0.8x the share of
 # lit pixels of the region's median column (seams, rulers and labels on black between real panels: <= 0.63x, also
 # coded coarsely; bands of one field that change too little to be live -- still tissue a coarse coder left
