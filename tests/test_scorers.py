@@ -273,3 +273,24 @@ def test_score_clip_top_band_leaves_out_an_overlay_box_beside_the_apex():
     assert score_clip(detection, truth, frames, window_rule=_identity_rule).top_ok is True
     without = ClipTruth(**{**truth.__dict__, "overlays": ()})  # the text counted as field: the window misses it
     assert score_clip(detection, without, frames, window_rule=_identity_rule).top_ok is False
+
+
+@pytest.mark.parametrize("variant", ["mirror", "small", "large", "letterbox"])
+def test_a_variants_truth_moves_with_its_frames(variant):
+    # benchmarks/bench_variants.py scores the truth's clips mirrored, resized and in black bars, with the truth's
+    # boxes moved by the same geometry: a box drawn on a frame must land where the moved box says
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_variants import geometry
+
+    frame = np.zeros((200, 300, 3), np.uint8)
+    box = (40, 30, 90, 70)
+    frame[30:70, 40:90] = 255
+    geo = geometry(variant, 300, 200)
+    moved = geo.frame(frame)
+    assert moved.shape[:2] == (geo.size[1], geo.size[0])
+    lit = cv2.cvtColor(moved, cv2.COLOR_RGB2GRAY) > 127
+    x, y, w, h = cv2.boundingRect(lit.astype(np.uint8))
+    assert np.abs(np.array([x, y, x + w, y + h]) - np.array(geo.box(box, 300))).max() <= 1
