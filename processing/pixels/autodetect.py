@@ -85,6 +85,9 @@ _MIN_MIDGREY = 0.45  # share of mid-grey pixels in an ultrasound field (text is 
 _ARC = 0.08  # the top edge of a sector's field drops at its sides by >= 8% of the field's height. Measured: linear
 # fields <= 1.8% on 7 real clips (the opening rounds the corners of simulated ones: <= 7.3%); sectors, also cropped
 # to a square: >= 8.8% on 60 of 62 real clips, median 34% (a trapezoidal linear field, diverging sides, 18%)
+_NEAR_BAND = 0.6  # a separate band of tissue above the field, from the frame's top edge, at most 0.6x the field's
+# height, within its columns and half as wide, along its top edge, is its near field (a clip cropped to the image:
+# chest wall over an anechoic layer); a panel stacked above is as tall, or starts below the frame's edge
 _NEAR_STD = 1.5  # near-field tissue changes (temporal std of grey >= ~2.4 on real clips); the background and static
 # interface lines above the field do not (<= ~1)
 _SADDLE = 0.25  # two apices with the region's top edge >= 25% of its height lower between them: two sectors
@@ -501,6 +504,7 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     part = _best_component(labels, live)
     if part is None or part.sum() < _MIN_FOV_SHARE * width * height:
         raise ClipError(f"{clip_id}: no ultrasound field of view found (nothing grey that changes like speckle)")
+    part = _near_field_above(part, labels)
     part = _cut_at_rulers(part, (labels > 0) & ~part, gray_med, grays)
     region = _extend_top(_trim_static_edges(_hull(part), grays), grays, gray_med, black)
     # The near field given back can end in the interface line drawn on the image's first row (coding noise from
@@ -520,6 +524,42 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     bbox = Window(x, y, w, h)
     probe = _probe_of(region, bbox)
     return FieldOfView(probe=probe, window=window_for(bbox, probe, width, height), bbox=bbox, region=region)
+
+
+def _near_field_above(part: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``part`` with the candidate regions above it that are its near field (see ``_NEAR_BAND``).
+
+    A clip cropped to the image starts at the skin: the chest wall reaches the frame's top edge, and a dark layer
+    under it (fat, an anechoic band, the intercostal space) can leave it a candidate region of its own, too far
+    above the field for :func:`_extend_top`. Each such band lies within the field's columns, spans at least half
+    its width and lies along its top edge: the dark layer between them (the median gap between the band's last row
+    and the field's first row, over their shared columns) is at most a fifth of the field's height (24 px of 140
+    on the clip below).
+    Real clip POCUS Atlas "Pneu-Atlas-pneumonia" re-coded, or at 0.6x: the window began at the pleura, the chest
+    wall above it blanked (15-19% of the tissue)."""
+    height, width = part.shape
+    ys, xs = np.nonzero(part)
+    top, tall = int(ys.min()), int(ys.max()) + 1 - int(ys.min())
+    left, right = int(xs.min()), int(xs.max()) + 1
+    slack = max(2, int(0.02 * width))
+    out = part.copy()
+    for k in range(1, int(labels.max()) + 1):
+        band = (labels == k) & ~part
+        if band.sum() < _MIN_FOV_SHARE * height * width:
+            continue
+        by, bx = np.nonzero(band)
+        b_top, b_bottom, b_left, b_right = int(by.min()), int(by.max()) + 1, int(bx.min()), int(bx.max()) + 1
+        if (b_top > max(2, 0.01 * height) or b_top >= top or b_bottom - b_top > _NEAR_BAND * tall
+                or b_left < left - slack or b_right > right + slack or b_right - b_left < 0.5 * (right - left)):
+            continue
+        shared = np.flatnonzero(band.any(axis=0) & part.any(axis=0))
+        if shared.size == 0:
+            continue
+        last = band.shape[0] - 1 - band[::-1, shared].argmax(axis=0)  # the band's last row in each shared column
+        first = part[:, shared].argmax(axis=0)  # the field's first row there
+        if float(np.median(first - last)) <= 0.2 * tall:
+            out |= band
+    return out
 
 
 def _restore_corners(region: np.ndarray, image: np.ndarray, size: int) -> np.ndarray:
