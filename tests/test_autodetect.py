@@ -414,6 +414,26 @@ def test_real_small_faint_ruler_at_the_field_edge_is_masked(realdata):
     assert _sector_core_masked(detection, frame, right=162) < 0.003  # the lung left of the ruler band
 
 
+def test_real_small_faint_ruler_at_0_6x_is_masked(realdata):
+    # The same clip at 0.6x (area resampling, as a social-media copy would be): each 1-px tick lands in one column
+    # or its neighbour, tick by tick, so no single column held 12 regular ticks and 12% of the ruler's marks were
+    # masked (3% of these pixels of the first frame). Pairs of columns are read now.
+    from processing.pixels.clips import iter_frames
+
+    path = _overlay_clip(realdata, "1390908611967193088")
+    frames = [cv2.resize(f.image, (332, 190), interpolation=cv2.INTER_AREA) for f in iter_frames(path)]
+    detection = detect_frames(frames)
+    w = detection.window
+    gray = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
+    tophat = cv2.morphologyEx(gray, cv2.MORPH_TOPHAT, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15)))
+    band = np.zeros(gray.shape, bool)
+    band[40:125, 100:107] = True  # the ruler's ticks and digits, at 0.6x
+    marks = (band & (tophat > 30))[w.slices()]
+    assert marks.sum() > 20
+    grown = cv2.dilate(detection.main_mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    assert (grown | ~detection.fov_mask)[marks].mean() >= 0.6  # 0.67 (bright lung echoes touch the band)
+
+
 def _speckle_frames(count: int = 12, size: int = 200) -> list[np.ndarray]:
     rng = np.random.default_rng(7)
     return [cv2.GaussianBlur(rng.integers(40, 120, (size, size)).astype(np.uint8), (3, 3), 0) for _ in range(count)]

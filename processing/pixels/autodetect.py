@@ -963,7 +963,10 @@ def _faint_ruler_marks(
                      borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
     ticks &= ~core
     longest = max(3, int(round(0.015 * height)))
-    score = np.array([_regular_ticks(ticks[:, x], longest, _FAINT_TICKS) for x in range(width)])
+    # A 1-px tick of a resized clip lands in one column or its neighbour, tick by tick: read pairs of columns.
+    paired = ticks.copy()
+    paired[:, 1:] |= ticks[:, :-1]
+    score = np.array([_regular_ticks(paired[:, x], longest, _FAINT_TICKS) for x in range(width)])
     columns = np.flatnonzero(score >= _FAINT_TICKS)
     if columns.size == 0:
         return marks
@@ -974,7 +977,7 @@ def _faint_ruler_marks(
         a, b = int(cluster[0]), int(cluster[-1]) + 1
         if found is not None and found[:, a:b].any():
             continue
-        rows = np.flatnonzero(ticks[:, a:b].any(axis=1))
+        rows = np.flatnonzero(paired[:, a:b].any(axis=1))
         r0, r1 = max(0, rows[0] - reach), min(height, rows[-1] + 1 + reach)
         band = np.zeros((height, width), bool)
         band[r0:r1, max(0, a - reach):min(width, b + reach)] = True
