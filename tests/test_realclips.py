@@ -398,6 +398,21 @@ def test_still_tissue_a_coarse_coder_left_unchanged_does_not_split_the_field(rea
     assert detection.main_mask.mean() < 0.005
 
 
+def test_still_speckle_of_a_clip_scaled_up_is_part_of_the_field(realdata):
+    # Butterfly "Normal Lung A lines" at 1.5x (756 px, cubic): the still near field's roughness over a 5x5 window
+    # fell below the speckle line, and its top right corner (source rows ~5-60, columns ~330-420) was blanked, 3.3%
+    # of the tissue. The window that measures roughness follows the frame's size.
+    frames = [cv2.resize(f.image, (756, 756), interpolation=cv2.INTER_CUBIC)
+              for f in iter_frames(_clip(realdata, "butterfly__Reg_Butterfly_Normal_Lung_A_lines.avi"))]
+    detection = detect_frames(frames)
+    w = detection.window
+    corner = np.zeros((756, 756), bool)
+    corner[int(1.5 * 10):int(1.5 * 60), int(1.5 * 340):int(1.5 * 410)] = True
+    tissue = corner & (cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY) > 20)
+    assert tissue.sum() > 1000
+    assert detection.fov_mask[tissue[w.slices()]].mean() > 0.95
+
+
 def test_a_chest_wall_parted_from_the_lung_by_a_dark_layer_stays_in_the_field(realdata):
     # POCUS Atlas "Pneu-Atlas-pneumonia" (a GIF cropped to the image) at 0.6x: the chest wall, from the frame's top
     # edge down to row ~46, is a region of its own, parted from the lung by an anechoic layer ~15 px thick; the
