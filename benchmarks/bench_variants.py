@@ -105,7 +105,9 @@ def geometry(variant: str, width: int, height: int) -> Geometry:
     if variant == "letterbox":
         dx, dy = int(round(BAR_X * width)), int(round(BAR_Y * height))
         return Geometry(dx=dx, dy=dy, size=(width + 2 * dx, height + 2 * dy))
-    return Geometry(size=(width, height))  # the original, and re-coded: the frames change, not where things are
+    if variant in CRFS:  # the frames change, not where things are; the coder's 4:2:0 drops an odd row or column
+        return Geometry(size=(width // 2 * 2, height // 2 * 2))
+    return Geometry(size=(width, height))
 
 
 def coded_copy(path: Path, work: Path, variant: str) -> Path:
@@ -138,8 +140,6 @@ def run(variant: str, name: str, truth: ClipTruth, realdata: Path, work: Path) -
     width, height = truth.size
     source = coded_copy(path, work, variant) if variant in CRFS else path
     geo = geometry(variant, width, height)
-    if variant in CRFS:  # the encoder may have dropped an odd last row or column
-        geo = dataclasses.replace(geo, size=(width // 2 * 2, height // 2 * 2))
 
     def frames() -> Iterator[tuple[int, np.ndarray]]:
         return ((f.index, geo.frame(f.image)) for f in iter_frames(source))

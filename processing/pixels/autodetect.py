@@ -125,7 +125,7 @@ _NECK = 0.27  # a row where the region spans (first to last column) at most 27% 
 _SEAM_LIT = 0.8  # ... and the valley is darker in the median frame: its columns have at most 0.8x the share of
 # lit pixels of the region's median column (seams, rulers and labels on black between real panels: <= 0.63x, also
 # coded coarsely; bands of one field that change too little to be live -- still tissue a coarse coder left
-# unchanged, colour flow, a dark deep field -- >= 1.0x)
+# unchanged, colour flow, a dark deep field -- 0.99-1.2x)
 _PANEL_SHARE = 0.12  # ... when each side holds >= 12% of the region's live pixels (not a sector's apex or rim)
 
 
