@@ -95,8 +95,9 @@ DATASET_INFOS_PATH = data_path("dataset_infos.json")
 # the config's mask_dirs and before the release's masks.
 PROJECT_MASK_DIR = data_path("masks")
 # Bump when the processed outputs change for the same parameters. 3: PNGs by processing.pixels.png, x264 on one
-# thread; 4: PNGs by ISA-L, Sub filter; 5: videos MagicYUV in .mov (were lossless H.264 in .mp4), same pixels.
-PROCESSING_FORMAT = 5
+# thread; 4: PNGs by ISA-L, Sub filter; 5: videos MagicYUV in .mov (were lossless H.264 in .mp4), same pixels;
+# 6: PNGs by libdeflate level 2 (ISA-L's bytes were not always the same for the same pixels), same pixels.
+PROCESSING_FORMAT = 6
 # Parameters that change neither the examples nor the card's meaning: how fast, and where on this machine.
 LOCAL_PARAMETERS = ("num_proc", "work_dir", "data_dir", "release_dir", "mask_dirs", "copy_registry")
 # With num_proc unset, clips are processed in this process below this many source pixels (~5 s of work here):

@@ -207,7 +207,7 @@ def _save_image(image: np.ndarray, path: Path, options: ProcessingOptions) -> No
     if options.image_format == "jpeg":
         Image.fromarray(image).save(path, format="JPEG", quality=options.jpeg_quality)
         return
-    path.write_bytes(encode_png(image))  # lossless; ISA-L's deflate (processing/pixels/png.py)
+    path.write_bytes(encode_png(image))  # lossless; libdeflate (processing/pixels/png.py)
 
 
 def _clean_frame(

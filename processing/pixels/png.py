@@ -1,17 +1,21 @@
-"""Lossless PNG encoding of RGB frames, fast: the "Sub" row filter and ISA-L's deflate (the ``isal`` package).
+"""Lossless PNG encoding of RGB frames: the "Sub" row filter and libdeflate's deflate (the ``deflate`` package).
 
-Why not Pillow or OpenCV: both compress with the system zlib (1.2.x here). CPU per frame and mean file size, Pillow
-level 1 13.0 ms / 206 KB, OpenCV level 2 + Up filter 7.8 ms / 198 KB (35 cropped frames of five real clips, 0.4 Mpx
-each). On 105 frames of seven real clips (issue 18): libdeflate level 2 + Up (what this module used) 4.3 ms /
-157 KB, ISA-L level 1 + Up 1.7 ms / 191 KB, ISA-L level 1 + Sub 1.7 ms / 187 KB (this module): the frames are the
-largest CPU cost of ``covidx-us clean`` after inpainting and the videos, and ISA-L's deflate (hand-written assembly, no
-lazy matching) takes 40% of libdeflate's time for files 19% larger. No PNG library lets one plug in either, so the
-file is framed here; the framing is the PNG specification's (signature, IHDR, one IDAT, IEND, CRC-32 per chunk):
-8-bit truecolour or grey, no interlace, filter type 1 ("Sub") on every row.
+Why libdeflate: its output is a function of the input and the library's version only (its author's word; it keeps
+no state between calls, and its CPU-specific code computes checksums and fills tables with the same values).
+ISA-L (``isal``, what format 4 used, 2.3x faster) does not promise that (its issue 140, "Determinstic
+compression", is open), and it did not deliver it: in 1 of 6 runs of the crash-and-resume test
+(tests/test_builder.py), three frames of one clip had the same filtered rows as the reference build and other
+compressed bytes (2 bytes shorter). A dataset that is rebuilt must come out the same, byte for byte.
+Measured side by side (``benchmarks/bench_png.py``: 105 whole frames of the 7 largest real clips, 1.17 Mpx mean,
+one thread): ISA-L level 1 3.7 ms / 409 KB, libdeflate level 1 9.7 ms / 381 KB, level 2 8.5 ms / 334 KB (this
+module), the system zlib level 1 14.9 ms / 435 KB. Pillow and OpenCV compress with the system zlib. No PNG library
+lets one plug in a deflate, so the file is framed here; the framing is the PNG specification's (signature, IHDR,
+one IDAT, IEND, CRC-32 per chunk): 8-bit truecolour or grey, no interlace, filter type 1 ("Sub") on every row.
 
-The bytes depend only on the pixels and the ISA-L version (``isal`` is pinned to a range in pyproject), not on which
-OpenCV or Pillow is installed, so builds on different machines write the same files. ISA-L releases the GIL, so
-frames compress on several threads at once. This module encodes; it must not know about paths, clips or datasets.
+The bytes depend only on the pixels and the libdeflate version that ``deflate`` bundles (pinned to a range in
+pyproject), not on which OpenCV or Pillow is installed, so builds on different machines write the same files.
+libdeflate releases the GIL, so frames compress on several threads at once. This module encodes; it must not know
+about paths, clips or datasets.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ import struct
 import threading
 import zlib
 
+import deflate
 import numpy as np
-from isal import isal_zlib
 
-#: ISA-L's level 1 (levels 1 and 2 give the same bytes here; 3 is slower and larger on ultrasound frames).
-LEVEL = 1
+#: libdeflate's level 2: faster than its level 1 on ultrasound frames, and 12% smaller (benchmarks/bench_png.py).
+LEVEL = 2
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SUB = 1
 _scratch = threading.local()  # each thread's filtered-rows buffer, reused while the frame size stays the same
@@ -62,4 +66,4 @@ def encode_png(image: np.ndarray, level: int = LEVEL) -> bytes:
     np.subtract(pixels[:, 1:], pixels[:, :-1], out=rows[:, 1:])  # Sub: Raw(x) - Raw(x - bpp) mod 256 (uint8 wraps)
     header = struct.pack(">IIBBBBB", width, height, 8, 2 if channels == 3 else 0, 0, 0, 0)
     return b"".join((_SIGNATURE, _chunk(b"IHDR", header),
-                     _chunk(b"IDAT", isal_zlib.compress(filtered.data, level)), _chunk(b"IEND", b"")))
+                     _chunk(b"IDAT", deflate.zlib_compress(filtered.data, level)), _chunk(b"IEND", b"")))
