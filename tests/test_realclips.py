@@ -318,6 +318,32 @@ def test_the_outline_of_a_colour_doppler_box_is_masked(realdata, name):
     assert _score(realdata, name).tissue_masked <= 0.005
 
 
+def test_the_outline_of_a_colour_doppler_box_is_masked_where_one_side_crosses_bright_tissue(realdata):
+    # 1346901214101958661 mirrored (bench_variants' "mirror", where the window takes the panel with the box): the
+    # box's left side crosses bright tissue, which breaks its ridge into pieces shorter than a side must be, and
+    # no part of the outline was masked (overlay 0.83). Its longest piece, prolonged to the other side's rows,
+    # closes the box.
+    from processing.pixels.evaluate import chroma_of
+
+    name = "twitter_taotepocus__1346901214101958661.mp4"
+    frames = [np.ascontiguousarray(f.image[:, ::-1]) for f in iter_frames(_clip(realdata, name))]
+    detection = detect_frames(frames, pointer_policy="drop", again=lambda: frames)  # colour photos: a second read
+    width = frames[0].shape[1]
+    x0, y0, x1, y1 = next(o.box for o in _truth(name).overlays if o.kind == "colour box"
+                          and _inside((width - o.box[2], o.box[1], width - o.box[0], o.box[3]), detection.window))
+    x0, x1 = width - x1, width - x0
+    median = np.median(np.stack(frames[::4]), axis=0).astype(np.uint8)
+    hat = cv2.morphologyEx(cv2.cvtColor(median, cv2.COLOR_RGB2GRAY), cv2.MORPH_TOPHAT, np.ones((5, 5), np.uint8))
+    line = np.zeros(hat.shape, bool)
+    line[y0:y1, x0:x1] = (hat[y0:y1, x0:x1] > 30) & (chroma_of(median[y0:y1, x0:x1]) < 30)
+    rows, cols = detection.window.slices()
+    masked = cv2.dilate(detection.main_mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    left = line.copy()
+    left[:, (x0 + x1) // 2:] = False  # the broken side's half
+    assert (line[rows, cols] & masked).sum() >= 0.8 * line.sum()  # 0.85 (0.003 before)
+    assert (left[rows, cols] & masked).sum() >= 0.8 * left.sum()  # 0.87 (0.01 before)
+
+
 @pytest.mark.parametrize("name", [
     # the flow's small and shifting parts were not pointer-sized blobs and stayed in the clean frames (90 coloured
     # pixels per frame in the field); on a Doppler clip all colour in the field is masked

@@ -1136,10 +1136,33 @@ def _colour_box(grays: Sequence[np.ndarray], blobs: Iterable[np.ndarray], main: 
     if lines is None:
         return out
     lines = lines.reshape(-1, 4).astype(int)
-    steep = np.abs(lines[:, 3] - lines[:, 1]) > np.abs(lines[:, 2] - lines[:, 0])
-    sides, centre = lines[steep], x + w / 2
-    if not ((sides[:, [0, 2]].max(axis=1) < centre).any() and (sides[:, [0, 2]].min(axis=1) > centre).any()):
+    centre = x + w / 2
+
+    def flanks(found: np.ndarray) -> tuple[bool, bool]:
+        steep_ones = found[np.abs(found[:, 3] - found[:, 1]) > np.abs(found[:, 2] - found[:, 0])]
+        return (bool((steep_ones[:, [0, 2]].max(axis=1) < centre).any()),
+                bool((steep_ones[:, [0, 2]].min(axis=1) > centre).any()))
+
+    left, right = flanks(lines)
+    broken = None
+    if left != right:
+        # One side found: the other may be broken where it crosses bright tissue (its pieces shorter than the
+        # length asked for). Its longest piece, at half that length, on the side still missing.
+        more = cv2.HoughLinesP(ridge.astype(np.uint8) * 255, 1, np.pi / 180, threshold=15,
+                               minLineLength=max(10, int(_BOX_LINE * side / 2)), maxLineGap=3)
+        if more is not None:
+            more = more.reshape(-1, 4).astype(int)
+            steep_more = np.abs(more[:, 3] - more[:, 1]) > np.abs(more[:, 2] - more[:, 0])
+            wanted = (more[:, [0, 2]].min(axis=1) > centre) if left else (more[:, [0, 2]].max(axis=1) < centre)
+            pieces = more[steep_more & wanted]
+            if pieces.size:
+                broken = pieces[np.argmax(np.hypot(pieces[:, 2] - pieces[:, 0], pieces[:, 3] - pieces[:, 1]))]
+                lines = np.vstack([lines, broken[None, :]])
+                left, right = flanks(lines)
+    if not (left and right):
         return out
+    steep = np.abs(lines[:, 3] - lines[:, 1]) > np.abs(lines[:, 2] - lines[:, 0])
+    sides = lines[steep]
     ends = sides[:, [1, 3]]
     mid_y = (lines[:, 1] + lines[:, 3]) / 2
     at_ends = np.minimum(np.abs(mid_y - ends.min()), np.abs(mid_y - ends.max())) <= max(3, side // 20)
@@ -1147,10 +1170,29 @@ def _colour_box(grays: Sequence[np.ndarray], blobs: Iterable[np.ndarray], main: 
         lines[:, [0, 2]].max(axis=1) <= sides[:, [0, 2]].max() + 3)
     loose = (freq >= _BOX_FREQ / 2) & unmasked
     box = [_extend_line(loose, line) for line in lines[steep | (at_ends & between)]]
+    if broken is not None:  # the broken side spans the box's height too: straight on to the other side's rows
+        whole = [b for b in box[:-1] if abs(b[3] - b[1]) > abs(b[2] - b[0])]
+        box[-1] = _to_rows(box[-1], min(min(b[1], b[3]) for b in whole), max(max(b[1], b[3]) for b in whole))
     hull = cv2.convexHull(np.array(box, np.int32).reshape(-1, 2))
     boundary = np.zeros(envelope.shape, np.uint8)
-    cv2.polylines(boundary, [hull], True, 1, 2 * max(3, side // 40) + 1)
+    band = 2 * max(3, side // 40) + 1
+    cv2.polylines(boundary, [hull], True, 1, band)
+    if broken is not None:  # a fitted straight line, not a hull over arcs: 3 px either side of it, not the band
+        x0, y0, x1, y1 = box[-1]
+        wide, narrow = np.zeros_like(boundary), np.zeros_like(boundary)
+        cv2.line(wide, (x0, y0), (x1, y1), 1, band)
+        cv2.line(narrow, (x0, y0), (x1, y1), 1, 7)
+        boundary[(wide > 0) & (narrow == 0)] = 0
     return (boundary > 0) & loose
+
+
+def _to_rows(line: tuple[int, int, int, int], top: int, bottom: int) -> tuple[int, int, int, int]:
+    """A steep segment ``(x0, y0, x1, y1)`` prolonged along its direction to rows ``top`` and ``bottom``."""
+    x0, y0, x1, y1 = line
+    if y0 == y1:
+        return line
+    slope = (x1 - x0) / (y1 - y0)
+    return (int(round(x0 + slope * (top - y0))), top, int(round(x0 + slope * (bottom - y0))), bottom)
 
 
 def _extend_line(ridge: np.ndarray, line: np.ndarray, gap: int = 4) -> tuple[int, int, int, int]:
