@@ -2,13 +2,13 @@
 
 Why libdeflate: its output is a function of the input and the library's version only (its author's word; it keeps
 no state between calls, and its CPU-specific code computes checksums and fills tables with the same values).
-ISA-L (``isal``, what format 4 used, 2.3x faster) does not promise that (its issue 140, "Determinstic
-compression", is open), and it did not deliver it: in 1 of 6 runs of the crash-and-resume test
+ISA-L (``isal``, what formats 4-5 used, 2.2x faster) does not promise that (its issue 140, "Determinstic
+compression", is open), and it did not deliver it: in 1 of 14 runs of the crash-and-resume test
 (tests/test_builder.py), three frames of one clip had the same filtered rows as the reference build and other
-compressed bytes (2 bytes shorter). A dataset that is rebuilt must come out the same, byte for byte.
+compressed bytes (1-2 bytes shorter). A dataset that is rebuilt must come out the same, byte for byte.
 Measured side by side (``benchmarks/bench_png.py``: 105 whole frames of the 7 largest real clips, 1.17 Mpx mean,
-one thread): ISA-L level 1 3.7 ms / 409 KB, libdeflate level 1 9.7 ms / 381 KB, level 2 8.5 ms / 334 KB (this
-module), the system zlib level 1 14.9 ms / 435 KB. Pillow and OpenCV compress with the system zlib. No PNG library
+one thread): ISA-L level 1 4.1 ms / 409 KB, libdeflate level 1 10.5 ms / 381 KB, level 2 8.9 ms / 334 KB (this
+module), the system zlib level 1 15.3 ms / 435 KB. Pillow and OpenCV compress with the system zlib. No PNG library
 lets one plug in a deflate, so the file is framed here; the framing is the PNG specification's (signature, IHDR,
 one IDAT, IEND, CRC-32 per chunk): 8-bit truecolour or grey, no interlace, filter type 1 ("Sub") on every row.
 
