@@ -5,7 +5,7 @@ Usage: python benchmarks/bench_png.py [--videos DIR] [--clips N] [--frames N] [-
 Default DIR is ../shared/realdata/videos (skipped with a message when absent). From each of the N largest clips,
 N frames evenly spaced are taken as the pipeline writes them (the whole frame, RGB). Every encoder filters the rows
 with "Sub" (as processing/pixels/png.py does) and differs only in its deflate: ISA-L level 1 (``isal``, what
-builds used up to format 4), libdeflate levels 1 and 2 (``deflate``), the system zlib level 1. Time is the median
+builds used in formats 4-5), libdeflate levels 1 and 2 (``deflate``), the system zlib level 1. Time is the median
 of three passes, one thread. Repeats: each round runs every encoder on every frame in a fresh process on four
 threads and hashes each output; a round whose bytes differ from round 1 counts.
 """
@@ -57,14 +57,9 @@ except ImportError:
 
 
 def filtered_rows(image: np.ndarray) -> memoryview:
-    """The Sub-filtered rows png.py hands to deflate (its own filter, on a fresh buffer)."""
+    """The Sub-filtered rows png.py hands to deflate (png.sub_filter, on a fresh buffer: all frames are kept)."""
     height, width = image.shape[:2]
-    rows = np.empty((height, width * 3 + 1), np.uint8)
-    rows[:, 0] = 1
-    body = rows[:, 1:].reshape(height, width, 3)
-    body[:, 0] = image[:, 0]
-    np.subtract(image[:, 1:], image[:, :-1], out=body[:, 1:])
-    return rows.data
+    return png.sub_filter(image, np.empty((height, width * 3 + 1), np.uint8)).data
 
 
 def load_frames(videos: Path, clips: int, per_clip: int) -> list[np.ndarray]:

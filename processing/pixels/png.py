@@ -47,6 +47,19 @@ def _chunk(tag: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(tag)))
 
 
+def sub_filter(image: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out`` (uint8, ``(H, W * channels + 1)``) filled with the rows of ``image`` (uint8, ``(H, W, 3)`` or
+    ``(H, W)``) as the IDAT stream holds them before deflate: each row's filter type ("Sub"), then its bytes."""
+    height, width = image.shape[:2]
+    channels = 1 if image.ndim == 2 else 3
+    pixels = image.reshape(height, width, channels)  # a view (grey gains an axis); any strides, no copy
+    out[:, 0] = _SUB
+    rows = out[:, 1:].reshape(height, width, channels)  # splits the contiguous row axis: always a view
+    rows[:, 0] = pixels[:, 0]
+    np.subtract(pixels[:, 1:], pixels[:, :-1], out=rows[:, 1:])  # Sub: Raw(x) - Raw(x - bpp) mod 256 (uint8 wraps)
+    return out
+
+
 def encode_png(image: np.ndarray, level: int = LEVEL) -> bytes:
     """The PNG file of ``image`` (uint8, ``(H, W, 3)`` RGB or ``(H, W)`` grey), lossless.
 
@@ -58,12 +71,7 @@ def encode_png(image: np.ndarray, level: int = LEVEL) -> bytes:
     if height == 0 or width == 0:
         raise ValueError(f"encode_png got an empty image {image.shape}")
     channels = 1 if image.ndim == 2 else 3
-    pixels = image.reshape(height, width, channels)  # a view (grey gains an axis); any strides, no copy
-    filtered = _rows_buffer(height, width * channels + 1)  # each row: filter type, then bytes
-    filtered[:, 0] = _SUB
-    rows = filtered[:, 1:].reshape(height, width, channels)  # splits the contiguous row axis: always a view
-    rows[:, 0] = pixels[:, 0]
-    np.subtract(pixels[:, 1:], pixels[:, :-1], out=rows[:, 1:])  # Sub: Raw(x) - Raw(x - bpp) mod 256 (uint8 wraps)
+    filtered = sub_filter(image, _rows_buffer(height, width * channels + 1))
     header = struct.pack(">IIBBBBB", width, height, 8, 2 if channels == 3 else 0, 0, 0, 0)
     return b"".join((_SIGNATURE, _chunk(b"IHDR", header),
                      _chunk(b"IDAT", deflate.zlib_compress(filtered.data, level)), _chunk(b"IEND", b"")))
