@@ -1130,8 +1130,8 @@ def _colour_box(grays: Sequence[np.ndarray], blobs: Iterable[np.ndarray], main: 
     unmasked = ~(cv2.dilate(main.astype(np.uint8), kernel) > 0)
     near = np.zeros_like(envelope)
     near[max(0, y - margin):y + h + margin, max(0, x - margin):x + w + margin] = True
-    ridge = (freq >= _BOX_FREQ) & near & unmasked
-    lines = cv2.HoughLinesP(ridge.astype(np.uint8) * 255, 1, np.pi / 180, threshold=30,
+    ridge = ((freq >= _BOX_FREQ) & near & unmasked).astype(np.uint8) * 255
+    lines = cv2.HoughLinesP(ridge, 1, np.pi / 180, threshold=30,
                             minLineLength=max(10, int(_BOX_LINE * side)), maxLineGap=3)
     if lines is None:
         return out
@@ -1139,7 +1139,7 @@ def _colour_box(grays: Sequence[np.ndarray], blobs: Iterable[np.ndarray], main: 
     centre = x + w / 2
 
     def flanks(found: np.ndarray) -> tuple[bool, bool]:
-        steep_ones = found[np.abs(found[:, 3] - found[:, 1]) > np.abs(found[:, 2] - found[:, 0])]
+        steep_ones = found[_steep(found)]
         return (bool((steep_ones[:, [0, 2]].max(axis=1) < centre).any()),
                 bool((steep_ones[:, [0, 2]].min(axis=1) > centre).any()))
 
@@ -1148,20 +1148,19 @@ def _colour_box(grays: Sequence[np.ndarray], blobs: Iterable[np.ndarray], main: 
     if left != right:
         # One side found: the other may be broken where it crosses bright tissue (its pieces shorter than the
         # length asked for). Its longest piece, at half that length, on the side still missing.
-        more = cv2.HoughLinesP(ridge.astype(np.uint8) * 255, 1, np.pi / 180, threshold=15,
+        more = cv2.HoughLinesP(ridge, 1, np.pi / 180, threshold=15,
                                minLineLength=max(10, int(_BOX_LINE * side / 2)), maxLineGap=3)
         if more is not None:
             more = more.reshape(-1, 4).astype(int)
-            steep_more = np.abs(more[:, 3] - more[:, 1]) > np.abs(more[:, 2] - more[:, 0])
             wanted = (more[:, [0, 2]].min(axis=1) > centre) if left else (more[:, [0, 2]].max(axis=1) < centre)
-            pieces = more[steep_more & wanted]
+            pieces = more[_steep(more) & wanted]
             if pieces.size:
                 broken = pieces[np.argmax(np.hypot(pieces[:, 2] - pieces[:, 0], pieces[:, 3] - pieces[:, 1]))]
                 lines = np.vstack([lines, broken[None, :]])
                 left, right = flanks(lines)
     if not (left and right):
         return out
-    steep = np.abs(lines[:, 3] - lines[:, 1]) > np.abs(lines[:, 2] - lines[:, 0])
+    steep = _steep(lines)
     sides = lines[steep]
     ends = sides[:, [1, 3]]
     mid_y = (lines[:, 1] + lines[:, 3]) / 2
@@ -1171,8 +1170,9 @@ def _colour_box(grays: Sequence[np.ndarray], blobs: Iterable[np.ndarray], main: 
     loose = (freq >= _BOX_FREQ / 2) & unmasked
     box = [_extend_line(loose, line) for line in lines[steep | (at_ends & between)]]
     if broken is not None:  # the broken side spans the box's height too: straight on to the other side's rows
-        whole = [b for b in box[:-1] if abs(b[3] - b[1]) > abs(b[2] - b[0])]
-        box[-1] = _to_rows(box[-1], min(min(b[1], b[3]) for b in whole), max(max(b[1], b[3]) for b in whole))
+        others = np.array(box[:-1])
+        rows = others[_steep(others)][:, [1, 3]]  # the other sides' rows, run on along their ridges
+        box[-1] = _to_rows(box[-1], int(rows.min()), int(rows.max()))
     hull = cv2.convexHull(np.array(box, np.int32).reshape(-1, 2))
     boundary = np.zeros(envelope.shape, np.uint8)
     band = 2 * max(3, side // 40) + 1
@@ -1184,6 +1184,11 @@ def _colour_box(grays: Sequence[np.ndarray], blobs: Iterable[np.ndarray], main: 
         cv2.line(narrow, (x0, y0), (x1, y1), 1, 7)
         boundary[(wide > 0) & (narrow == 0)] = 0
     return (boundary > 0) & loose
+
+
+def _steep(segments: np.ndarray) -> np.ndarray:
+    """Which segments ``(N, 4)``: x0, y0, x1, y1 run more down than across (a box's sides, not its top or bottom)."""
+    return np.abs(segments[:, 3] - segments[:, 1]) > np.abs(segments[:, 2] - segments[:, 0])
 
 
 def _to_rows(line: tuple[int, int, int, int], top: int, bottom: int) -> tuple[int, int, int, int]:
