@@ -593,3 +593,56 @@ def test_a_static_drawn_plate_inside_the_field_is_masked_and_still_bright_tissue
     assert not found[100:180, 100:180].any()
     assert not found[140:166, 10:90].any()
     assert not found[20:60, 140:180].any()
+
+
+def _fan_mask(height: int, width: int, apex: tuple[int, int], radius: int, half_angle: float) -> np.ndarray:
+    out = np.zeros((height, width), np.uint8)
+    cv2.ellipse(out, apex, (radius, radius), 90, -half_angle, half_angle, 1, -1)
+    return out > 0
+
+
+def _step_cut(part: np.ndarray) -> np.ndarray:
+    """``_step`` on the part's bounding box, as ``_split_panels`` calls it, back in the frame."""
+    from processing.pixels.autodetect import _step
+
+    ys, xs = np.nonzero(part)
+    cut = np.zeros(part.shape, bool)
+    cut[ys.min():ys.max() + 1, xs.min():xs.max() + 1] = _step(part[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+    return cut
+
+
+def _stacked(top: tuple[int, int, int, int], bottom: tuple[int, int, int, int]) -> np.ndarray:
+    part = np.zeros((400, 400), bool)
+    for x0, y0, x1, y1 in (top, bottom):
+        part[y0:y1, x0:x1] = True
+    return part
+
+
+def test_a_narrower_panel_stacked_under_a_wider_one_is_cut_off_at_the_seam():
+    part = _stacked((20, 20, 380, 200), (70, 200, 330, 380))
+    part[196:206, 20:70] = True  # the wider panel's arc dips past the seam beside the narrower one
+    n, pieces = cv2.connectedComponents((part & ~_step_cut(part)).astype(np.uint8), connectivity=8)
+    sizes = sorted(int((pieces == i).sum()) for i in range(1, n))
+    assert len(sizes) == 2 and sizes[0] > 0.9 * 180 * 260
+    lower = pieces == pieces[300, 200]
+    ys, xs = np.nonzero(lower)
+    assert 198 <= ys.min() <= 206 and xs.min() >= 68 and xs.max() <= 331
+    assert not lower[196:206, 20:66].any()  # the dip beside it stays with the wider panel
+
+
+def _waist() -> np.ndarray:
+    part = np.zeros((400, 400), bool)
+    part[20:380, 20:380] = True
+    part[200:300, 20:70] = part[200:300, 330:380] = False  # dark lung at both flanks, then the field widens again
+    return part
+
+
+@pytest.mark.parametrize("part", [
+    _fan_mask(400, 400, (200, 10), 380, 40),  # a sector: its flanks drift steadily, its bottom arc is small
+    _fan_mask(400, 400, (200, -200), 590, 25),  # a wide convex field: flat arcs, straight flanks
+    _stacked((50, 50, 350, 350), (50, 50, 350, 350)),  # a rectangle
+    _stacked((70, 20, 330, 200), (20, 200, 380, 380)),  # a narrower panel above a wider one: as a clipped sector
+    _waist(),
+])
+def test_a_single_field_a_waist_or_a_narrower_panel_above_has_no_step(part):
+    assert not _step_cut(part).any()

@@ -123,6 +123,19 @@ def test_sectors_touching_below_their_tops_are_split_between_their_apices(realda
     assert best >= 0.9
 
 
+def test_a_narrower_panel_stacked_under_two_touching_panels_is_split_off_at_the_seam(realdata):
+    # 1364981565542047744: a phone recording of a three-panel collage; the bottom panel (x 77-360, from y ~212) is
+    # narrower than the two panels above it (x 37-401) and touches them. The window is the bottom panel alone,
+    # from its top: it neither reaches back up into the upper panels nor out to their sides.
+    name = "twitter_taotepocus__1364981565542047744.mp4"
+    window = _detect(realdata, name).window
+    x0, y0, x1, y1 = _truth(name).fov
+    assert abs(window.y - y0) <= 4  # the seam, not the upper panels' top (y 37)
+    assert abs(window.x - x0) <= 4  # the bottom panel's left edge, not the upper panels' (x 37)
+    assert x1 <= window.x + window.w <= 362  # the bottom panel's right edge (its scale: x 339-360), not x 401
+    assert window.y + window.h >= y1 - 4
+
+
 def test_a_panel_ends_at_its_depth_ruler_where_the_next_panel_touches_it(realdata):
     # 1418762440221790210: three sector panels side by side; the middle one's ruler (x ~409) meets its right
     # neighbour's flank below the ruler. The field stops at the ruler; the window is the middle panel's.
