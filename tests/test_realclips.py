@@ -287,6 +287,62 @@ def test_a_cut_to_another_scene_is_dropped_and_nothing_else(realdata, tmp_path):
     assert dict(detection.unusable_frames) == {40: "cut"}
 
 
+_SCAN = "twitter_taotepocus__1457933751766421505.mp4"
+
+
+def _joined(realdata: Path, tmp_path: Path, parts: list[tuple[str, int]], name: str = "joined") -> Path:
+    """A clip joined from ``(real clip, frame count)`` parts, each scaled to the first part's size; a clip used
+    before goes on from the frame where its last part stopped."""
+    first = next(iter(iter_frames(_clip(realdata, parts[0][0])))).image
+    height, width = first.shape[:2]
+    used: dict[str, int] = {}
+    frames = []
+    for clip, count in parts:
+        start = used.get(clip, 0)
+        for frame in iter_frames(_clip(realdata, clip)):
+            if start <= frame.index < start + count:
+                frames.append(cv2.resize(frame.image, (width, height), interpolation=cv2.INTER_AREA))
+        used[clip] = start + count
+    path = tmp_path / f"{name}.mov"
+    with VideoWriter(path, width, height, 25.0) as writer:
+        for i, image in enumerate(frames):
+            writer.write(image, i / 25.0)
+    return path
+
+
+def test_a_clip_joined_from_scans_keeps_its_longest_scene_when_none_holds_half_of_it(realdata, tmp_path):
+    # 24 frames of one scan, 18 of another, 18 of a third: the first is 40% of the clip
+    parts = [(_SCAN, 24), ("grepmed__Cov-grep-7505.mp4", 18), ("butterfly__Cov_Butterfly_Consolidation.avi", 18)]
+    detection = detect_clip(_joined(realdata, tmp_path, parts))
+    assert dict(detection.unusable_frames) == {i: "cut" for i in range(24, 60)}
+
+
+def test_a_scene_an_inserted_clip_interrupts_is_one_scene(realdata, tmp_path):
+    # 20 frames of a scan, 12 of another, then 20 more of the first: the insert is cut, both halves are kept
+    parts = [(_SCAN, 20), ("litfl__Pneu_liftl_pneu_case3_clip3.mp4", 12), (_SCAN, 20)]
+    detection = detect_clip(_joined(realdata, tmp_path, parts))
+    assert dict(detection.unusable_frames) == {i: "cut" for i in range(20, 32)}
+
+
+@pytest.mark.parametrize("name", [
+    "grepmed__Pneu-grep-pneumonia4.mp4",  # the largest steps between frames of the 90 real clips (21.2 grey levels)
+    "youtube__Reg-Youtube.mp4",  # steps of 18 where the frames around change by 1.7
+    "twitter_taotepocus__1432487654680055810.mp4",  # 14.9 where the frames around change by 0.5
+])
+def test_probe_motion_is_no_cut(realdata, name):
+    assert _detect(realdata, name).unusable_frames == {}
+
+
+def test_a_slideshow_of_stills_is_all_cuts_and_an_error_naming_it(realdata, tmp_path):
+    from processing.errors import ClipError
+
+    stills = [_SCAN, "grepmed__Cov-grepmed2.mp4", "twitter_taotepocus__1346901214101958661.mp4",
+              "grepmed__Cov-grep-7543.mp4", "radiopaedia__Reg-NormalLungs.mp4", "grepmed__Cov-grep-7500.mp4"]
+    path = _joined(realdata, tmp_path, [(still, 1) for still in stills], name="slides")
+    with pytest.raises(ClipError, match="slides: no ultrasound field of view found: every frame is blank or a cut"):
+        detect_clip(path)
+
+
 def test_a_clip_that_is_all_blank_is_an_error_naming_it(tmp_path):
     from processing.errors import ClipError
 

@@ -93,8 +93,16 @@ _NEAR_STD = 1.5  # near-field tissue changes (temporal std of grey >= ~2.4 on re
 _SADDLE = 0.25  # two apices with the region's top edge >= 25% of its height lower between them: two sectors
 _LINE = 4  # an interface line along a panel's edge is at most 4 px thick
 _PERSISTENT = 0.5  # a moving coloured blob on more than half of the frames is colour Doppler, not a pointer
-_CUT_FACTOR = 4.0  # a frame whose layout differs from the clip's median by > 4x the median difference + _CUT_FLOOR
+_CUT_FACTOR = 4.0  # a frame whose layout differs from the main scene's median by > 4x its median difference
+# + _CUT_FLOOR
 _CUT_FLOOR = 20.0  # ... grey levels (32x32 thumbnails) is a cut to another scene (probe motion: <= 3.5x, <= 62)
+_SHOT_STEP = 25.0  # a step between two frames' thumbnails over this (and 4x the steps around it) is a cut: the
+# largest of the 90 real clips is 21.2 (a GrepMed clip's probe motion, 3.3x the steps around it); between two of
+# them joined, 28-76
+_SCENE_LOOK = 12.0  # shots whose median thumbnails differ by at most this are one scene: a scan's two halves around
+# an inserted clip, 2.3; two real scans joined, >= 15 (the closest pair of the stills tried), so a scan that changed
+# more than this while the insert ran keeps its longer half only
+_SCENES = 32  # scenes told apart in one clip (a slideshow's frames past these are cuts without a comparison each)
 _BLANK_RANGE = 8  # a frame whose thumbnail spans fewer grey levels than this is blank (black, white, a fade)
 _THUMB = 32  # side of the per-frame thumbnail kept to find cuts and blank frames
 _MAX_COLOURED_SHARE = 0.05  # a frame with more coloured pixels than this is not annotated greyscale (doppler)
@@ -448,7 +456,8 @@ def _step(box: np.ndarray) -> np.ndarray:
         inside = filled[rest]
         if (left[rest][inside] < left_a + step / 2).any() or (right[rest][inside] > right_a - step / 2).any():
             continue
-        moved = (left[r:r + band] - left_a >= (left_b - left_a) / 2) | (right_a - right[r:r + band] >= (right_a - right_b) / 2)
+        moved = ((left[r:r + band] - left_a >= (left_b - left_a) / 2)
+                 | (right_a - right[r:r + band] >= (right_a - right_b) / 2))
         seam = r + int(np.argmax(moved)) if moved.any() else r + band // 2
         x0, x1 = max(0, int(left_b) - 2), min(width, int(right_b) + 2)
         cut[max(0, seam - 1):seam + 1, x0:x1] = True
@@ -1409,19 +1418,60 @@ def _flow(
 
 def _unusable_frames(indices: Sequence[int], thumbs: Sequence[np.ndarray]) -> dict[int, str]:
     """Frames that are not training data: ``"blank"`` (black, white, a fade: the thumbnail is nearly flat) and
-    ``"cut"`` (another scene: its layout differs from the clip's median thumbnail far more than probe motion does)."""
+    ``"cut"`` (another scene than the clip's main one, see :func:`_main_scene`, or a frame that differs from the main
+    scene's median thumbnail by more than ``_CUT_FACTOR`` times the main scene's median difference plus
+    ``_CUT_FLOOR``: far more than probe motion does). With no two frames of one scene, every frame is a cut."""
     if not thumbs:
         return {}
     stack = np.stack(thumbs).astype(np.float32)
     spread = stack.max(axis=(1, 2)) - stack.min(axis=(1, 2))
     out = {i: "blank" for i, s in zip(indices, spread, strict=True) if s < _BLANK_RANGE}
     good = [k for k, i in enumerate(indices) if i not in out]
-    if len(good) >= 3:
-        median = np.median(stack[good], axis=0)
-        distance = np.abs(stack - median).mean(axis=(1, 2))
-        limit = _CUT_FACTOR * float(np.median(distance[good])) + _CUT_FLOOR
-        out.update({indices[k]: "cut" for k in good if distance[k] > limit})
+    if len(good) < 3:
+        return out
+    main = _main_scene(stack[good])
+    if main.sum() < 2:  # a slideshow: no scene lasts
+        out.update({indices[k]: "cut" for k in good})
+        return out
+    median = np.median(stack[good][main], axis=0)
+    distance = np.abs(stack[good] - median).mean(axis=(1, 2))
+    limit = _CUT_FACTOR * float(np.median(distance[main])) + _CUT_FLOOR
+    out.update({indices[k]: "cut" for k, d, m in zip(good, distance, main, strict=True) if d > limit or not m})
     return out
+
+
+def _main_scene(stack: np.ndarray) -> np.ndarray:
+    """Which of the thumbnails ``stack`` (frames in order, none blank) belong to the scene with the most frames.
+
+    The clip is cut into shots where a thumbnail differs from the one before it by more than ``_SHOT_STEP`` grey
+    levels and ``_CUT_FACTOR`` times the steps around it (plus one level): a cut, not probe motion. Where the median
+    step is itself over ``_CUT_FLOOR`` (the real clips: <= 7.3), the frames are no continuous scan (a slideshow)
+    and any step over ``_CUT_FLOOR`` starts a shot. Shots whose median thumbnails differ by at most
+    ``_SCENE_LOOK`` are one scene (a scan an inserted clip interrupts comes back; the longest shots found the
+    scenes, at most ``_SCENES`` of them). A clip joined from several scans keeps its longest scene, even when none
+    holds half of the clip.
+    """
+    steps = np.abs(np.diff(stack, axis=0)).mean(axis=(1, 2))
+    if float(np.median(steps)) > _CUT_FLOOR:
+        starts = np.flatnonzero(steps > _CUT_FLOOR) + 1
+    else:
+        around = np.array([np.median(np.delete(steps[max(0, i - 8):i + 9], min(i, 8))) if steps.size > 1 else 0.0
+                           for i in range(steps.size)])
+        starts = np.flatnonzero((steps > _SHOT_STEP) & (steps > _CUT_FACTOR * (around + 1))) + 1
+    bounds = [0, *starts.tolist(), len(stack)]
+    shots = sorted((np.arange(a, b) for a, b in zip(bounds, bounds[1:], strict=False)), key=len, reverse=True)
+    looks: list[np.ndarray] = []  # each scene's first (longest) shot's median thumbnail
+    scene_of = np.full(len(stack), -1)
+    for shot in shots:
+        look = np.median(stack[shot], axis=0)
+        near = [k for k, other in enumerate(looks) if float(np.abs(look - other).mean()) <= _SCENE_LOOK]
+        if near:
+            scene_of[shot] = near[0]
+        elif len(looks) < _SCENES:
+            scene_of[shot] = len(looks)
+            looks.append(look)
+    sizes = np.bincount(scene_of[scene_of >= 0], minlength=1)
+    return scene_of == int(np.argmax(sizes))
 
 
 @dataclass
