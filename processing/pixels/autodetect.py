@@ -93,8 +93,7 @@ _NEAR_STD = 1.5  # near-field tissue changes (temporal std of grey >= ~2.4 on re
 _SADDLE = 0.25  # two apices with the region's top edge >= 25% of its height lower between them: two sectors
 _LINE = 4  # an interface line along a panel's edge is at most 4 px thick
 _PERSISTENT = 0.5  # a moving coloured blob on more than half of the frames is colour Doppler, not a pointer
-_CUT_FACTOR = 4.0  # a frame whose layout differs from the main scene's median by > 4x its median difference
-# + _CUT_FLOOR
+_CUT_FACTOR = 4.0  # a frame differing from the main scene's median by > 4x its median difference + _CUT_FLOOR
 _CUT_FLOOR = 20.0  # ... grey levels (32x32 thumbnails) is a cut to another scene (probe motion: <= 3.5x, <= 62)
 _SHOT_STEP = 25.0  # a step between two frames' thumbnails over this (and 4x the steps around it) is a cut: the
 # largest of the 90 real clips is 21.2 (a GrepMed clip's probe motion, 3.3x the steps around it); between two of
@@ -136,9 +135,9 @@ _SEAM_LIT = 0.8  # ... and the valley is darker in the median frame: its columns
 # unchanged, colour flow, a dark deep field -- 0.99-1.2x)
 _PANEL_SHARE = 0.12  # ... when each side holds >= 12% of the region's live pixels (not a sector's apex or rim)
 _STEP = 0.08  # both side edges of a region step inwards by >= 8% of its width within a tenth of its height, still
-# above and below: a narrower panel under a wider one that it touches (the three-panel collage 1364981565542047744:
-# 11% each side. The nearest other regions of the 90 real clips meet 0.89 of the rule (a sector with a spectral
-# strip touching it below, which would rightly be split) and 0.77 (a trapezoid whose flanks drift))
+# above and below: a narrower panel under a wider one that it touches. The three-panel collage 1364981565542047744
+# steps 11% each side; the nearest other regions of the 90 real clips meet 0.89 of the rule (a sector with a
+# spectral strip touching it below, which would rightly be split) and 0.77 (a trapezoid whose flanks drift)
 _STEADY = 0.02  # ... still: an edge moves by at most 2% of the region's width (+2 px) along a tenth of its height
 
 
@@ -470,7 +469,9 @@ def _step(box: np.ndarray) -> np.ndarray:
 def _split_panels(labels: np.ndarray, live: np.ndarray, lit: np.ndarray, *, min_size: float) -> np.ndarray:
     """Split candidate regions that join side-by-side (or stacked) panels at valleys of their column (row) profile
     of live speckle that are dark in the median frame (``lit``, bool: above the background): panels touching
-    through a ruler, a label or a thin seam come apart; a single sector does not."""
+    through a ruler, a label or a thin seam come apart; a single sector does not. Failing those, sectors touching
+    below their tops part between their apices (``_saddle``), stacked panels at a neck of the region's span, and a
+    narrower panel under a wider one where both side edges step in (``_step``)."""
     out = np.zeros(labels.shape, np.int32)
     queue = [labels == i for i in range(1, int(labels.max()) + 1)]
     count = 0
