@@ -646,3 +646,32 @@ def _waist() -> np.ndarray:
 ])
 def test_a_single_field_a_waist_or_a_narrower_panel_above_has_no_step(part):
     assert not _step_cut(part).any()
+
+
+def test_a_thin_colour_streak_along_the_windows_edge_on_many_frames_is_a_fringe_and_a_pointer_there_is_not():
+    from types import SimpleNamespace
+
+    from processing.pixels.autodetect import _edge_fringe
+
+    width, window = 60, Window(10, 10, 40, 40)
+
+    def scan(mark) -> SimpleNamespace:
+        coloured_at = {}
+        for t in range(20):
+            image = np.zeros((60, width), np.uint8)
+            if t % 3 == 0:
+                mark(image, t)
+            hot = np.flatnonzero(image.ravel())
+            coloured_at[t] = (hot, np.full(hot.size, 120, np.uint8))
+        return SimpleNamespace(shape=(60, width, 3), coloured_at=coloured_at)
+
+    def streak(image, t):  # the window's last two columns (x 48-49), rows moving from frame to frame
+        image[12 + t:24 + t, 48:50] = 1
+
+    def pointer(image, t):  # a 5x5 pointer against the same edge
+        image[12 + t:17 + t, 45:50] = 1
+
+    fringe = _edge_fringe(scan(streak), window, 60.0, {})
+    assert fringe[:, -2:].any() and not fringe[:, :-2].any()
+    assert not _edge_fringe(scan(pointer), window, 60.0, {}).any()
+    assert not _edge_fringe(scan(streak), window, 60.0, {t: "cut" for t in range(0, 20, 3)}).any()  # cut frames

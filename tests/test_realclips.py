@@ -263,6 +263,24 @@ def test_a_probe_icon_drawn_inside_the_sector_is_masked_and_the_lung_around_it_i
     assert score.overlay_recall >= 0.95 and score.tissue_masked <= 0.005
 
 
+def test_a_colour_fringe_along_the_windows_edge_is_masked_not_taken_for_a_pointer(realdata):
+    # GrepMed Pneu-grep-pneumonia4 (317x302) in black bars: its square window ends a column short of the image, and
+    # the colour the coder smeared into the two columns before it comes and goes. It was taken for a pointer over
+    # the lung and 17 of the 149 frames were dropped.
+    path = _clip(realdata, "grepmed__Pneu-grep-pneumonia4.mp4")
+
+    def frames():
+        return ((f.index, cv2.copyMakeBorder(f.image, 15, 15, 48, 48, cv2.BORDER_CONSTANT, value=0))
+                for f in iter_frames(path))
+
+    detection = detect_frames(frames(), clip_id="letterboxed", pointer_policy="drop", again=frames)
+    assert detection.dropped_frames == () and detection.frame_masks == {}
+    window = detection.window
+    assert window.x + window.w == 48 + 316  # the window still ends a column short of the image
+    assert detection.main_mask[:, -2:].sum() >= 10  # the fringe is masked on every frame
+    assert detection.main_mask[:, :-2].sum() <= 0.001 * window.w * window.h  # and little else
+
+
 # --------------------------------------------------------------------------------------- 3. outlier frames dropped
 
 

@@ -92,6 +92,8 @@ _NEAR_STD = 1.5  # near-field tissue changes (temporal std of grey >= ~2.4 on re
 # interface lines above the field do not (<= ~1)
 _SADDLE = 0.25  # two apices with the region's top edge >= 25% of its height lower between them: two sectors
 _LINE = 4  # an interface line along a panel's edge is at most 4 px thick
+_FRINGE = 2  # a coder's colour fringe along the window's edge lies in its outer 2 lines ...
+_FRINGE_FRAMES = 0.1  # ... on at least 10% of the frames with colour (a pointer at the edge: a frame or two)
 _PERSISTENT = 0.5  # a moving coloured blob on more than half of the frames is colour Doppler, not a pointer
 _CUT_FACTOR = 4.0  # a frame differing from the main scene's median by > 4x its median difference + _CUT_FLOOR
 _CUT_FLOOR = 20.0  # ... grey levels (32x32 thumbnails) is a cut to another scene (probe motion: <= 3.5x, <= 62)
@@ -1533,6 +1535,46 @@ class _Scan:
         return True
 
 
+def _edge_fringe(scan: _Scan, window: Window, level: float, skip: Mapping[int, str]) -> np.ndarray:
+    """The coder's colour fringe along the window's edge (window coordinates, bool): where the window cuts an image
+    a column or two short of its edge, the colour that coding smears there comes and goes like a pointer. It stays
+    in the same ``_FRINGE`` lines next to an edge, at most 2 px thick, on many frames (``_FRINGE_FRAMES`` of those
+    with colour, and at least 3); a pointer there has a body inside, or is there for a frame or two. Its pixels,
+    on any frame, are a static mark (masked on every frame), not a pointer.
+    Real clip GrepMed Pneu-grep-pneumonia4 in black bars: 17 of its 149 frames were dropped for it."""
+    assert scan.shape is not None
+    width = scan.shape[1]
+    out = np.zeros((window.h, window.w), bool)
+    frames = [i for i in scan.coloured_at if i not in skip]
+    if len(frames) < 3:
+        return out
+    lines = {"left": (slice(None), slice(0, _FRINGE)), "right": (slice(None), slice(window.w - _FRINGE, window.w)),
+             "top": (slice(0, _FRINGE), slice(None)), "bottom": (slice(window.h - _FRINGE, window.h), slice(None))}
+    seen = {side: np.zeros((window.h, window.w), bool) for side in lines}
+    counts = dict.fromkeys(lines, 0)
+    for index in frames:
+        hot, values = scan.coloured_at[index]
+        ys, xs = np.divmod(hot[values > level], width)
+        inside = (ys >= window.y) & (ys < window.y + window.h) & (xs >= window.x) & (xs < window.x + window.w)
+        here = np.zeros((window.h, window.w), np.uint8)
+        here[ys[inside] - window.y, xs[inside] - window.x] = 1
+        n, labels = cv2.connectedComponents(here, connectivity=8)
+        body = np.zeros(n, bool)  # a pointer at the edge has a body a 3x3 erosion leaves something of
+        eroded = cv2.erode(here, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        body[labels[eroded > 0]] = True
+        here = (labels > 0) & ~body[labels]
+        for side, where in lines.items():
+            band = np.zeros_like(here)
+            band[where] = here[where]
+            if band.any():
+                counts[side] += 1
+                seen[side] |= band
+    for side, n in counts.items():
+        if n >= max(3, _FRINGE_FRAMES * len(frames)):
+            out |= seen[side]
+    return out
+
+
 def _pointer_blobs(scan: _Scan, fov: FieldOfView, main: np.ndarray, static_colour: np.ndarray, level: float,
                    samples: Mapping[int, tuple[np.ndarray, np.ndarray]], skip: Mapping[int, str]) -> dict[int, np.ndarray]:
     """Frame index -> the pointer (coloured or white blob, window coordinates) seen on that frame."""
@@ -1609,6 +1651,9 @@ def detect_frames(
     main |= _rims_from_beyond([c for _g, c in samples.values()], window, fov.region, level)
     if scan.crowded and again is not None:
         scan.rescan(again(), window, clip_id)
+    fringe = _edge_fringe(scan, window, level, unusable)
+    main |= fringe
+    static_colour |= fringe
     blobs = _pointer_blobs(scan, fov, main, static_colour, level, samples, unusable)
     # Colour Doppler, not a pointer shown for a moment: a moving coloured blob on most frames, or still colour over
     # a share of the field (a loop of a single flow frame) that no orientation mark or arrow covers. Its colour is
