@@ -93,6 +93,7 @@ _NEAR_STD = 1.5  # near-field tissue changes (temporal std of grey >= ~2.4 on re
 _SADDLE = 0.25  # two apices with the region's top edge >= 25% of its height lower between them: two sectors
 _LINE = 4  # an interface line along a panel's edge is at most 4 px thick
 _FRINGE = 2  # a coder's colour fringe along the window's edge lies in its outer 2 lines ...
+_FRINGE_STRIP = 8  # ... a pointer against the edge has a body (3x3) within 8 px of it
 _FRINGE_FRAMES = 0.1  # ... on at least 10% of the frames with colour (a pointer at the edge: a frame or two)
 _PERSISTENT = 0.5  # a moving coloured blob on more than half of the frames is colour Doppler, not a pointer
 _CUT_FACTOR = 4.0  # a frame differing from the main scene's median by > 4x its median difference + _CUT_FLOOR
@@ -1539,36 +1540,49 @@ def _edge_fringe(scan: _Scan, window: Window, level: float, skip: Mapping[int, s
     """The coder's colour fringe along the window's edge (window coordinates, bool): where the window cuts an image
     a column or two short of its edge, the colour that coding smears there comes and goes like a pointer. It stays
     in the same ``_FRINGE`` lines next to an edge, at most 2 px thick, on many frames (``_FRINGE_FRAMES`` of those
-    with colour, and at least 3); a pointer there has a body inside, or is there for a frame or two. Its pixels,
-    on any frame, are a static mark (masked on every frame), not a pointer.
+    with colour, and at least 3); a pointer there has a body inside (a 3x3 erosion leaves something of it within
+    ``_FRINGE_STRIP`` px of the edge), or is there for a frame or two. Its pixels, on any frame, are a static mark
+    (masked on every frame), not a pointer.
     Real clip GrepMed Pneu-grep-pneumonia4 in black bars: 17 of its 149 frames were dropped for it."""
     assert scan.shape is not None
     width = scan.shape[1]
-    out = np.zeros((window.h, window.w), bool)
+    h, w = window.h, window.w
+    out = np.zeros((h, w), bool)
     frames = [i for i in scan.coloured_at if i not in skip]
-    if len(frames) < 3:
+    if len(frames) < 3 or min(h, w) < 2 * _FRINGE_STRIP:
         return out
-    lines = {"left": (slice(None), slice(0, _FRINGE)), "right": (slice(None), slice(window.w - _FRINGE, window.w)),
-             "top": (slice(0, _FRINGE), slice(None)), "bottom": (slice(window.h - _FRINGE, window.h), slice(None))}
-    seen = {side: np.zeros((window.h, window.w), bool) for side in lines}
-    counts = dict.fromkeys(lines, 0)
+    # Each side's strip (rows, columns) and, inside the strip, the side's outer lines.
+    near, far = slice(0, _FRINGE), slice(_FRINGE_STRIP - _FRINGE, None)
+    every = slice(None)
+    sides = {"left": ((every, slice(0, _FRINGE_STRIP)), (every, near)),
+             "right": ((every, slice(w - _FRINGE_STRIP, w)), (every, far)),
+             "top": ((slice(0, _FRINGE_STRIP), every), (near, every)),
+             "bottom": ((slice(h - _FRINGE_STRIP, h), every), (far, every))}
+    seen = {side: np.zeros((h, w), bool) for side in sides}
+    counts = dict.fromkeys(sides, 0)
     for index in frames:
         hot, values = scan.coloured_at[index]
         ys, xs = np.divmod(hot[values > level], width)
-        inside = (ys >= window.y) & (ys < window.y + window.h) & (xs >= window.x) & (xs < window.x + window.w)
-        here = np.zeros((window.h, window.w), np.uint8)
-        here[ys[inside] - window.y, xs[inside] - window.x] = 1
-        n, labels = cv2.connectedComponents(here, connectivity=8)
-        body = np.zeros(n, bool)  # a pointer at the edge has a body a 3x3 erosion leaves something of
-        eroded = cv2.erode(here, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        body[labels[eroded > 0]] = True
-        here = (labels > 0) & ~body[labels]
-        for side, where in lines.items():
-            band = np.zeros_like(here)
-            band[where] = here[where]
-            if band.any():
+        ys, xs = ys - window.y, xs - window.x
+        inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+        ys, xs = ys[inside], xs[inside]
+        if not ((xs < _FRINGE) | (xs >= w - _FRINGE) | (ys < _FRINGE) | (ys >= h - _FRINGE)).any():
+            continue
+        here = np.zeros((h, w), np.uint8)
+        here[ys, xs] = 1
+        for side, (strip, outer) in sides.items():
+            part = here[strip]
+            if not part[outer].any():
+                continue
+            n, labels = cv2.connectedComponents(part, connectivity=8)
+            body = np.zeros(n, bool)
+            eroded = cv2.erode(part, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+            body[labels[eroded > 0]] = True
+            thin = np.zeros(part.shape, bool)
+            thin[outer] = (labels[outer] > 0) & ~body[labels[outer]]
+            if thin.any():
                 counts[side] += 1
-                seen[side] |= band
+                seen[side][strip] |= thin
     for side, n in counts.items():
         if n >= max(3, _FRINGE_FRAMES * len(frames)):
             out |= seen[side]
