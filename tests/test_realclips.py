@@ -507,6 +507,23 @@ def test_still_tissue_a_coarse_coder_left_unchanged_does_not_split_the_field(rea
     assert detection.main_mask.mean() < 0.005
 
 
+def test_smooth_tissue_a_coder_froze_at_a_fields_corner_stays_in_the_field(realdata, tmp_path):
+    # 1412524263630946310 re-coded at CRF 28: the coder froze the lower-left corner of the right panel's trapezoid
+    # (static, brighter than 60 grey: like a mark), and its tissue's roughness, 5.3, was under the speckle line
+    # (6.0): the corner was blanked, 1.37% of the tissue. The same corner is kept at the clip's own coding.
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_variants import CRFS, coded_copy
+
+    assert CRFS["recoded"] == 28
+    detection = detect_clip(coded_copy(_clip(realdata, "twitter_taotepocus__1412524263630946310.mp4"), tmp_path,
+                                       "recoded"))
+    window = detection.window
+    corner = detection.fov_mask[335 - window.y:372 - window.y, 292 - window.x:330 - window.x]
+    assert corner.mean() >= 0.85
+
+
 def test_still_speckle_of_a_clip_scaled_up_is_part_of_the_field(realdata):
     # Butterfly "Normal Lung A lines" at 1.5x (756 px, cubic): the still near field's roughness over a 5x5 window
     # fell below the speckle line, and its top right corner (source rows ~5-60, columns ~330-420) was blanked, 3.3%

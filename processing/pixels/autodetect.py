@@ -80,7 +80,8 @@ _STATIC_FREQ = 0.8  # coloured in at least this share of sampled frames -> a sta
 _LIVE_STD = 2.0  # smoothed temporal std of grey above this is speckle that changes (coded static marks stay below)
 _STATIC_STD = 2.5  # temporal std of a static mark after lossy coding (bright speckle varies more)
 _MIN_FOV_SHARE = 0.02  # a field of view covers at least 2% of the frame
-_SPECKLE = (6.0, 25.0)  # local grey std (5x5, averaged) of still speckle; marks' edges on black measure 21-50
+_SPECKLE = (5.0, 25.0)  # local grey std (5x5, averaged) of still speckle; marks' edges on black measure 21-50.
+# 5, not 6: 1412524263630946310's smooth tissue measures 5.3, and where a coder froze it (CRF 28) it was blanked
 _MIN_MIDGREY = 0.45  # share of mid-grey pixels in an ultrasound field (text is two-level)
 _ARC = 0.08  # the top edge of a sector's field drops at its sides by >= 8% of the field's height. Measured: linear
 # fields <= 1.8% on 7 real clips (the opening rounds the corners of simulated ones: <= 7.3%); sectors, also cropped
