@@ -421,6 +421,11 @@ def _dark_runs(columns: np.ndarray, lit: np.ndarray, part: np.ndarray) -> np.nda
     return out
 
 
+def _row_edges(box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's first column of ``box`` (bool) and the column after its last (0 and the width in an empty row)."""
+    return box.argmax(axis=1), box.shape[1] - box[:, ::-1].argmax(axis=1)
+
+
 def _step(box: np.ndarray) -> np.ndarray:
     """The cut (bool, ``box``'s shape) around a narrower panel stacked below a wider one in one region.
 
@@ -438,8 +443,7 @@ def _step(box: np.ndarray) -> np.ndarray:
     height, width = box.shape
     cut = np.zeros(box.shape, bool)
     filled = box.any(axis=1)
-    left = box.argmax(axis=1).astype(np.float64)
-    right = (width - box[:, ::-1].argmax(axis=1)).astype(np.float64)
+    left, right = (edge.astype(np.float64) for edge in _row_edges(box))
     band = max(8, int(0.1 * height))
     least = _STEP * width
     area = np.cumsum(box.sum(axis=1))
@@ -501,9 +505,8 @@ def _split_panels(labels: np.ndarray, live: np.ndarray, lit: np.ndarray, *, min_
             box = part[y0:y1, x0:x1]
             rows = _valleys(box.sum(axis=1))
             if not rows.any():  # a neck the dark chambers and effusions of one field cannot make: its span
-                filled = box.any(axis=1)
-                span = np.where(filled, box.shape[1] - box[:, ::-1].argmax(axis=1) - box.argmax(axis=1), 0)
-                rows = _valleys(span, _NECK)
+                first, end = _row_edges(box)
+                rows = _valleys(np.where(box.any(axis=1), end - first, 0), _NECK)
             if rows.any():
                 cut[y0:y1, :] = rows[:, None]
             else:  # a narrower panel stacked under a wider one, touching: both side edges step in at one row
@@ -1434,12 +1437,13 @@ def _unusable_frames(indices: Sequence[int], thumbs: Sequence[np.ndarray]) -> di
     good = [k for k, i in enumerate(indices) if i not in out]
     if len(good) < 3:
         return out
-    main = _main_scene(stack[good])
+    usable = stack[good]
+    main = _main_scene(usable)
     if main.sum() < 2:  # a slideshow: no scene lasts
         out.update({indices[k]: "cut" for k in good})
         return out
-    median = np.median(stack[good][main], axis=0)
-    distance = np.abs(stack[good] - median).mean(axis=(1, 2))
+    median = np.median(usable[main], axis=0)
+    distance = np.abs(usable - median).mean(axis=(1, 2))
     limit = _CUT_FACTOR * float(np.median(distance[main])) + _CUT_FLOOR
     out.update({indices[k]: "cut" for k, d, m in zip(good, distance, main, strict=True) if d > limit or not m})
     return out
