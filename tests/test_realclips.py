@@ -66,7 +66,8 @@ def test_the_truth_file_names_real_clips_with_boxes_inside_their_frames(realdata
         assert truth.probe in ("convex", "linear")
     raw = json.loads(TRUTH.read_text())
     assert {k for item in raw for k in item} <= {"clip", "size", "frames", "probe", "fov", "alt_fovs", "overlays",
-                                                 "bad_frames", "tissue", "notes"}
+                                                 "bad_frames", "tissue", "notes", "black"}
+    assert all(0 <= item["black"] < 64 for item in raw if "black" in item)  # a lifted black, not a grey image
 
 
 # ------------------------------------------------------------------------------------- 1. the near field is kept

@@ -7,6 +7,8 @@ hand-drawn boxes. A scorer that always answers "perfect" must fail here.
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -230,6 +232,23 @@ def test_score_clip_sees_a_cropped_top_kept_cuts_dropped_good_frames_and_the_bla
     assert score.tissue_pixels == tissue_in_window
     assert score.tissue_masked == pytest.approx(48 * 4 / tissue_in_window)  # the blacked columns
     assert score.tissue_box_masked == 0.0
+
+
+def test_score_clip_does_not_count_a_panels_lifted_black_as_tissue():
+    # The field's box holds a flat background at 12 grey beside the image (a monitor's black filmed by a phone)
+    # on a frame at 0: with the truth's black at 12 it is not tissue, so blanking it costs none.
+    frames, truth = _scene()
+    for image in frames.values():
+        image[2:58, 40:58] = 12
+    window = Window(2, 2, 56, 56)
+    field = np.ones((56, 56), bool)
+    field[:, 38:] = False  # the detection blanks the flat background (frame columns 40..57)
+    detection = _HandDetection(window, np.zeros((56, 56), bool), {}, fov_mask=field)
+    lifted = dataclasses.replace(truth, black=12.0)
+    assert score_clip(detection, truth, frames, window_rule=_identity_rule).tissue_masked > 0.25
+    score = score_clip(detection, lifted, frames, window_rule=_identity_rule)
+    assert score.tissue_masked == 0.0 and score.top_ok
+    assert score.tissue_pixels == 56 * 38 - 12 * 16 - 7 * 14  # the moving mark's rimmed box: columns 33..39 of it
 
 
 def test_score_clip_counts_a_colour_that_comes_and_goes_only_on_the_frames_it_is_on():

@@ -20,7 +20,9 @@ A dropped frame removes everything. The scores (per clip, :class:`ClipScore`):
   within ``_OUTLINE`` px of that polygon and the colour inside it, not the tissue echoes the box frames (its
   rectangle held them too, bright and static in the median frame);
 - ``tissue_masked``: of the tissue inside the true field (visible, not in an overlay box), the share removed from a
-  kept frame (the main mask, plus anything blanked);
+  kept frame (the main mask, plus anything blanked). Visible is above the black: the frame's, or the image's own
+  ``black`` where the truth gives one (a monitor filmed by a phone: the panel's black is lifted above the frame's,
+  and a sector's bounding box holds that flat background beside its flanks, which is not tissue);
 - ``bad_missed`` / ``good_dropped``: unusable frames kept, and usable frames dropped (share);
 - ``probe_ok``.
 
@@ -73,6 +75,7 @@ class ClipTruth:
     bad_frames: tuple[tuple[int, int], ...]
     tissue: tuple[Box, ...]
     notes: str = ""
+    black: float | None = None  # the image's own black, where it lies above the frame's (a filmed monitor)
 
     def is_bad(self, index: int) -> bool:
         return any(a <= index <= b for a, b in self.bad_frames)
@@ -117,6 +120,7 @@ def load_truth(path: Path | str) -> dict[str, ClipTruth]:
             bad_frames=_ranges(item.get("bad_frames", [])) or (),
             tissue=tuple(_box(b, where) for b in item.get("tissue", [])),
             notes=item.get("notes", ""),
+            black=float(item["black"]) if "black" in item else None,
         )
     return out
 
@@ -332,13 +336,15 @@ def score_clip(
     gray_med = cv2.cvtColor(med, cv2.COLOR_RGB2GRAY)
     black = float(np.percentile(gray_med, 2))
     hit, total = _overlay_hits(truth, cleaning, samples, med, black, window)
-    tissue_n, tissue_masked, tissue_box_masked = _tissue_masked(truth, fov, cleaning, gray_med, black, window)
+    # A panel whose black was filmed off a monitor lies above the frame's black: its background is not tissue.
+    ground = max(black, truth.black) if truth.black is not None else black
+    tissue_n, tissue_masked, tissue_box_masked = _tissue_masked(truth, fov, cleaning, gray_med, ground, window)
     bad = [i for i in range(frame_count) if truth.is_bad(i)]
     good = frame_count - len(bad)
     good_dropped = sum(1 for i in range(frame_count) if i in cleaning.dropped and not truth.is_bad(i))
     return ClipScore(
         clip=truth.clip,
-        top_ok=holds_top(window, fov, visible=_unmarked(truth, gray_med > black + 12)),
+        top_ok=holds_top(window, fov, visible=_unmarked(truth, gray_med > ground + 12)),
         iou=iou,
         probe_ok=getattr(detection, "probe", None) == truth.probe,
         overlay_pixels=total,
