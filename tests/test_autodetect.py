@@ -17,6 +17,7 @@ from processing.demo.simulate import ClipSpec, simulate_frames, write_clip
 from processing.errors import ClipError, InvalidChoiceError
 from processing.pixels.autodetect import (
     Detection,
+    _without_panel_black,
     detect_clip,
     detect_fov,
     detect_frames,
@@ -675,3 +676,41 @@ def test_a_thin_colour_streak_along_the_windows_edge_on_many_frames_is_a_fringe_
     assert fringe[:, -2:].any() and not fringe[:, :-2].any()
     assert not _edge_fringe(scan(pointer), window, 60.0, {}).any()
     assert not _edge_fringe(scan(streak), window, 60.0, {t: "cut" for t in range(0, 20, 3)}).any()  # cut frames
+
+
+def _panel_with_a_sector(dark_below: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(region, median grey)``: a 300x240 panel whose black is lifted to 12 on a frame at 0, holding a sector
+    (apex at the top centre, straight flanks) of speckle at 60-140; with ``dark_below``, the panel is the sector's
+    own field and its deep part fades to 12 instead (no flat black beside the flanks)."""
+    rng = np.random.default_rng(7)
+    gray = np.zeros((300, 360), np.float32)
+    region = np.zeros(gray.shape, bool)
+    region[30:270, 30:330] = True
+    gray[region] = 12 + rng.normal(0, 1.0, int(region.sum()))
+    sector = np.zeros(gray.shape, np.uint8)
+    if dark_below:
+        sector[region] = 1
+        gray[30:270, 30:330] = np.linspace(140, 12, 240, dtype=np.float32)[:, None] + rng.normal(0, 1.0, (240, 300))
+        gray[200:270, 30:330] = 12 + rng.normal(0, 1.0, (70, 300))
+    else:
+        cv2.fillConvexPoly(sector, np.array([[150, 30], [210, 30], [330, 220], [330, 270], [30, 270], [30, 220]]), 1)
+        gray[sector > 0] = rng.uniform(60, 140, int(sector.sum()))
+    return region, np.clip(gray, 0, 255).astype(np.uint8)
+
+
+def test_a_panels_lifted_black_beside_a_sectors_flank_is_not_the_field():
+    region, gray = _panel_with_a_sector(dark_below=False)
+    field = _without_panel_black(region, gray, black=0.0)
+    assert not field[40:120, 280:325].any()  # the panel's black beside the right flank
+    assert field[150:260, 100:260].all() and field[225:265, 40:320].all()  # the sector
+    assert field.sum() < 0.9 * region.sum()
+
+
+def test_a_deep_field_that_fades_to_a_lifted_black_stays_in_the_field():
+    region, gray = _panel_with_a_sector(dark_below=True)
+    assert np.array_equal(_without_panel_black(region, gray, black=0.0), region)
+
+
+def test_a_panels_black_at_the_frames_black_is_left_alone():
+    region, gray = _panel_with_a_sector(dark_below=False)
+    assert np.array_equal(_without_panel_black(region, gray, black=10.0), region)

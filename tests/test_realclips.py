@@ -126,15 +126,49 @@ def test_sectors_touching_below_their_tops_are_split_between_their_apices(realda
 
 def test_a_narrower_panel_stacked_under_two_touching_panels_is_split_off_at_the_seam(realdata):
     # 1364981565542047744: a phone recording of a three-panel collage; the bottom panel (x 77-360, from y ~212) is
-    # narrower than the two panels above it (x 37-401) and touches them. The window is the bottom panel alone,
+    # narrower than the two panels above it (x 37-401) and touches them. The field is in the bottom panel alone,
     # from its top: it neither reaches back up into the upper panels nor out to their sides.
     name = "twitter_taotepocus__1364981565542047744.mp4"
-    window = _detect(realdata, name).window
+    detection = _detect(realdata, name)
     x0, y0, x1, y1 = _truth(name).fov
-    assert abs(window.y - y0) <= 4  # the seam, not the upper panels' top (y 37)
-    assert abs(window.x - x0) <= 4  # the bottom panel's left edge, not the upper panels' (x 37)
-    assert x1 <= window.x + window.w <= 362  # the bottom panel's right edge (its scale: x 339-360), not x 401
-    assert window.y + window.h >= y1 - 4
+    ys, xs = np.nonzero(detection.fov_mask)
+    top, left = detection.window.y + ys.min(), detection.window.x + xs.min()
+    assert abs(top - y0) <= 4  # the seam, not the upper panels' top (y 37)
+    assert abs(left - x0) <= 4  # the bottom panel's left edge, not the upper panels' (x 37)
+    assert detection.window.x + xs.max() < 362  # the bottom panel's right edge (its scale: x 339-360), not x 401
+
+
+def test_a_sector_on_a_panel_whose_black_a_phone_lifted_is_the_field_not_the_panel(realdata):
+    # The same collage: filmed off a monitor, the panels' black is ~10-14 grey, the collage around them 0, so the
+    # whole bottom panel stood above the background and its rectangle was taken for the field (probe linear, the
+    # dotted depth scale and "A"/"B" beside the sector inside it, nothing masked). The field is the sector.
+    name = "twitter_taotepocus__1364981565542047744.mp4"
+    truth, detection = _truth(name), _detect(realdata, name)
+    window = detection.window
+    assert detection.probe == "convex"
+    assert window_iou(window, window_for(box_window(truth.fov), "convex", *truth.size)) >= 0.95
+    field = np.zeros((truth.size[1], truth.size[0]), bool)
+    field[window.slices()] = detection.fov_mask
+    assert not field[215:300, 300:336].any()  # the panel's flat black beside the sector's right flank
+    assert not field[214:350, 344:360].any()  # the depth scale and its labels, right of the sector
+    assert field[300:330, 100:250].all()  # the heart
+    score = _score(realdata, name)
+    assert score.tissue_masked <= 0.005  # the saturated reflector on the sector's bottom edge is tissue, not a label
+
+
+@pytest.mark.parametrize("name, rows, columns", [
+    # a deep field that fades to ~9 grey, flat, 31% of the region: it is below the tissue, not beside it
+    ("pocusatlas__Cov-Atlas-suspectedCovid.mp4", slice(1000, 1070), slice(300, 800)),
+    # rib shadows beside the pleura at ~22 grey, 23% of the region, reaching its top: their edges are ragged
+    ("litfl__Pneu_Pneumonia-LITFL-Ultrasound_crop.mp4", slice(150, 250), slice(5, 60)),
+])
+def test_dark_tissue_on_a_lifted_black_is_not_taken_for_a_panels_background(realdata, name, rows, columns):
+    detection = _detect(realdata, name)
+    window = detection.window
+    height, width = detection.frame_size[1], detection.frame_size[0]
+    field = np.zeros((height, width), bool)
+    field[window.slices()] = detection.fov_mask
+    assert field[rows, columns].all()
 
 
 def test_a_panel_ends_at_its_depth_ruler_where_the_next_panel_touches_it(realdata):
@@ -610,9 +644,9 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
     n = len(scores)
     assert n >= 50
     assert all(s.top_ok for s in scores)
-    assert sum(s.iou >= 0.9 for s in scores) >= n - 2
+    assert sum(s.iou >= 0.9 for s in scores) >= n - 1
     assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 2
     assert all(s.bad_missed == 0 for s in scores)
     assert all(s.good_dropped <= 0.02 for s in scores)
     assert all(s.tissue_masked <= 0.005 for s in scores)
-    assert sum(s.probe_ok for s in scores) >= n - 2
+    assert sum(s.probe_ok for s in scores) >= n - 1

@@ -143,6 +143,15 @@ _STEP = 0.08  # both side edges of a region step inwards by >= 8% of its width w
 # steps 11% each side; the nearest other regions of the 90 real clips meet 0.89 of the rule (a sector with a
 # spectral strip touching it below, which would rightly be split) and 0.77 (a trapezoid whose flanks drift)
 _STEADY = 0.02  # ... still: an edge moves by at most 2% of the region's width (+2 px) along a tenth of its height
+_LIFTED = 6  # a region whose darkest pixels (2nd percentile) lie this far above the frame's black has a black of its own
+_PLATEAU = 8  # ... its flat background is within this of that level (a phone's noise over a filmed monitor's black)
+_PLATEAU_SHARE = 0.1  # ... covers >= 10% of the region, reaching its top rows beside the tissue (>= 15% of them
+# tissue), and meets the tissue along straight flanks: >= 80% of the edge in the tissue's upper half within 4% of
+# its length of a line fitted per piece. Of the 90 real clips only the collage 1364981565542047744 passes (plateau
+# 25% of its region, flank 0.87 straight); next: LITFL "Pneumonia" crop's rib shadows (23%, flank 0.51), then 7%
+_PLATEAU_TOP_TISSUE = 0.15
+_FLANK_FIT = 0.04
+_FLANK_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -582,6 +591,7 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     part = _best_component(labels, live)
     if part is None or part.sum() < _MIN_FOV_SHARE * width * height:
         raise ClipError(f"{clip_id}: no ultrasound field of view found (nothing grey that changes like speckle)")
+    part = _without_panel_black(part, gray_med, black)
     part = _near_field_above(part, labels)
     part = _cut_at_rulers(part, (labels > 0) & ~part, gray_med, grays)
     region = _extend_top(_trim_static_edges(_hull(part), grays), grays, gray_med, black)
@@ -602,6 +612,74 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     bbox = Window(x, y, w, h)
     probe = _probe_of(region, bbox)
     return FieldOfView(probe=probe, window=window_for(bbox, probe, width, height), bbox=bbox, region=region)
+
+
+def _without_panel_black(part: np.ndarray, gray_med: np.ndarray, black: float) -> np.ndarray:
+    """``part`` without the panel's own black, where that black lies above the frame's.
+
+    A phone filming a monitor (or a screen grab pasted into a collage) lifts a panel's black to ~10 grey while the
+    collage around it stays at 0: the whole panel rectangle is then above the background, and the field found is
+    the rectangle, with the depth scale and labels beside the sector inside it. That black is a flat plateau at
+    the region's darkest level (``_PLATEAU``) that fills the panel's top corners beside the sector's apex and meets
+    the tissue along the sector's straight flank. Dark tissue is not taken: a deep field that fades to the noise
+    (POCUS Atlas "suspected Covid": 31% of its region, not in its top rows), dark chambers and effusions (inside
+    the field, not at its edge), rib shadows under the pleura (ragged edges, not one straight flank).
+    Real clip 1364981565542047744 (a three-panel cardiac collage filmed off a monitor): the field was the bottom
+    panel's rectangle, probe linear, its dotted depth scale and "A"/"B" labels inside the field."""
+    level = float(np.percentile(gray_med[part], 2))
+    if level < black + _LIFTED:
+        return part
+    flat = (part & (gray_med <= level + _PLATEAU)).astype(np.uint8)
+    edge = part & ~(cv2.erode(part.astype(np.uint8), _kernel(3)) > 0)
+    rows = np.flatnonzero(part.any(axis=1))
+    top = np.zeros_like(part)
+    top[rows[0]:rows[0] + max(3, (rows[-1] + 1 - rows[0]) // 10)] = True
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(flat, connectivity=8)
+    area = float(part.sum())
+    # The plateau: flat pieces of some size on the region's edge that reach its top rows.
+    on_edge, on_top = np.zeros(n, bool), np.zeros(n, bool)
+    on_edge[labels[edge]] = True
+    on_top[labels[top]] = True
+    keep = on_edge & on_top & (stats[:, cv2.CC_STAT_AREA] >= 0.02 * area)
+    keep[0] = False
+    plateau = keep[labels]
+    if plateau.sum() < _PLATEAU_SHARE * area or (part & top & ~plateau).sum() < _PLATEAU_TOP_TISSUE * (part & top).sum():
+        return part
+    rest = _largest(cv2.morphologyEx((part & ~plateau).astype(np.uint8), cv2.MORPH_OPEN, _kernel(5)) > 0) & part
+    return rest if _straight_flank(plateau, rest) >= _FLANK_SHARE else part
+
+
+def _largest(mask: np.ndarray) -> np.ndarray:
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return mask
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def _straight_flank(plateau: np.ndarray, tissue: np.ndarray) -> float:
+    """The share of the rows where the plateau meets ``tissue``, in the tissue's upper half (a sector's flanks; its
+    arc is below), whose meeting point lies within ``_FLANK_FIT`` of the flank's length (at least 3 px) of a line
+    fitted per piece of plateau (one flank each: a wedge either side of the apex). One point per row (the median
+    column the piece meets the tissue at), so a stretch along the panel's top, where the sector's apex is cut
+    off, is one point, not a second line."""
+    edge = plateau & (cv2.dilate(tissue.astype(np.uint8), _kernel(3)) > 0)
+    rows = np.flatnonzero(tissue.any(axis=1))
+    if rows.size == 0:
+        return 0.0
+    edge[(rows[0] + rows[-1]) // 2:] = False
+    n, pieces = cv2.connectedComponents(plateau.astype(np.uint8), connectivity=8)
+    near = total = 0
+    for k in range(1, n):
+        ys, xs = np.nonzero(edge & (pieces == k))
+        at = np.unique(ys)
+        if at.size < 10:
+            continue
+        points = np.column_stack([[np.median(xs[ys == y]) for y in at], at]).astype(np.float32)
+        vx, vy, x0, y0 = cv2.fitLine(points, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+        off = np.abs((points[:, 0] - x0) * vy - (points[:, 1] - y0) * vx)
+        near += int((off <= max(3.0, _FLANK_FIT * float(np.hypot(*np.ptp(points, axis=0))))).sum())
+        total += at.size
+    return near / total if total else 0.0
 
 
 def _near_field_above(part: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -839,6 +917,8 @@ def _static_marks(
             core = cv2.erode(region.astype(np.uint8), _kernel(_odd(max(min(region.shape) / 8, 31)))) > 0
             core_share = np.bincount(labels[core], minlength=n)[1:] / np.maximum(areas, 1)
             keep[1:] = (areas >= smallest) & (((areas <= largest) & (core_share < 0.5)) | (depth_share < 0.2))
+            for k in np.flatnonzero(keep):
+                keep[k] = not _on_bright_ground(labels, k, stats[k], gray_med)
             marks_in = _grow(keep[labels], rims, steps=1)
             marks_in |= _badges(bright_still, gray_med, smallest)
         # Words anywhere over the field, moving or still (a caption across the lung)
@@ -848,6 +928,20 @@ def _static_marks(
         rulers = _ruler_marks(gray_med, spread)
         rulers |= _faint_ruler_marks(gray_med, spread, region, found=rulers)
     return marks_out | colour | marks_in | rulers, colour
+
+
+def _on_bright_ground(labels: np.ndarray, k: int, stat: np.ndarray, gray_med: np.ndarray) -> bool:
+    """True when component ``k`` of ``labels`` (``stat``: its row of connected-component stats) stands on bright
+    ground: a ring 3-5 px out has median grey >= ``_BADGE_GREY``. That is the clipped crest of bright tissue --
+    speckle at 255 cannot get brighter, so it is as static as a mark -- fading into the bright tissue around it; a
+    burned-in mark stands on darker ground. Of the static components the 90 real clips keep inside the field, the
+    marks' ground is 38 grey, the crest's 252 (collage 1364981565542047744 once its field is the sector: a
+    reflector at the sector's bottom edge, 1.3% of the tissue masked)."""
+    x, y, w, h = (int(v) for v in stat[:4])
+    y0, x0 = max(0, y - 5), max(0, x - 5)
+    blob = (labels[y0:y + h + 5, x0:x + w + 5] == k).astype(np.uint8)
+    ring = (cv2.dilate(blob, _kernel(11)) > 0) & ~(cv2.dilate(blob, _kernel(5)) > 0)
+    return bool(ring.any()) and float(np.median(gray_med[y0:y + h + 5, x0:x + w + 5][ring])) >= _BADGE_GREY
 
 
 def _bright_still(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray) -> np.ndarray:
