@@ -17,6 +17,7 @@ from processing.demo.simulate import ClipSpec, simulate_frames, write_clip
 from processing.errors import ClipError, InvalidChoiceError
 from processing.pixels.autodetect import (
     Detection,
+    _trim_static_edges,
     _without_panel_black,
     detect_clip,
     detect_fov,
@@ -714,3 +715,38 @@ def test_a_deep_field_that_fades_to_a_lifted_black_stays_in_the_field():
 def test_a_panels_black_at_the_frames_black_is_left_alone():
     region, gray = _panel_with_a_sector(dark_below=False)
     assert np.array_equal(_without_panel_black(region, gray, black=10.0), region)
+
+
+def _line_over_tissue(line_rows: int, size: int, flickering: tuple[int, ...] = ()) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A region ``size`` px square under a static line ``line_rows`` thick over tissue that changes every frame;
+    11% of the pixels of the line's rows ``flickering`` change (coding noise where a line meets tissue)."""
+    rng = np.random.default_rng(11)
+    region = np.zeros((size, size), bool)
+    region[10:size - 10, 10:size - 10] = True
+    noisy = np.zeros((line_rows, size - 20), bool)
+    for row in flickering:
+        noisy[row] = rng.random(size - 20) < 0.11
+    grays = []
+    for _ in range(8):
+        frame = rng.integers(40, 160, (size, size)).astype(np.uint8)  # live tissue
+        frame[10:10 + line_rows, 10:size - 10] = np.where(noisy, rng.integers(60, 120, noisy.shape), 90)
+        grays.append(frame)
+    return region, grays
+
+
+@pytest.mark.parametrize("line_rows, size, flickering", [(3, 300, ()), (4, 300, (1,)), (6, 800, ())])
+def test_a_static_line_along_a_panels_edge_is_trimmed(line_rows, size, flickering):
+    # (4, 300, (1,)): 1423818531095842818 mirrored, its UI line 94%, 89%, 93%, 93% static; (6, 800): a line scaled up
+    region, grays = _line_over_tissue(line_rows, size, flickering)
+    trimmed = _trim_static_edges(region, grays)
+    assert int(np.flatnonzero(trimmed.any(axis=1))[0]) == 10 + line_rows
+
+
+@pytest.mark.parametrize("line_rows, size, flickering", [
+    (6, 300, ()),  # 6 static rows at 300 px: still tissue, not a line
+    (1, 300, (0,)),  # an image's first row that barely changes (89%) over live tissue: no line to trim
+    (3, 300, (0, 1)),  # two flickering rows: not a drawn line
+])
+def test_static_rows_that_are_not_a_line_are_left_alone(line_rows, size, flickering):
+    region, grays = _line_over_tissue(line_rows, size, flickering)
+    assert np.array_equal(_trim_static_edges(region, grays), region)

@@ -93,6 +93,9 @@ _NEAR_STD = 1.5  # near-field tissue changes (temporal std of grey >= ~2.4 on re
 # interface lines above the field do not (<= ~1)
 _SADDLE = 0.25  # two apices with the region's top edge >= 25% of its height lower between them: two sectors
 _LINE = 4  # an interface line along a panel's edge is at most 4 px thick
+_EDGE_STATIC = (0.9, 0.8)  # ... with this share of its pixels static (one line inside the run may flicker down to 0.8
+_EDGE_LIVE = 0.5  # ... when the line after the run has less than this share static)
+_LINE_SHARE = 0.008  # ... and at most this share of the frame's shorter side thick, when that is more than _LINE
 _FRINGE = 2  # a coder's colour fringe along the window's edge lies in its outer 2 lines ...
 _FRINGE_STRIP = 8  # ... a pointer against the edge has a body (3x3) within 8 px of it
 _FRINGE_FRAMES = 0.1  # ... on at least 10% of the frames with colour (a pointer at the edge: a frame or two)
@@ -798,17 +801,33 @@ def _trim_static_edges(region: np.ndarray, grays: Sequence[np.ndarray]) -> np.nd
 
 
 def _trim_side(region: np.ndarray, grays: Sequence[np.ndarray], axis: int, reverse: bool) -> np.ndarray:
+    """One side of :func:`_trim_static_edges`. A line is static with >= 90% of its pixels barely changing
+    (``_EDGE_STATIC``). Also a run with one line inside it at >= 80% (coding noise flickers where a drawn line meets
+    moving tissue), when it ends on a static line and the next line is live (< ``_EDGE_LIVE`` static): a drawn line
+    stops where the image starts to change; a field's still edge fades. A run is at most ``_LINE`` lines, or
+    ``_LINE_SHARE`` of the frame's shorter side where that is more (a line is thicker in a clip scaled up).
+    Real clip 1423818531095842818: mirrored, the panel's grey UI line read 94%, 89%, 93%, 93% static over an image
+    13% static; at 1.5x it is 5 rows. The window began on the line."""
+    thickest = max(_LINE, int(round(_LINE_SHARE * min(region.shape))))
     lines = np.flatnonzero(region.any(axis=1 - axis))  # rows (axis 0) or columns (axis 1) the region has
-    order = (lines[::-1] if reverse else lines)[:_LINE + 1]
-    run = 0
-    for index in order:
+    shares = []
+    for index in (lines[::-1] if reverse else lines)[:thickest + 2]:
         inside = region[index] if axis == 0 else region[:, index]
         values = np.stack([(g[index] if axis == 0 else g[:, index])[inside] for g in grays]).astype(np.float32)
-        if (values.std(axis=0) <= _STATIC_STD).mean() < 0.9:
+        shares.append(float((values.std(axis=0) <= _STATIC_STD).mean()))
+        if shares[-1] < _EDGE_STATIC[1]:
             break
-        run += 1
-    if run == 0 or run > _LINE:
+    static = [share >= _EDGE_STATIC[0] for share in shares]
+    strict = static.index(False) if False in static else len(static)
+    run = strict if 0 < strict <= thickest else 0
+    if 0 < strict < len(shares) - 1 and shares[strict] >= _EDGE_STATIC[1]:  # one flickering line inside a run
+        rest = static[strict + 1:]
+        end = strict + 1 + (rest.index(False) if False in rest else len(rest))
+        if end > strict + 1 and end <= thickest and end < len(shares) and shares[end] < _EDGE_LIVE:
+            run = end
+    if run == 0:
         return region
+    order = (lines[::-1] if reverse else lines)[:run]
     out = region.copy()
     if axis == 0:
         out[order[:run], :] = False
