@@ -14,6 +14,8 @@ across a target against the original.
 - ``mirror``: left and right swapped (rulers and labels on the other side);
 - ``small``: 0.6x (area resampling), ``large``: 1.5x (cubic);
 - ``letterbox``: black bars of 15% of the width on each side and 5% of the height above and below;
+- ``filmed``: a screen filmed by a phone and pasted into a collage: the image's black lifted to 12 grey (the
+  image scaled into 12-255) with the phone's noise (std 2, new on every frame), inside the letterbox's bars at 0;
 - ``recoded``: re-coded with H.264 at CRF 28, as a site re-encodes an upload, same size;
 - ``coarse``: at CRF 36, the worst case: blocky, speckle smeared, and on a clip that moves little the coder skips
   most blocks from the first frame on, so still tissue does not change at all.
@@ -46,9 +48,10 @@ from processing.pixels.autodetect import detect_frames, window_for  # noqa: E402
 from processing.pixels.clips import iter_frames  # noqa: E402
 from processing.pixels.evaluate import ClipScore, ClipTruth, load_truth, score_clip  # noqa: E402
 
-VARIANTS = ("mirror", "small", "large", "letterbox", "recoded", "coarse")
+VARIANTS = ("mirror", "small", "large", "letterbox", "filmed", "recoded", "coarse")
 SMALL, LARGE = 0.6, 1.5
 BAR_X, BAR_Y = 0.15, 0.05  # letterbox bars, shares of the width and height
+LIFT, NOISE = 12, 2.0  # a filmed monitor's black, and the phone's noise over it (real clip 1364981565542047744)
 CRFS = {"recoded": 28, "coarse": 36}  # a typical re-upload; a worst case (a low-motion clip freezes)
 
 
@@ -61,6 +64,7 @@ class Geometry:
     dy: int = 0
     mirror: bool = False
     size: tuple[int, int] = (0, 0)
+    lift: int = 0  # the image's black lifted to this (a filmed screen), with the phone's noise
 
     def frame(self, image: np.ndarray) -> np.ndarray:
         if self.mirror:
@@ -69,6 +73,11 @@ class Geometry:
             width, height = self.scaled(image.shape[1], image.shape[0])
             image = cv2.resize(image, (width, height),
                                interpolation=cv2.INTER_AREA if self.scale < 1 else cv2.INTER_CUBIC)
+        if self.lift:
+            # New noise on every frame (a seed from the frame itself: the same frame gets the same noise).
+            rng = np.random.default_rng(int(image[::7, ::7].sum()))
+            lifted = self.lift + image.astype(np.float32) * ((255 - self.lift) / 255)
+            image = np.clip(np.rint(lifted + rng.normal(0, NOISE, image.shape[:2])[..., None]), 0, 255).astype(np.uint8)
         if self.dx or self.dy:
             image = cv2.copyMakeBorder(image, self.dy, self.dy, self.dx, self.dx, cv2.BORDER_CONSTANT, value=0)
         return np.ascontiguousarray(image)
@@ -90,10 +99,13 @@ class Geometry:
         overlays = tuple(dataclasses.replace(
             o, box=self.box(o.box, width),
             outline=tuple(self.point(x, y, width) for x, y in o.outline)) for o in truth.overlays)
+        black = truth.black
+        if self.lift:
+            black = self.lift + (truth.black or 0.0) * (255 - self.lift) / 255
         return dataclasses.replace(
             truth, size=self.size, fov=self.box(truth.fov, width),
             alt_fovs=tuple(self.box(b, width) for b in truth.alt_fovs), overlays=overlays,
-            tissue=tuple(self.box(b, width) for b in truth.tissue))
+            tissue=tuple(self.box(b, width) for b in truth.tissue), black=black)
 
 
 def geometry(variant: str, width: int, height: int) -> Geometry:
@@ -102,9 +114,9 @@ def geometry(variant: str, width: int, height: int) -> Geometry:
     if variant in ("small", "large"):
         scale = SMALL if variant == "small" else LARGE
         return Geometry(scale=scale, size=(int(round(width * scale)), int(round(height * scale))))
-    if variant == "letterbox":
+    if variant in ("letterbox", "filmed"):
         dx, dy = int(round(BAR_X * width)), int(round(BAR_Y * height))
-        return Geometry(dx=dx, dy=dy, size=(width + 2 * dx, height + 2 * dy))
+        return Geometry(dx=dx, dy=dy, size=(width + 2 * dx, height + 2 * dy), lift=LIFT if variant == "filmed" else 0)
     if variant in CRFS:  # the frames change, not where things are; the coder's 4:2:0 drops an odd row or column
         return Geometry(size=(width // 2 * 2, height // 2 * 2))
     return Geometry(size=(width, height))

@@ -294,7 +294,7 @@ def test_score_clip_top_band_leaves_out_an_overlay_box_beside_the_apex():
     assert score_clip(detection, without, frames, window_rule=_identity_rule).top_ok is False
 
 
-@pytest.mark.parametrize("variant", ["mirror", "small", "large", "letterbox"])
+@pytest.mark.parametrize("variant", ["mirror", "small", "large", "letterbox", "filmed"])
 def test_a_variants_truth_moves_with_its_frames(variant):
     # benchmarks/bench_variants.py scores the truth's clips mirrored, resized and in black bars, with the truth's
     # boxes moved by the same geometry: a box drawn on a frame must land where the moved box says
@@ -313,3 +313,23 @@ def test_a_variants_truth_moves_with_its_frames(variant):
     lit = cv2.cvtColor(moved, cv2.COLOR_RGB2GRAY) > 127
     x, y, w, h = cv2.boundingRect(lit.astype(np.uint8))
     assert np.abs(np.array([x, y, x + w, y + h]) - np.array(geo.box(box, 300))).max() <= 1
+
+
+def test_a_filmed_variant_lifts_the_black_with_new_noise_on_every_frame_and_says_so_in_its_truth():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from bench_variants import LIFT, geometry
+
+    geo = geometry("filmed", 300, 200)
+    frames = [np.full((200, 300, 3), value, np.uint8) for value in (0, 1)]
+    first, second = (cv2.cvtColor(geo.frame(f), cv2.COLOR_RGB2GRAY).astype(float) for f in frames)
+    screen = (slice(geo.dy, geo.dy + 200), slice(geo.dx, geo.dx + 300))
+    assert abs(first[screen].mean() - LIFT) < 0.5 and 1.0 < first[screen].std() < 3.0  # lifted black, noisy
+    assert first[:geo.dy].max() == 0  # the bars around the screen stay at 0
+    assert np.abs(first[screen] - second[screen]).mean() > 1.0  # another frame, other noise
+    assert np.array_equal(geo.frame(frames[0]), geo.frame(frames[0]))  # the same frame, the same noise
+    truth = ClipTruth(clip="c", size=(300, 200), frames=1, probe="convex", fov=(10, 10, 290, 190), alt_fovs=(),
+                      overlays=(), bad_frames=(), tissue=())
+    assert geo.truth(truth).black == LIFT
