@@ -93,8 +93,8 @@ _NEAR_STD = 1.5  # near-field tissue changes (temporal std of grey >= ~2.4 on re
 # interface lines above the field do not (<= ~1)
 _SADDLE = 0.25  # two apices with the region's top edge >= 25% of its height lower between them: two sectors
 _LINE = 4  # an interface line along a panel's edge is at most 4 px thick
-_EDGE_STATIC = (0.9, 0.8)  # ... with this share of its pixels static (one line inside the run may flicker down to 0.8
-_EDGE_LIVE = 0.5  # ... when the line after the run has less than this share static)
+_EDGE_STATIC = (0.9, 0.8)  # ... each line this share static; one line inside the run may be at the second ...
+_EDGE_LIVE = 0.5  # ... when the line after the run is live: less than this share static
 _LINE_SHARE = 0.008  # ... and at most this share of the frame's shorter side thick, when that is more than _LINE
 _FRINGE = 2  # a coder's colour fringe along the window's edge lies in its outer 2 lines ...
 _FRINGE_STRIP = 8  # ... a pointer against the edge has a body (3x3) within 8 px of it
@@ -646,7 +646,8 @@ def _without_panel_black(part: np.ndarray, gray_med: np.ndarray, black: float) -
     keep = on_edge & on_top & (stats[:, cv2.CC_STAT_AREA] >= 0.02 * area)
     keep[0] = False
     plateau = keep[labels]
-    if plateau.sum() < _PLATEAU_SHARE * area or (part & top & ~plateau).sum() < _PLATEAU_TOP_TISSUE * (part & top).sum():
+    top_tissue = (part & top & ~plateau).sum() / max(1, (part & top).sum())
+    if plateau.sum() < _PLATEAU_SHARE * area or top_tissue < _PLATEAU_TOP_TISSUE:
         return part
     rest = _largest(cv2.morphologyEx((part & ~plateau).astype(np.uint8), cv2.MORPH_OPEN, _kernel(5)) > 0) & part
     return rest if _straight_flank(plateau, rest) >= _FLANK_SHARE else part
@@ -830,9 +831,9 @@ def _trim_side(region: np.ndarray, grays: Sequence[np.ndarray], axis: int, rever
     order = (lines[::-1] if reverse else lines)[:run]
     out = region.copy()
     if axis == 0:
-        out[order[:run], :] = False
+        out[order, :] = False
     else:
-        out[:, order[:run]] = False
+        out[:, order] = False
     return out
 
 
