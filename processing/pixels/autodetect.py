@@ -811,8 +811,10 @@ def _trim_side(region: np.ndarray, grays: Sequence[np.ndarray], axis: int, rever
     13% static; at 1.5x it is 5 rows. The window began on the line."""
     thickest = max(_LINE, int(round(_LINE_SHARE * min(region.shape))))
     lines = np.flatnonzero(region.any(axis=1 - axis))  # rows (axis 0) or columns (axis 1) the region has
+    if reverse:
+        lines = lines[::-1]  # from the side in
     shares = []
-    for index in (lines[::-1] if reverse else lines)[:thickest + 2]:
+    for index in lines[:thickest + 2]:
         inside = region[index] if axis == 0 else region[:, index]
         values = np.stack([(g[index] if axis == 0 else g[:, index])[inside] for g in grays]).astype(np.float32)
         shares.append(float((values.std(axis=0) <= _STATIC_STD).mean()))
@@ -828,7 +830,7 @@ def _trim_side(region: np.ndarray, grays: Sequence[np.ndarray], axis: int, rever
             run = end
     if run == 0:
         return region
-    order = (lines[::-1] if reverse else lines)[:run]
+    order = lines[:run]
     out = region.copy()
     if axis == 0:
         out[order, :] = False
@@ -950,6 +952,13 @@ def _static_marks(
     return marks_out | colour | marks_in | rulers, colour
 
 
+def _ground(blob: np.ndarray, gray: np.ndarray) -> float | None:
+    """The median grey of ``gray`` in a ring 3-5 px around ``blob`` (uint8, ``gray``'s shape, with room around
+    it), what a blob stands on; None when the ring is empty."""
+    ring = (cv2.dilate(blob, _kernel(11)) > 0) & (cv2.dilate(blob, _kernel(5)) == 0)
+    return float(np.median(gray[ring])) if ring.any() else None
+
+
 def _on_bright_ground(labels: np.ndarray, k: int, stat: np.ndarray, gray_med: np.ndarray) -> bool:
     """True when component ``k`` of ``labels`` (``stat``: its row of connected-component stats) stands on bright
     ground: a ring 3-5 px out has median grey >= ``_BADGE_GREY``. That is the clipped crest of bright tissue --
@@ -958,10 +967,9 @@ def _on_bright_ground(labels: np.ndarray, k: int, stat: np.ndarray, gray_med: np
     marks' ground is 38 grey, the crest's 252 (collage 1364981565542047744 once its field is the sector: a
     reflector at the sector's bottom edge, 1.3% of the tissue masked)."""
     x, y, w, h = (int(v) for v in stat[:4])
-    y0, x0 = max(0, y - 5), max(0, x - 5)
-    blob = (labels[y0:y + h + 5, x0:x + w + 5] == k).astype(np.uint8)
-    ring = (cv2.dilate(blob, _kernel(11)) > 0) & ~(cv2.dilate(blob, _kernel(5)) > 0)
-    return bool(ring.any()) and float(np.median(gray_med[y0:y + h + 5, x0:x + w + 5][ring])) >= _BADGE_GREY
+    box = (slice(max(0, y - 5), y + h + 5), slice(max(0, x - 5), x + w + 5))
+    ground = _ground((labels[box] == k).astype(np.uint8), gray_med[box])
+    return ground is not None and ground >= _BADGE_GREY
 
 
 def _bright_still(gray_med: np.ndarray, std: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -1212,8 +1220,8 @@ def _isolated_blobs(
             continue
         box = (slice(max(0, y - 8), min(height, y + h + 8)), slice(max(0, x - 8), min(width, x + w + 8)))
         blob = (labels[box] == i).astype(np.uint8)
-        ring = (cv2.dilate(blob, _kernel(11)) > 0) & (cv2.dilate(blob, _kernel(5)) == 0)
-        if not ring.any() or float(np.median(gray[box][ring])) > _WHITE_EDGE:
+        ground = _ground(blob, gray[box])
+        if ground is None or ground > _WHITE_EDGE:
             continue
         hull = cv2.convexHull(cv2.findNonZero(blob))
         if area < 0.5 * max(cv2.contourArea(hull), 1.0):
