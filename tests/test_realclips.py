@@ -669,7 +669,7 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
     assert n >= 50
     assert all(s.top_ok for s in scores)
     assert sum(s.iou >= 0.9 for s in scores) >= n - 1
-    assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 2
+    assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 1
     assert all(s.bad_missed == 0 for s in scores)
     assert all(s.good_dropped <= 0.02 for s in scores)
     assert all(s.tissue_masked <= 0.005 for s in scores)
