@@ -66,7 +66,6 @@ def test_registry_script_regenerates_the_same_csv_and_its_checks_hold(reference_
 
 
 def test_registry_check_names_a_copy_whose_file_differs_from_its_row(reference_release, realdata):
-    sys.path.insert(0, str(ROOT / "scripts"))
     import copies_registry
 
     text = (ROOT / "metadata" / "copies.csv").read_text()

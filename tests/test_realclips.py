@@ -210,9 +210,6 @@ def test_a_ruler_with_a_tick_a_centimetre_drawn_over_the_tissue_is_masked(realda
 def _variant_score(realdata: Path, name: str, variant: str, work: Path):
     """The clip served as ``benchmarks/bench_variants.py``'s variant (mirrored, resized, in black bars), scored
     against its truth moved with the frames."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_variants import run
 
     score, summary, _seconds = run(variant, name, _truth(name), realdata, work)
@@ -553,9 +550,6 @@ def test_still_tissue_a_coarse_coder_left_unchanged_does_not_split_the_field(rea
     # change, so a band down the middle of the sector had no live speckle, and the field was split there as if
     # two panels met: the right half (49% of the tissue) was blanked. A seam between panels is dark in the median
     # frame; that band is as lit as the rest of the field.
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_variants import CRFS, coded_copy  # the benchmark's "coarse" copy, where this was found
 
     assert CRFS["coarse"] == 36
@@ -570,9 +564,6 @@ def test_smooth_tissue_a_coder_froze_at_a_fields_corner_stays_in_the_field(reald
     # 1412524263630946310 re-coded at CRF 28: the coder froze the lower-left corner of the right panel's trapezoid
     # (static, brighter than 60 grey: like a mark), and its tissue's roughness, 5.3, was under the speckle line
     # (6.0): the corner was blanked, 1.37% of the tissue. The same corner is kept at the clip's own coding.
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_variants import CRFS, coded_copy
 
     assert CRFS["recoded"] == 28
@@ -655,9 +646,6 @@ def test_a_flat_topped_field_that_widens_with_depth_is_convex(realdata):
 @pytest.mark.slow
 def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured(realdata):
     """Regression floor at the figures BENCHMARKS.md reports (50 clips); the issue's targets are higher."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_realclips import sample_frames
 
     scores = []

@@ -298,10 +298,6 @@ def test_score_clip_top_band_leaves_out_an_overlay_box_beside_the_apex():
 def test_a_variants_truth_moves_with_its_frames(variant):
     # benchmarks/bench_variants.py scores the truth's clips mirrored, resized and in black bars, with the truth's
     # boxes moved by the same geometry: a box drawn on a frame must land where the moved box says
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_variants import geometry
 
     frame = np.zeros((200, 300, 3), np.uint8)
@@ -316,10 +312,6 @@ def test_a_variants_truth_moves_with_its_frames(variant):
 
 
 def test_a_filmed_variant_lifts_the_black_with_new_noise_on_every_frame_and_says_so_in_its_truth():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from bench_variants import LIFT, geometry
 
     geo = geometry("filmed", 300, 200)
