@@ -454,31 +454,38 @@ def _step(box: np.ndarray) -> np.ndarray:
     """
     height, width = box.shape
     cut = np.zeros(box.shape, bool)
+    band = max(8, int(0.1 * height))
+    rows = np.arange(band, height - 2 * band)  # r: the band above is rows r - band .. r, the band below r + band ..
+    if rows.size == 0:
+        return cut
     filled = box.any(axis=1)
     left, right = (edge.astype(np.float64) for edge in _row_edges(box))
-    band = max(8, int(0.1 * height))
     least = _STEP * width
     area = np.cumsum(box.sum(axis=1))
-    for r in range(band, height - 2 * band):
-        above, below = slice(r - band, r), slice(r + band, r + 2 * band)
-        if not (filled[above].all() and filled[below].all()):
-            continue
-        left_a, right_a = np.median(left[above]), np.median(right[above])
-        left_b, right_b = np.median(left[below]), np.median(right[below])
-        step = min(left_b - left_a, right_a - right_b)
-        drift = max(np.ptp(left[above]), np.ptp(right[above]), np.ptp(left[below]), np.ptp(right[below]))
-        if step < least or drift > min(_STEADY * width + 2, step / 4):
-            continue
-        if min(area[r - 1], area[-1] - area[r + band - 1]) < _PANEL_SHARE * area[-1]:
-            continue
+    # Every band of rows at once: window i holds rows i .. i + band; the band above r is window r - band, below r
+    # is window r + band.
+    bands = [np.lib.stride_tricks.sliding_window_view(a, band) for a in (left, right)]
+    medians = [np.median(b, axis=1) for b in bands]
+    spans = [np.ptp(b, axis=1) for b in bands]
+    whole = np.lib.stride_tricks.sliding_window_view(filled, band).all(axis=1)
+    above, below = rows - band, rows + band
+    left_a, right_a = medians[0][above], medians[1][above]
+    left_b, right_b = medians[0][below], medians[1][below]
+    step = np.minimum(left_b - left_a, right_a - right_b)
+    drift = np.max([spans[0][above], spans[1][above], spans[0][below], spans[1][below]], axis=0)
+    sides = np.minimum(area[rows - 1], area[-1] - area[rows + band - 1])
+    ok = (whole[above] & whole[below] & (step >= least) & (drift <= np.minimum(_STEADY * width + 2, step / 4))
+          & (sides >= _PANEL_SHARE * area[-1]))
+    for i in np.flatnonzero(ok):
+        r = int(rows[i])
+        la, ra, lb, rb, st = (float(v[i]) for v in (left_a, right_a, left_b, right_b, step))
         rest = slice(r + band, height)
         inside = filled[rest]
-        if (left[rest][inside] < left_a + step / 2).any() or (right[rest][inside] > right_a - step / 2).any():
+        if (left[rest][inside] < la + st / 2).any() or (right[rest][inside] > ra - st / 2).any():
             continue
-        moved = ((left[r:r + band] - left_a >= (left_b - left_a) / 2)
-                 | (right_a - right[r:r + band] >= (right_a - right_b) / 2))
+        moved = (left[r:r + band] - la >= (lb - la) / 2) | (ra - right[r:r + band] >= (ra - rb) / 2)
         seam = r + int(np.argmax(moved)) if moved.any() else r + band // 2
-        x0, x1 = max(0, int(left_b) - 2), min(width, int(right_b) + 2)
+        x0, x1 = max(0, int(lb) - 2), min(width, int(rb) + 2)
         cut[max(0, seam - 1):seam + 1, x0:x1] = True
         cut[seam:, x0:x0 + 2] = True
         cut[seam:, max(x0, x1 - 2):x1] = True
