@@ -679,24 +679,36 @@ def test_a_thin_colour_streak_along_the_windows_edge_on_many_frames_is_a_fringe_
     assert not _edge_fringe(scan(streak), window, 60.0, {t: "cut" for t in range(0, 20, 3)}).any()  # cut frames
 
 
+def _lifted(shape: tuple[int, int], box: tuple[int, int, int, int], seed: int):
+    """``(rng, region, grey)``: a frame at 0 with a panel (``box``: y0, y1, x0, x1) whose black is lifted to 12,
+    noise std 1, the panel the region."""
+    rng = np.random.default_rng(seed)
+    gray = np.zeros(shape, np.float32)
+    region = np.zeros(shape, bool)
+    y0, y1, x0, x1 = box
+    region[y0:y1, x0:x1] = True
+    gray[region] = 12 + rng.normal(0, 1.0, int(region.sum()))
+    return rng, region, gray
+
+
+def _with_sector(gray: np.ndarray, rng, corners) -> np.ndarray:
+    """``gray`` with speckle at 60-140 filling the polygon ``corners`` (x, y), as uint8."""
+    sector = np.zeros(gray.shape, np.uint8)
+    cv2.fillConvexPoly(sector, np.array(corners), 1)
+    gray[sector > 0] = rng.uniform(60, 140, int(sector.sum()))
+    return np.clip(gray, 0, 255).astype(np.uint8)
+
+
 def _panel_with_a_sector(dark_below: bool) -> tuple[np.ndarray, np.ndarray]:
     """``(region, median grey)``: a 300x240 panel whose black is lifted to 12 on a frame at 0, holding a sector
     (apex at the top centre, straight flanks) of speckle at 60-140; with ``dark_below``, the panel is the sector's
     own field and its deep part fades to 12 instead (no flat black beside the flanks)."""
-    rng = np.random.default_rng(7)
-    gray = np.zeros((300, 360), np.float32)
-    region = np.zeros(gray.shape, bool)
-    region[30:270, 30:330] = True
-    gray[region] = 12 + rng.normal(0, 1.0, int(region.sum()))
-    sector = np.zeros(gray.shape, np.uint8)
+    rng, region, gray = _lifted((300, 360), (30, 270, 30, 330), seed=7)
     if dark_below:
-        sector[region] = 1
         gray[30:270, 30:330] = np.linspace(140, 12, 240, dtype=np.float32)[:, None] + rng.normal(0, 1.0, (240, 300))
         gray[200:270, 30:330] = 12 + rng.normal(0, 1.0, (70, 300))
-    else:
-        cv2.fillConvexPoly(sector, np.array([[150, 30], [210, 30], [330, 220], [330, 270], [30, 270], [30, 220]]), 1)
-        gray[sector > 0] = rng.uniform(60, 140, int(sector.sum()))
-    return region, np.clip(gray, 0, 255).astype(np.uint8)
+        return region, np.clip(gray, 0, 255).astype(np.uint8)
+    return region, _with_sector(gray, rng, [[150, 30], [210, 30], [330, 220], [330, 270], [30, 270], [30, 220]])
 
 
 def test_a_panels_lifted_black_beside_a_sectors_flank_is_not_the_field():
@@ -705,6 +717,19 @@ def test_a_panels_lifted_black_beside_a_sectors_flank_is_not_the_field():
     assert not field[40:120, 280:325].any()  # the panel's black beside the right flank
     assert field[150:260, 100:260].all() and field[225:265, 40:320].all()  # the sector
     assert field.sum() < 0.9 * region.sum()
+
+
+def test_a_screens_lifted_black_round_two_panels_is_not_the_field():
+    # a filmed screen: a margin of lifted black above and around two panels (a sector, a rectangle), the screen
+    # on 0. The plateau fills the region's top rows with no tissue beside it; the sector's flanks and the
+    # rectangle's sides are straight. The field is the larger panel.
+    rng, region, gray = _lifted((300, 460), (20, 290, 20, 440), seed=5)
+    gray[80:230, 300:420] = rng.uniform(60, 140, (150, 120))  # the smaller rectangle
+    gray = _with_sector(gray, rng, [[110, 60], [150, 60], [240, 240], [240, 270], [30, 270], [30, 240]])
+    field = _without_panel_black(region, gray, black=0.0)
+    assert field[180:260, 70:200].all()  # the sector
+    assert not field[20:55].any() and not field[80:230, 300:420].any()  # the margin, the other panel
+    assert field.sum() < 0.5 * region.sum()
 
 
 def test_a_deep_field_that_fades_to_a_lifted_black_stays_in_the_field():

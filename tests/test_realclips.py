@@ -228,6 +228,19 @@ def test_a_static_line_along_a_panels_top_is_trimmed_mirrored_and_scaled_up(real
     assert score.overlay_recall >= 0.9 and score.iou >= 0.9 and score.top_ok
 
 
+@pytest.mark.parametrize("name", ["twitter_taotepocus__1432487654680055810.mp4",  # a sector beside a CT image
+                                  "twitter_taotepocus__1451609510347513859.mp4",  # two sectors
+                                  "twitter_taotepocus__1447995907203649537.mp4"])  # a sector with a Doppler box
+def test_a_screen_filmed_by_a_phone_gives_its_panel_not_the_screen(realdata, name, tmp_path):
+    # bench_variants' "filmed" copy: the image's black lifted to 12 with a phone's noise, pasted on 0. The screen's
+    # black above and around the panels is the lifted plateau; the field was the whole screen (IoU 0.21-0.48, probe
+    # linear, rulers and labels inside the field) until the plateau could fill the region's top rows with no
+    # tissue beside it, and each side of the field got its own straight line.
+    score = _variant_score(realdata, name, "filmed", tmp_path)
+    assert score.iou >= 0.9 and score.probe_ok and score.top_ok
+    assert score.overlay_recall >= 0.95 and score.tissue_masked <= 0.005
+
+
 def test_a_still_image_beside_the_sector_is_not_part_of_the_field(realdata):
     # 1432487654680055810: a gallbladder sector (x 36-355) beside a CT image (x ~360-465): the window keeps the sector
     name = "twitter_taotepocus__1432487654680055810.mp4"

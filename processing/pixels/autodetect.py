@@ -148,11 +148,11 @@ _STEP = 0.08  # both side edges of a region step inwards by >= 8% of its width w
 _STEADY = 0.02  # ... still: an edge moves by at most 2% of the region's width (+2 px) along a tenth of its height
 _LIFTED = 6  # a region whose darkest pixels (2nd percentile) lie this far above the frame's black has a black of its own
 _PLATEAU = 8  # ... its flat background is within this of that level (a phone's noise over a filmed monitor's black)
-_PLATEAU_SHARE = 0.1  # ... covers >= 10% of the region, reaching its top rows beside the tissue (>= 15% of them
-# tissue), and meets the tissue along straight flanks: >= 80% of the edge in the tissue's upper half within 4% of
-# its length of a line fitted per piece. Of the 90 real clips only the collage 1364981565542047744 passes (plateau
-# 25% of its region, flank 0.87 straight); next: LITFL "Pneumonia" crop's rib shadows (23%, flank 0.51), then 7%
-_PLATEAU_TOP_TISSUE = 0.15
+_PLATEAU_SHARE = 0.1  # ... covers >= 10% of the region, reaching its top rows, and meets the tissue along
+# straight side edges: >= 80% of the rows of the tissue's upper half where it meets the plateau lie within 4% of
+# the side's length of a line fitted to that side (left and right apart). Of the 90 real clips only the collage
+# 1364981565542047744 passes (plateau 25% of its region, sides 0.95 straight); next: LITFL "Pneumonia"
+# crop's rib shadows (23%, sides 0.47); the other plateaus are at most 7% of their regions
 _FLANK_FIT = 0.04
 _FLANK_SHARE = 0.8
 
@@ -630,8 +630,9 @@ def _without_panel_black(part: np.ndarray, gray_med: np.ndarray, black: float) -
     A phone filming a monitor (or a screen grab pasted into a collage) lifts a panel's black to ~10 grey while the
     collage around it stays at 0: the whole panel rectangle is then above the background, and the field found is
     the rectangle, with the depth scale and labels beside the sector inside it. That black is a flat plateau at
-    the region's darkest level (``_PLATEAU``) that fills the panel's top corners beside the sector's apex and meets
-    the tissue along the sector's straight flank. Dark tissue is not taken: a deep field that fades to the noise
+    the region's darkest level (``_PLATEAU``) that reaches the region's top rows (the panel's top corners beside
+    the sector's apex, or the screen's margin above its panels) and meets the tissue along straight side edges (a
+    sector's flanks, a rectangle's sides). The field is then the largest piece left. Dark tissue is not taken: a deep field that fades to the noise
     (POCUS Atlas "suspected Covid": 31% of its region, not in its top rows), dark chambers and effusions (inside
     the field, not at its edge), rib shadows under the pleura (ragged edges, not one straight flank).
     Real clip 1364981565542047744 (a three-panel cardiac collage filmed off a monitor): the field was the bottom
@@ -653,8 +654,7 @@ def _without_panel_black(part: np.ndarray, gray_med: np.ndarray, black: float) -
     keep = on_edge & on_top & (stats[:, cv2.CC_STAT_AREA] >= 0.02 * area)
     keep[0] = False
     plateau = keep[labels]
-    top_tissue = (part & top & ~plateau).sum() / max(1, (part & top).sum())
-    if plateau.sum() < _PLATEAU_SHARE * area or top_tissue < _PLATEAU_TOP_TISSUE:
+    if plateau.sum() < _PLATEAU_SHARE * area:
         return part
     rest = _largest(cv2.morphologyEx((part & ~plateau).astype(np.uint8), cv2.MORPH_OPEN, _kernel(5)) > 0) & part
     return rest if _straight_flank(plateau, rest) >= _FLANK_SHARE else part
@@ -668,28 +668,26 @@ def _largest(mask: np.ndarray) -> np.ndarray:
 
 
 def _straight_flank(plateau: np.ndarray, tissue: np.ndarray) -> float:
-    """The share of the rows where the plateau meets ``tissue``, in the tissue's upper half (a sector's flanks; its
-    arc is below), whose meeting point lies within ``_FLANK_FIT`` of the flank's length (at least 3 px) of a line
-    fitted per piece of plateau (one flank each: a wedge either side of the apex). One point per row (the median
-    column the piece meets the tissue at), so a stretch along the panel's top, where the sector's apex is cut
-    off, is one point, not a second line."""
-    edge = plateau & (cv2.dilate(tissue.astype(np.uint8), _kernel(3)) > 0)
+    """The share of the rows where the plateau meets ``tissue``'s side edges, in the tissue's upper half (a
+    sector's flanks; its arc is below), whose edge column lies within ``_FLANK_FIT`` of the side's length (at least
+    3 px) of a line fitted to that side: the left edge and the right edge each get their own line (a wedge either
+    side of an apex, or a screen's black all round a panel)."""
     rows = np.flatnonzero(tissue.any(axis=1))
     if rows.size == 0:
         return 0.0
-    edge[(rows[0] + rows[-1]) // 2:] = False
-    n, pieces = cv2.connectedComponents(plateau.astype(np.uint8), connectivity=8)
+    width = tissue.shape[1]
+    upper = rows[rows <= (rows[0] + rows[-1]) // 2]
+    first, stop = _row_edges(tissue[upper])
     near = total = 0
-    for k in range(1, n):
-        ys, xs = np.nonzero(edge & (pieces == k))
-        at = np.unique(ys)
-        if at.size < 10:
+    for edge, out in ((first, -1), (stop - 1, 1)):
+        meets = plateau[upper, np.clip(edge + out, 0, width - 1)] | plateau[upper, np.clip(edge + 2 * out, 0, width - 1)]
+        if meets.sum() < 10:
             continue
-        points = np.column_stack([[np.median(xs[ys == y]) for y in at], at]).astype(np.float32)
+        points = np.column_stack([edge[meets], upper[meets]]).astype(np.float32)
         vx, vy, x0, y0 = cv2.fitLine(points, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
         off = np.abs((points[:, 0] - x0) * vy - (points[:, 1] - y0) * vx)
         near += int((off <= max(3.0, _FLANK_FIT * float(np.hypot(*np.ptp(points, axis=0))))).sum())
-        total += at.size
+        total += len(points)
     return near / total if total else 0.0
 
 
