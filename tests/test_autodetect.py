@@ -17,6 +17,7 @@ from processing.demo.simulate import ClipSpec, simulate_frames, write_clip
 from processing.errors import ClipError, InvalidChoiceError
 from processing.pixels.autodetect import (
     Detection,
+    _probe_of,
     _trim_static_edges,
     _without_panel_black,
     detect_clip,
@@ -730,6 +731,18 @@ def test_a_screens_lifted_black_round_two_panels_is_not_the_field():
     assert field[180:260, 70:200].all()  # the sector
     assert not field[20:55].any() and not field[80:230, 300:420].any()  # the margin, the other panel
     assert field.sum() < 0.5 * region.sum()
+
+
+def test_a_sectors_arc_is_read_above_a_lifted_black():
+    # a sector filling a screen filmed by a phone: the corners above its arc are the screen's lifted black, inside
+    # the region (a rectangle); its lit part arcs
+    rng, region, gray = _lifted((300, 360), (30, 270, 30, 330), seed=3)
+    corners = [[150, 30], [210, 30], [330, 150], [330, 270], [30, 270], [30, 150]]
+    gray = _with_sector(gray, rng, corners)
+    bbox = Window(30, 30, 300, 240)
+    assert _probe_of(region, bbox) == "linear"  # the region alone: a rectangle
+    assert _probe_of(region, bbox, gray, black=0.0) == "convex"
+    assert _probe_of(region, bbox, gray, black=10.0) == "linear"  # a black at the frame's: the region is the field
 
 
 def test_a_deep_field_that_fades_to_a_lifted_black_stays_in_the_field():

@@ -644,6 +644,21 @@ def test_sectors_cropped_to_a_square_stay_convex_and_linear_fields_stay_linear(r
     assert [n for n in linear if _detect(realdata, n).probe != "linear"] == []
 
 
+@pytest.mark.parametrize("name", ["pocusatlas__Reg-Atlas.gif", "grepmed__Cov-grepmed2.mp4",
+                                  "paper__Cov_convex_volpecelli_sonographic_v1.mov"])
+def test_a_sector_filling_a_filmed_screen_stays_convex(realdata, name, tmp_path):
+    # filmed (bench_variants): the black corners above the sector's arc are lifted to the screen's black, inside
+    # the region; the arc is read on the region's lit part. These were called linear.
+    assert _variant_score(realdata, name, "filmed", tmp_path).probe_ok
+
+
+def test_a_sector_crop_whose_dark_corners_lie_above_the_black_is_convex(realdata):
+    # LITFL "Pneumonia" crop (MANIFEST: convex), already cropped to its sector: the corners above the arc are 22
+    # grey (flat), 20 above the frame's black, and were read as the field's top edge (linear, a 316x309 window)
+    detection = _detect(realdata, "litfl__Pneu_Pneumonia-LITFL-Ultrasound_crop.mp4")
+    assert detection.probe == "convex" and detection.window == Window(0, 0, 316, 316)
+
+
 def test_a_flat_topped_field_that_widens_with_depth_is_convex(realdata):
     # Butterfly's trapezoid display (flat probe face, flanks diverging with depth), on lung and on other presets:
     # a sector format, as the release labels every Butterfly video
