@@ -646,9 +646,10 @@ def _without_panel_black(part: np.ndarray, gray_med: np.ndarray, black: float) -
     the rectangle, with the depth scale and labels beside the sector inside it. That black is a flat plateau at
     the region's darkest level (``_PLATEAU``) that reaches the region's top rows (the panel's top corners beside
     the sector's apex, or the screen's margin above its panels) and meets the tissue along straight side edges (a
-    sector's flanks, a rectangle's sides). The field is then the largest piece left. Dark tissue is not taken: a deep field that fades to the noise
-    (POCUS Atlas "suspected Covid": 31% of its region, not in its top rows), dark chambers and effusions (inside
-    the field, not at its edge), rib shadows under the pleura (ragged edges, not one straight flank).
+    sector's flanks, a rectangle's sides). The field is then the largest piece left. Dark tissue is not taken: a
+    deep field that fades to the noise (POCUS Atlas "suspected Covid": 31% of its region, not in its top rows),
+    dark chambers and effusions (inside the field, not at its edge), rib shadows under the pleura (ragged edges,
+    not one straight flank).
     Real clip 1364981565542047744 (a three-panel cardiac collage filmed off a monitor): the field was the bottom
     panel's rectangle, probe linear, its dotted depth scale and "A"/"B" labels inside the field."""
     level = float(np.percentile(gray_med[part], 2))
@@ -694,7 +695,8 @@ def _straight_flank(plateau: np.ndarray, tissue: np.ndarray) -> float:
     first, stop = _row_edges(tissue[upper])
     near = total = 0
     for edge, out in ((first, -1), (stop - 1, 1)):
-        meets = plateau[upper, np.clip(edge + out, 0, width - 1)] | plateau[upper, np.clip(edge + 2 * out, 0, width - 1)]
+        beside = [plateau[upper, np.clip(edge + step * out, 0, width - 1)] for step in (1, 2)]
+        meets = beside[0] | beside[1]
         if meets.sum() < 10:
             continue
         points = np.column_stack([edge[meets], upper[meets]]).astype(np.float32)
