@@ -570,14 +570,13 @@ def _probe_of(region: np.ndarray, bbox: Window, gray_med: np.ndarray | None = No
     Measured on the 90 real clips, the 90 simulated ones and the 50 truth clips' seven variants, this changes 15
     probes, all to the right one: 13 filmed copies, one letterboxed, and LITFL's "Pneumonia" crop.
     """
-    if gray_med is not None:
-        level = float(np.percentile(gray_med[region], 2))
-        if level >= black + _LIFTED:
-            lit = region & (cv2.blur(gray_med, (5, 5)) > level + _PLATEAU)
-            lit = cv2.morphologyEx(lit.astype(np.uint8), cv2.MORPH_OPEN, _kernel(5)) > 0
-            x, y, w, h = cv2.boundingRect(lit.astype(np.uint8))
-            if w and h:
-                region, bbox = lit, Window(x, y, w, h)
+    level = _own_black(region, gray_med, black) if gray_med is not None else None
+    if level is not None:
+        lit = (region & (cv2.blur(gray_med, (5, 5)) > level + _PLATEAU)).astype(np.uint8)
+        lit = cv2.morphologyEx(lit, cv2.MORPH_OPEN, _kernel(5))
+        x, y, w, h = cv2.boundingRect(lit)
+        if w and h:
+            region, bbox = lit > 0, Window(x, y, w, h)
     sub = region[bbox.y:bbox.y + bbox.h, bbox.x:bbox.x + bbox.w]
     columns = np.flatnonzero(sub.any(axis=0))
     if columns.size < 10:
@@ -638,6 +637,13 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     return FieldOfView(probe=probe, window=window_for(bbox, probe, width, height), bbox=bbox, region=region)
 
 
+def _own_black(region: np.ndarray, gray_med: np.ndarray, black: float) -> float | None:
+    """The level of ``region``'s own black (its darkest pixels, 2nd percentile of ``gray_med``) when it lies
+    ``_LIFTED`` or more above the frame's ``black`` (a screen filmed by a phone); None when it does not."""
+    level = float(np.percentile(gray_med[region], 2))
+    return level if level >= black + _LIFTED else None
+
+
 def _without_panel_black(part: np.ndarray, gray_med: np.ndarray, black: float) -> np.ndarray:
     """``part`` without the panel's own black, where that black lies above the frame's.
 
@@ -652,8 +658,8 @@ def _without_panel_black(part: np.ndarray, gray_med: np.ndarray, black: float) -
     not one straight flank).
     Real clip 1364981565542047744 (a three-panel cardiac collage filmed off a monitor): the field was the bottom
     panel's rectangle, probe linear, its dotted depth scale and "A"/"B" labels inside the field."""
-    level = float(np.percentile(gray_med[part], 2))
-    if level < black + _LIFTED:
+    level = _own_black(part, gray_med, black)
+    if level is None:
         return part
     flat = (part & (gray_med <= level + _PLATEAU)).astype(np.uint8)
     edge = part & ~(cv2.erode(part.astype(np.uint8), _kernel(3)) > 0)
