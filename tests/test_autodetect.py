@@ -522,6 +522,53 @@ def test_still_speckle_belongs_to_the_field_and_still_text_beside_it_does_not():
 
 
 
+def _field_and_dotted_scale(spacing=(12.0,), dots=9, start=40.0):
+    """A sector-like field whose right corner (x 125, y 100) a slanted dotted scale beside it touches: dots 2x2 at
+    150 grey, ``spacing`` px apart along the line (cycled), on black; the dot that lands on the corner is drawn
+    over the field. ``dots`` dots from row ``start``. Returns ``(gray, region, (x, y) of that dot)``."""
+    height, width = 200, 160
+    gray = np.full((height, width), 10, np.uint8)
+    region = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(region, [np.array([[40, 20], [100, 20], [125, 100], [60, 180]])], 1)
+    region = region > 0
+    rng = np.random.default_rng(0)
+    gray[region] = rng.integers(40, 60, int(region.sum()))
+    y, corner = start, None
+    for k in range(dots):
+        x = 121 + 1.0 - (y - 100) / 12  # slanted: one column per dot spacing
+        cx, cy = int(round(x)), int(round(y))
+        gray[cy:cy + 2, cx - 1:cx + 1] = 150
+        if region[cy, cx - 1]:
+            corner = (cx - 1, cy)
+        y += spacing[k % len(spacing)]
+    return gray, region, corner
+
+
+def test_a_dotted_scale_dot_that_landed_on_the_fields_corner_is_masked():
+    from processing.pixels.autodetect import _scale_gaps
+
+    gray, region, corner = _field_and_dotted_scale()
+    assert corner is not None  # the dot at y 100 joins the corner of the field
+    marks = _scale_gaps(gray, region, Window(0, 0, 160, 200))
+    x, y = corner
+    assert marks[y:y + 2, x:x + 2].all()  # the dot on the corner
+    assert marks.sum() <= 25 and not marks[:, :110].any()  # and only around it, not the field's inside
+    # a window that ends before the scale: the same dot, in the window's coordinates
+    assert _scale_gaps(gray, region, Window(20, 10, 110, 150))[y - 10, x - 20]
+
+
+@pytest.mark.parametrize("spacing, dots, start", [
+    ((12.0, 7.0, 9.0), 9, 40.0),  # dots at irregular spacings: speckle or text, not a scale
+    ((12.0,), 4, 76.0),  # too few dots to be a scale: two above the corner, one on it, one below
+])
+def test_dots_that_are_not_a_scale_mask_nothing_on_the_field(spacing, dots, start):
+    from processing.pixels.autodetect import _scale_gaps
+
+    gray, region, corner = _field_and_dotted_scale(spacing, dots, start)
+    assert corner is not None
+    assert not _scale_gaps(gray, region, Window(0, 0, 160, 200)).any()
+
+
 def test_a_coloured_line_just_outside_the_window_has_its_rim_in_the_window_masked():
     from processing.pixels.autodetect import _rims_from_beyond
 

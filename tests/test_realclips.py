@@ -156,6 +156,20 @@ def test_a_sector_on_a_panel_whose_black_a_phone_lifted_is_the_field_not_the_pan
     assert score.tissue_masked <= 0.005  # the saturated reflector on the sector's bottom edge is tissue, not a label
 
 
+def test_a_dotted_scale_dot_on_the_sectors_corner_is_masked(realdata):
+    # The same collage: its slanted depth scale, dots 12 px apart right of the sector, has one dot on the sector's
+    # right corner (x 341-342, y 355-356), inside the field's region, where no rule for marks outside the field
+    # reached it (overlay 0.79: the scale's only pixels in the window). The scale's other dots place it.
+    name = "twitter_taotepocus__1364981565542047744.mp4"
+    detection = _detect(realdata, name)
+    window = detection.window
+    main = np.zeros((436, 438), bool)
+    main[window.slices()] = detection.main_mask
+    assert main[355:357, 341:343].all()
+    assert main[300:400, 300:336].sum() <= 30  # the field's tissue left of the corner: the one dot's disc
+    assert _score(realdata, name).overlay_recall >= 0.95
+
+
 @pytest.mark.parametrize("name, rows, columns", [
     # a deep field that fades to ~9 grey, flat, 31% of the region: it is below the tissue, not beside it
     ("pocusatlas__Cov-Atlas-suspectedCovid.mp4", slice(1000, 1070), slice(300, 800)),
@@ -685,7 +699,7 @@ def test_the_scores_over_every_truth_clip_hold_at_least_where_they_were_measured
     assert n >= 50
     assert all(s.top_ok for s in scores)
     assert sum(s.iou >= 0.9 for s in scores) >= n - 1
-    assert sum(s.overlay_recall >= 0.95 for s in scores) >= n - 1
+    assert all(s.overlay_recall >= 0.95 for s in scores)
     assert all(s.bad_missed == 0 for s in scores)
     assert all(s.good_dropped <= 0.02 for s in scores)
     assert all(s.tissue_masked <= 0.005 for s in scores)

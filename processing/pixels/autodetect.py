@@ -27,6 +27,8 @@ pixels, so a new source (or a user's own clip) needs no hand work:
      the field;
    - depth rulers drawn over the edge of the image: a column of short, bright, steady, thin strokes at a regular
      spacing, and the bright steady strokes (digits) in a band around it;
+   - a dotted depth scale's dot that landed on the field's edge (a sector's corner): a gap in a straight line of
+     regularly spaced small dots beside the field, on the field's outer pixels;
    - coloured marks anywhere (orientation dot, coloured triangles, coloured text): chroma (max-min of R, G, B) well
      above the image's own tint, present in most frames -> main mask;
    - static bright text burned into the image (e.g. a vendor logo on the sector): very bright pixels that never
@@ -155,6 +157,8 @@ _PLATEAU_SHARE = 0.1  # ... covers >= 10% of the region, reaching its top rows, 
 # crop's rib shadows (23%, sides 0.47); the other plateaus are at most 7% of their regions
 _FLANK_FIT = 0.04
 _FLANK_SHARE = 0.8
+_SCALE_DOT = 12  # a dot of a dotted depth scale stands this far above the opening (7x7) of its neighbourhood
+_SCALE_DOTS = 5  # ... and the scale is a straight line of at least 5 of them at a regular spacing
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,7 @@ class FieldOfView:
     window: Window  # the crop window: square around a sector, rectangle around a linear field
     bbox: Window  # tight box around ``region``
     region: np.ndarray = field(repr=False)  # bool (H, W): the field of view (convex hull of the live region)
+    median: np.ndarray | None = field(default=None, repr=False)  # uint8 (H, W): the median grey frame it was found on
 
     def __post_init__(self) -> None:
         check_choice("probe", self.probe, PROBES)
@@ -634,7 +639,8 @@ def _fov_from(grays: Sequence[np.ndarray], chromas: Sequence[np.ndarray], clip_i
     x, y, w, h = cv2.boundingRect(region.astype(np.uint8))
     bbox = Window(x, y, w, h)
     probe = _probe_of(region, bbox, gray_med, black)
-    return FieldOfView(probe=probe, window=window_for(bbox, probe, width, height), bbox=bbox, region=region)
+    return FieldOfView(probe=probe, window=window_for(bbox, probe, width, height), bbox=bbox, region=region,
+                       median=gray_med)
 
 
 def _own_black(region: np.ndarray, gray_med: np.ndarray, black: float) -> float | None:
@@ -1311,6 +1317,7 @@ def detect_overlays(
     level = _tint_threshold(_median(chromas), _median(grays), region_win)
     main, static_colour = _static_marks(grays, chromas, region_win, level)
     main |= _rims_from_beyond(full_chromas, window, region, level)
+    main |= _scale_gaps(_median([_gray(f) for f in frames]), region, window)
     core = _lung_core(region_win)
     frame_masks: dict[int, np.ndarray] = {}
     dropped: list[int] = []
@@ -1477,6 +1484,95 @@ def _rims_from_beyond(chromas: Sequence[np.ndarray], window: Window, region: np.
     seeds &= ~region[y0:y1, x0:x1]
     seeds[inner] = False
     return (cv2.dilate(seeds.astype(np.uint8), _kernel(3)) > 0)[inner]
+
+
+def _scale_dots(gray_med: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(centres, sizes)``: the small bright dots outside the field of view (``region``) on dark ground, as
+    ``(x, y)`` centres (float, n x 2) and their larger side in px: the dots a dotted depth scale is drawn with.
+    Ground: the median grey within 6 px of a dot, off the field and 2 px clear of every bright spot."""
+    height, width = gray_med.shape
+    bright = (cv2.morphologyEx(gray_med, cv2.MORPH_TOPHAT, _kernel(7)) >= _SCALE_DOT).astype(np.uint8)
+    n, labels, stats, centres = cv2.connectedComponentsWithStats(bright & ~region, connectivity=8)
+    ground = ~region & (cv2.dilate(bright, _kernel(5)) == 0)
+    sizes = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    keep = []
+    for i in np.flatnonzero(sizes[1:] <= max(4, 0.02 * min(height, width))) + 1:
+        x, y, w, h = (int(v) for v in stats[i, :4])
+        box = (slice(max(0, y - 6), y + h + 6), slice(max(0, x - 6), x + w + 6))
+        around = gray_med[box][ground[box]]
+        if around.size and np.median(around) <= _DARK:
+            keep.append(i)
+    return centres[keep].reshape(-1, 2), sizes[keep]
+
+
+def _dotted_lines(
+    centres: np.ndarray, longest: float, seeds: np.ndarray
+) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """``(dots, gaps)`` of each straight line of at least ``_SCALE_DOTS`` regularly spaced ``centres`` (n x 2)
+    through one of the ``seeds`` (indices): the indices of its dots, and where the dots it misses (at most two in
+    a row) should be. A dot and one of its 4 nearest neighbours, 4 to ``longest`` px apart, set the line and its
+    spacing; a dot lies within 2 px of the line and within a quarter of a spacing of where the spacing puts it."""
+    seen: set[frozenset[int]] = set()
+    if len(centres) < _SCALE_DOTS:
+        return
+    distances = np.linalg.norm(centres[:, None] - centres[None], axis=2)
+    nearest = np.argsort(distances, axis=1)[:, 1:5]
+    for i in seeds:
+        offsets = centres - centres[i]
+        for j in nearest[i]:
+            step = float(distances[i, j])
+            if not 4 <= step <= longest:
+                continue
+            along = offsets[j] / step
+            on = np.flatnonzero(np.abs(offsets @ np.array([-along[1], along[0]])) <= 2)
+            t = offsets[on] @ along
+            order = np.argsort(t)
+            on, t = on[order], t[order]
+            start = int(np.flatnonzero(on == i)[0])
+            dots, gaps = [int(i)], []
+            for direction, end in ((1, len(t)), (-1, -1)):
+                base = t[start]
+                for k in range(start + direction, end, direction):
+                    spacings = abs(t[k] - base) / step
+                    if spacings < 0.75:  # a second blob of the same dot
+                        continue
+                    count = round(spacings)
+                    if count > 3 or abs(spacings - count) > 0.25:
+                        break
+                    gaps += [centres[i] + along * (base + direction * g * abs(t[k] - base) / count)
+                             for g in range(1, count)]
+                    dots.append(int(on[k]))
+                    base = t[k]
+            key = frozenset(dots)
+            if len(key) >= _SCALE_DOTS and key not in seen:
+                seen.add(key)
+                yield sorted(key), gaps
+
+
+def _scale_gaps(gray_med: np.ndarray, region: np.ndarray, window: Window) -> np.ndarray:
+    """The dots of a dotted depth scale drawn beside the field of view that landed on its edge (window
+    coordinates). Beside the field, a dot is a small bright dot on black; where the scale touches the field (a
+    sector's corner, a flank) the dot joins the field's region and no rule for marks outside the field sees it.
+    The scale's other dots place it: a gap of one or two spacings in a line of regularly spaced dots, on the
+    field's outer 3 px, is masked with a disc of the scale's dot size.
+    Real clip 1364981565542047744: a filmed collage's slanted scale of dots 12 px apart, one on the sector's
+    corner; elsewhere on the 90 real clips the gaps fall on the ticks of rulers drawn along a field's edge."""
+    height, width = region.shape
+    centres, sizes = _scale_dots(gray_med, region)
+    rim = region & ~(cv2.erode(region.astype(np.uint8), _kernel(7)) > 0)
+    marks = np.zeros((height, width), np.uint8)
+    longest = 0.1 * min(height, width)
+    # A line with a gap on the field has a dot within two spacings of it: start lines there only.
+    off_field = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
+    xs, ys = (np.clip(np.rint(centres[:, k]).astype(int), 0, side - 1) for k, side in ((0, width), (1, height)))
+    seeds = np.flatnonzero(off_field[ys, xs] <= 2 * longest + 2)
+    for dots, gaps in _dotted_lines(centres, longest, seeds):
+        radius = int(np.median(sizes[dots])) // 2 + 1
+        for x, y in (np.rint(g).astype(int) for g in gaps):
+            if 0 <= x < width and 0 <= y < height and rim[y, x]:
+                cv2.circle(marks, (int(x), int(y)), radius, 1, -1)
+    rows, cols = window.slices()
+    return marks[rows, cols] > 0
 
 
 def _still_bright(grays: Sequence[np.ndarray], main: np.ndarray) -> np.ndarray:
@@ -1818,6 +1914,7 @@ def detect_frames(
     level = _tint_threshold(_median(chromas_w), _median(grays_w), region_win)
     main, static_colour = _static_marks(grays_w, chromas_w, region_win, level)
     main |= _rims_from_beyond([c for _g, c in samples.values()], window, fov.region, level)
+    main |= _scale_gaps(fov.median, fov.region, window)
     if scan.crowded and again is not None:
         scan.rescan(again(), window, clip_id)
     fringe = _edge_fringe(scan, window, level, unusable)
