@@ -78,6 +78,23 @@ def test_crop_and_mask_auto_use_the_detector(tmp_path: Path, capsys) -> None:
     assert list((out / "data" / "mask").glob("sim_prc_*_main_mask.png"))
 
 
+def test_auto_reports_a_clip_without_a_field_by_name_writes_nothing_of_it_and_keeps_the_others(
+        tmp_path: Path, capsys) -> None:
+    simulate = pytest.importorskip("processing.demo.simulate")
+    simulate.write_clip(simulate.ClipSpec(width=160, height=120, num_frames=8), tmp_path / "sim.mp4")
+    write_clip(tmp_path / "blank.mp4", [np.zeros((120, 160, 3), np.uint8)] * 8)  # black: no field of view
+    out = tmp_path / "out"
+    code = main(["clean", str(tmp_path / "blank.mp4"), str(tmp_path / "sim.mp4"), "--out", str(out),
+                 "--crop", "auto", "--mask", "auto", "--no-videos"])
+    err = capsys.readouterr().err
+    assert code == 1
+    lines = [line for line in err.splitlines() if "blank" in line]
+    assert len(lines) == 1 and "no ultrasound field of view found" in lines[0] and "Traceback" not in err
+    written = [p.name for p in out.rglob("*") if p.is_file()]
+    assert not [n for n in written if n.startswith("blank")]
+    assert len([n for n in written if n.startswith("sim_prc_") and "_clean_frame" in n]) == 8
+
+
 def _pointer_clip(tmp_path: Path, simulated_site):
     """A simulated clip whose moving pointer crosses the lung in some frames."""
     autodetect = pytest.importorskip("processing.pixels.autodetect")
