@@ -1307,8 +1307,10 @@ def detect_overlays(
     indices = list(range(len(frames))) if indices is None else list(indices)
     if len(indices) != len(frames):
         raise CovidxError(f"{clip_id}: {len(indices)} indices for {len(frames)} frames")
+    median = None  # the full frames' median grey, which detect_fov computes on the same frames
     if region is None:
-        region = detect_fov(frames, clip_id=clip_id).region
+        fov = detect_fov(frames, clip_id=clip_id)
+        region, median = fov.region, fov.median
     rows, cols = window.slices()
     grays = [_gray(f[rows, cols]) for f in frames]
     full_chromas = [chroma_of(f) for f in frames]  # the window's, and the ring around it (_rims_from_beyond)
@@ -1317,7 +1319,9 @@ def detect_overlays(
     level = _tint_threshold(_median(chromas), _median(grays), region_win)
     main, static_colour = _static_marks(grays, chromas, region_win, level)
     main |= _rims_from_beyond(full_chromas, window, region, level)
-    main |= _scale_gaps(_median([_gray(f) for f in frames]), region, window)
+    if median is None:
+        median = _median([_gray(f) for f in frames])
+    main |= _scale_gaps(median, region, window)
     core = _lung_core(region_win)
     frame_masks: dict[int, np.ndarray] = {}
     dropped: list[int] = []
